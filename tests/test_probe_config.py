@@ -1,0 +1,82 @@
+"""Unit tests: bootstrap parsing, the Kafka probe against things that are not Kafka, settings precedence."""
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from uniqcount import config
+from uniqcount.probe import is_local, kafka_answers, parse_servers
+from tests.conftest import free_port
+
+
+def test_parse_servers():
+    assert parse_servers("localhost:9092") == [("localhost", 9092)]
+    assert parse_servers(" a:1, b:2 ,") == [("a", 1), ("b", 2)]
+    assert parse_servers("[::1]:9092") == [("::1", 9092)]
+    for bad in ("localhost", "a:b", "", ","):
+        with pytest.raises(ValueError):
+            parse_servers(bad)
+
+
+def test_is_local():
+    assert is_local("localhost:9092,127.0.0.1:9093,[::1]:1")
+    assert not is_local("localhost:9092,kafka.example.com:9092")
+    assert not is_local("broker.invalid:9092")
+
+
+def test_probe_closed_port_is_not_kafka():
+    assert not kafka_answers("127.0.0.1", free_port(), timeout=1)
+
+
+def _serve_once(reply: bytes) -> int:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def answer():
+        conn, _ = server.accept()
+        with conn, server:
+            conn.recv(1024)
+            conn.sendall(reply)
+
+    threading.Thread(target=answer, daemon=True).start()
+    return server.getsockname()[1]
+
+
+@pytest.mark.parametrize("reply", [b"HTTP/1.1 400 Bad Request\r\n\r\n", b"", b"\x00\x00\x00\x06\x00\x00\x00\x01\x00\x00"])
+def test_probe_other_servers_are_not_kafka(reply):
+    # an HTTP server, one that hangs up, one that answers a wrong correlation id
+    assert not kafka_answers("127.0.0.1", _serve_once(reply), timeout=1)
+
+
+def test_precedence_flag_env_file_default(tmp_path: Path):
+    env_file = tmp_path / "config.env"
+    env_file.write_text("# comment\nBOOTSTRAP_SERVERS=file:1\nLOCAL_CONTROLLER_PORT=1111\n")
+    assert config.load(env_file, {})["LOCAL_BROKER_HEAP"] == config.SETTINGS["LOCAL_BROKER_HEAP"].default
+    assert config.load(env_file, {})["BOOTSTRAP_SERVERS"] == "file:1"
+    assert config.load(env_file, {"BOOTSTRAP_SERVERS": "env:2"})["BOOTSTRAP_SERVERS"] == "env:2"
+    flagged = config.load(env_file, {"BOOTSTRAP_SERVERS": "env:2"}, {"BOOTSTRAP_SERVERS": "flag:3"})
+    assert flagged["BOOTSTRAP_SERVERS"] == "flag:3"
+    assert flagged["LOCAL_CONTROLLER_PORT"] == 1111
+
+
+def test_bad_settings_are_one_line_errors(tmp_path: Path):
+    env_file = tmp_path / "config.env"
+    env_file.write_text("BOOTSTRAP_SERVER=typo:1\n")
+    with pytest.raises(SystemExit, match="unknown setting.*BOOTSTRAP_SERVER"):
+        config.load(env_file, {})
+    env_file.write_text("LOCAL_CONTROLLER_PORT=abc\n")
+    with pytest.raises(SystemExit, match="LOCAL_CONTROLLER_PORT='abc' is not valid"):
+        config.load(env_file, {})
+
+
+def test_config_env_documents_every_setting():
+    text = config.DEFAULT_CONFIG_FILE.read_text()
+    lines = text.splitlines()
+    for name, setting in config.SETTINGS.items():
+        (index,) = [i for i, line in enumerate(lines) if line.startswith(f"{name}=")]
+        assert lines[index - 1].startswith("#"), f"{name} in config.env has no comment above it"
+        assert lines[index] == f"{name}={setting.default}", f"config.env and the default of {name} differ"

@@ -1,0 +1,112 @@
+"""`./run.sh broker ...` and the broker choice of `./run.sh`.
+
+Choice: the broker named in config.env if it answers; else Docker Compose if a Docker engine runs;
+else the local broker. A non-local BOOTSTRAP_SERVERS that does not answer is an error: nothing is
+started behind the back of a user who pointed config.env elsewhere.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+from . import config
+from .localbroker import REPO, TOOLS, BrokerError, LocalBroker, tool_command
+from .probe import any_answers, is_local, parse_servers
+
+
+def local_broker(settings: dict[str, Any]) -> LocalBroker:
+    """The project's local broker, on the port BOOTSTRAP_SERVERS names when that is this machine."""
+    servers = parse_servers(settings["BOOTSTRAP_SERVERS"])
+    port = servers[0][1] if is_local(settings["BOOTSTRAP_SERVERS"]) else 9092
+    return LocalBroker(home=REPO / settings["LOCAL_BROKER_DIR"], port=port,
+                       controller_port=settings["LOCAL_CONTROLLER_PORT"],
+                       heap=settings["LOCAL_BROKER_HEAP"])
+
+
+def docker_engine_running() -> bool:
+    docker = shutil.which("docker")
+    if not docker:
+        return False
+    try:
+        return subprocess.run([docker, "info", "--format", "{{.ServerVersion}}"], capture_output=True,
+                              timeout=10).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def ensure(settings: dict[str, Any], allow_docker: bool = True) -> LocalBroker | None:
+    """Make sure a broker answers at BOOTSTRAP_SERVERS; returns the local broker if this started it."""
+    bootstrap = settings["BOOTSTRAP_SERVERS"]
+    if any_answers(bootstrap):
+        say(f"broker: using {bootstrap} (BOOTSTRAP_SERVERS), it answers")
+        return None
+    if not is_local(bootstrap):
+        raise BrokerError(f"the broker {bootstrap} named by BOOTSTRAP_SERVERS does not answer; "
+                          "not starting a local one in its place (fix config.env or the broker)")
+    if allow_docker and docker_engine_running():
+        say("broker: none answers; starting Kafka with Docker Compose (docker compose up -d --wait)")
+        result = subprocess.run(["docker", "compose", "up", "-d", "--wait"], cwd=REPO)
+        if result.returncode != 0:
+            raise BrokerError("docker compose up failed; see: docker compose logs kafka")
+        return None
+    broker = local_broker(settings)
+    say(f"broker: none answers at {bootstrap}; starting the local Kafka (no Docker engine) ...")
+    say(f"broker: {broker.start()}")
+    return broker
+
+
+def say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="./run.sh broker", description="The local Apache Kafka broker (no Docker needed).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("start", help="start the local broker (idempotent) and wait until it answers")
+    sub.add_parser("stop", help="stop the local broker this project started")
+    sub.add_parser("status", help="is the local broker running? exit 0 if it answers, 3 if not")
+    logs = sub.add_parser("logs", help="show the local broker's log")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep following the log")
+    logs.add_argument("-n", "--lines", type=int, default=50, help="how many last lines (default 50)")
+    sub.add_parser("ensure", help="make a broker answer at BOOTSTRAP_SERVERS: configured, Docker, or local")
+    tool = sub.add_parser("tool", help=f"run a Kafka console tool: {', '.join(TOOLS)}")
+    tool.add_argument("name", choices=sorted(TOOLS))
+    tool.add_argument("args", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+
+    settings = config.load()
+    broker = local_broker(settings)
+    try:
+        if args.command == "start":
+            if not is_local(settings["BOOTSTRAP_SERVERS"]):
+                say(f"note: BOOTSTRAP_SERVERS={settings['BOOTSTRAP_SERVERS']}: the scripts will use that, "
+                    f"not this local broker")
+            print(broker.start())
+        elif args.command == "stop":
+            print(broker.stop())
+        elif args.command == "status":
+            print(broker.status())
+            return 0 if broker.pid() is not None and broker.answers() else 3
+        elif args.command == "logs":
+            if not broker.log_path.exists():
+                raise BrokerError(f"no log yet at {broker.log_path}: start the broker first")
+            follow = ["-F"] if args.follow else []
+            os.execvp("tail", ["tail", "-n", str(args.lines), *follow, str(broker.log_path)])
+        elif args.command == "ensure":
+            ensure(settings)
+        elif args.command == "tool":
+            command = tool_command(args.name, args.args, settings["BOOTSTRAP_SERVERS"])
+            os.execv(command[0], command)
+    except BrokerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from . import config
+from .kafka_io import create_topics
 from .localbroker import REPO, TOOLS, BrokerError, LocalBroker, tool_command
 from .probe import any_answers, is_local, parse_servers
 
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("-f", "--follow", action="store_true", help="keep following the log")
     logs.add_argument("-n", "--lines", type=int, default=50, help="how many last lines (default 50)")
     sub.add_parser("ensure", help="make a broker answer at BOOTSTRAP_SERVERS: configured, Docker, or local")
+    sub.add_parser("topics", help="create the input and output topics (emptied first per RESET_TOPICS)")
     tool = sub.add_parser("tool", help=f"run a Kafka console tool: {', '.join(TOOLS)}")
     tool.add_argument("name", choices=sorted(TOOLS))
     tool.add_argument("args", nargs=argparse.REMAINDER)
@@ -99,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
             os.execvp("tail", ["tail", "-n", str(args.lines), *follow, str(broker.log_path)])
         elif args.command == "ensure":
             ensure(settings)
+        elif args.command == "topics":
+            reset = settings["RESET_TOPICS"]
+            reset = is_local(settings["BOOTSTRAP_SERVERS"]) if reset == "auto" else reset
+            for line in create_topics(settings, reset) or ["topics: already there"]:
+                say(f"topics: {line}")
         elif args.command == "tool":
             command = tool_command(args.name, args.args, settings["BOOTSTRAP_SERVERS"])
             os.execv(command[0], command)

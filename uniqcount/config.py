@@ -23,10 +23,22 @@ class Setting:
     default: str
     help: str
     parse: Callable[[str], Any] = str
+    flag_name: str = ""  # when the flag is not simply the lower-cased name
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.lower().replace("_", "-")
+        return "--" + (self.flag_name or self.name.lower().replace("_", "-"))
+
+
+def boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered not in {"true", "false", "1", "0", "yes", "no"}:
+        raise ValueError("expected true or false")
+    return lowered in {"true", "1", "yes"}
+
+
+def auto_or_boolean(text: str) -> str | bool:
+    return "auto" if text.strip().lower() == "auto" else boolean(text)
 
 
 SETTINGS: dict[str, Setting] = {
@@ -34,6 +46,26 @@ SETTINGS: dict[str, Setting] = {
     for s in [
         Setting("BOOTSTRAP_SERVERS", "localhost:9092",
                 "Kafka bootstrap servers, comma-separated host:port"),
+        Setting("TOPIC", "events", "topic of the input frames"),
+        Setting("OUTPUT_TOPIC", "events-output", "topic of the count records (compacted)"),
+        Setting("CONSUMER_GROUP", "uniqcount", "consumer group of consumer.py", flag_name="group"),
+        Setting("TOPIC_PARTITIONS", "1", "partitions of the input topic when ./run.sh creates it", int),
+        Setting("RESET_TOPICS", "auto",
+                "./run.sh empties the topics before loading: true, false, or auto (only on a local broker)",
+                auto_or_boolean),
+        Setting("PRODUCER_COMPRESSION", "lz4", "compression of produced batches: lz4, zstd, gzip or none"),
+        Setting("PRODUCER_LINGER_MS", "20", "how long the producer waits to fill a batch", int),
+        Setting("PRODUCER_BATCH_BYTES", "1048576", "producer batch size per partition in bytes", int),
+        Setting("FETCH_MAX_BYTES", "67108864", "consumer: most bytes one fetch returns", int),
+        Setting("MAX_PARTITION_FETCH_BYTES", "16777216", "consumer: most bytes per partition per fetch", int),
+        Setting("MAX_POLL_RECORDS", "20000", "consumer: most records handed over per poll", int),
+        Setting("IDLE_FLUSH_SECONDS", "10",
+                "emit the open minute after this many wall-clock seconds without frames, when caught up",
+                float),
+        Setting("STATUS_INTERVAL", "5", "seconds between status lines on stderr", float),
+        Setting("SAMPLE_PATH", "data/stream.jsonl.gz", "the sample ./run.sh loads (relative to the repo)"),
+        Setting("SAMPLE_URL", "http://tx.tamedia.ch.s3.amazonaws.com/challenge/data/stream.jsonl.gz",
+                "where ./run.sh tries to download the sample when SAMPLE_PATH is missing (empty: never)"),
         Setting("LOCAL_CONTROLLER_PORT", "9093",
                 "port of the local broker's KRaft controller listener", int),
         Setting("LOCAL_BROKER_HEAP", "512m", "Java heap of the local broker (-Xmx)"),

@@ -1,0 +1,89 @@
+"""Thin Kafka edges: clients tuned for throughput, topic creation, one-line connection errors."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from .probe import any_answers
+
+
+class BrokerUnavailable(Exception):
+    """One line for the user."""
+
+
+def require_broker(bootstrap: str) -> None:
+    if not any_answers(bootstrap):
+        raise BrokerUnavailable(f"no Kafka broker answers at {bootstrap} "
+                                "(start one with ./run.sh broker start, or fix BOOTSTRAP_SERVERS)")
+
+
+def producer(settings: dict[str, Any], **overrides: Any) -> KafkaProducer:
+    compression = settings["PRODUCER_COMPRESSION"]
+    options = dict(
+        bootstrap_servers=settings["BOOTSTRAP_SERVERS"],
+        acks="all",
+        compression_type=None if compression == "none" else compression,
+        linger_ms=settings["PRODUCER_LINGER_MS"],
+        batch_size=settings["PRODUCER_BATCH_BYTES"],
+        max_request_size=8 * 1024 * 1024,
+    )
+    options.update(overrides)
+    return KafkaProducer(**options)
+
+
+def consumer(settings: dict[str, Any], **overrides: Any) -> KafkaConsumer:
+    options = dict(
+        bootstrap_servers=settings["BOOTSTRAP_SERVERS"],
+        group_id=settings["CONSUMER_GROUP"],
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_bytes=settings["FETCH_MAX_BYTES"],
+        max_partition_fetch_bytes=settings["MAX_PARTITION_FETCH_BYTES"],
+        max_poll_records=settings["MAX_POLL_RECORDS"],
+    )
+    options.update(overrides)
+    return KafkaConsumer(**options)
+
+
+def topic_specs(settings: dict[str, Any]) -> list[NewTopic]:
+    """The input topic, and the output topic compacted: the latest record per window key is the answer."""
+    return [
+        NewTopic(settings["TOPIC"], settings["TOPIC_PARTITIONS"], -1),
+        NewTopic(settings["OUTPUT_TOPIC"], 1, -1, topic_configs={"cleanup.policy": "compact"}),
+    ]
+
+
+def create_topics(settings: dict[str, Any], reset: bool = False) -> list[str]:
+    """Create the topics that do not exist (after deleting them when `reset`); returns what it did."""
+    admin = KafkaAdminClient(bootstrap_servers=settings["BOOTSTRAP_SERVERS"])
+    done = []
+    try:
+        specs = topic_specs(settings)
+        if reset:
+            doomed = [t.name for t in specs if t.name in set(admin.list_topics())]
+            if doomed:
+                admin.delete_topics(doomed)
+                _wait_gone(admin, doomed)
+                done.append(f"deleted {', '.join(doomed)}")
+        for spec in specs:
+            try:
+                admin.create_topics([spec])
+                done.append(f"created {spec.name} ({spec.num_partitions} partition(s))")
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+    return done
+
+
+def _wait_gone(admin: KafkaAdminClient, names: list[str], timeout: float = 30.0) -> None:
+    """Topic deletion completes asynchronously; creating the same name too early fails."""
+    deadline = time.monotonic() + timeout
+    while set(names) & set(admin.list_topics()):
+        if time.monotonic() > deadline:
+            raise BrokerUnavailable(f"topics {names} were still being deleted after {timeout:.0f} s")
+        time.sleep(0.2)

@@ -1,0 +1,114 @@
+"""producer.py: a JSON Lines file (plain or gzip) or stdin -> one Kafka message per line.
+
+Each line's bytes go unchanged (nothing is re-serialised); blank lines are skipped and counted.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from tqdm import tqdm
+
+from . import config, kafka_io
+from .frames import InvalidFrame, parse_frame
+from .progress import Meter, status
+from .sources import Input, InputError
+
+SETTINGS = ["BOOTSTRAP_SERVERS", "TOPIC", "PRODUCER_COMPRESSION", "PRODUCER_LINGER_MS",
+            "PRODUCER_BATCH_BYTES", "SAMPLE_PATH"]
+
+
+class Pacer:
+    """--rate X: frame with event time t goes out (t - first)/X seconds after the first one."""
+
+    def __init__(self, speed: float):
+        self.speed = speed
+        self.first_ts: int | None = None
+        self.started = 0.0
+
+    def wait(self, frame: bytes) -> None:
+        try:
+            _, ts = parse_frame(frame)
+        except InvalidFrame:
+            return
+        if self.first_ts is None:
+            self.first_ts, self.started = ts, time.monotonic()
+            return
+        delay = self.started + (ts - self.first_ts) / self.speed - time.monotonic()
+        if delay > 0.002:
+            time.sleep(delay)
+
+
+class Failures:
+    """Counts sends the broker did not acknowledge; keeps the first error to show."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: str | None = None
+
+    def __call__(self, exc: BaseException) -> None:
+        self.count += 1
+        self.first = self.first or f"{type(exc).__name__}: {exc}"
+
+
+def run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
+    path = args.input or str(config.REPO / settings["SAMPLE_PATH"])
+    source = Input(path)
+    kafka_io.require_broker(settings["BOOTSTRAP_SERVERS"])
+    producer = kafka_io.producer(settings)
+    topic = settings["TOPIC"]
+    pacer = Pacer(args.rate) if args.rate else None
+    failures = Failures()
+    meter = Meter(0)
+    bar = tqdm(total=source.size, unit="B", unit_scale=True, desc=f"producing to {topic}",
+               disable=not sys.stderr.isatty() or source.size is None, file=sys.stderr)
+    send = producer.send
+    for batch in source.batches(limit=args.limit):
+        for frame in batch:
+            if pacer:
+                pacer.wait(frame)
+            send(topic, value=frame).add_errback(failures)
+        meter.add(len(batch), sum(map(len, batch)))
+        if not bar.disable:
+            position = source.position() or 0
+            bar.update(position - bar.n)
+            bar.set_postfix_str(f"{meter.frames:,} frames, {meter.frames / meter.elapsed:,.0f}/s")
+    producer.flush()  # waits for every acknowledgement
+    producer.close()
+    bar.close()
+    source.close()
+    status(f"producer: {meter.rates()} to {topic} from {source.name}; "
+           f"{source.blank_lines:,} blank lines skipped; {failures.count:,} not acknowledged")
+    if failures.count:
+        status(f"error: {failures.count:,} frames were not acknowledged by the broker: {failures.first}")
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="producer.py", description=__doc__,
+                                     epilog="Settings come from flags > environment > config.env > defaults.")
+    parser.add_argument("--input", metavar="PATH",
+                        help="JSON Lines file, plain or gzip (told by its magic bytes), or '-' for stdin "
+                             "[default: SAMPLE_PATH]")
+    parser.add_argument("--limit", type=int, metavar="N", help="send at most N frames")
+    parser.add_argument("--rate", type=float, metavar="X",
+                        help="replay at X times event-time speed (e.g. 1 = real time, 60 = a minute per "
+                             "second); default: as fast as possible")
+    config.add_flags(parser, SETTINGS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.rate is not None and args.rate <= 0:
+        print("error: --rate must be positive", file=sys.stderr)
+        return 2
+    settings = config.from_args(args)
+    try:
+        return run(args, settings)
+    except (InputError, kafka_io.BrokerUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -80,3 +80,9 @@ def test_config_env_documents_every_setting():
         (index,) = [i for i, line in enumerate(lines) if line.startswith(f"{name}=")]
         assert lines[index - 1].startswith("#"), f"{name} in config.env has no comment above it"
         assert lines[index] == f"{name}={setting.default}", f"config.env and the default of {name} differ"
+
+
+def test_readme_lists_every_setting():
+    readme = (config.REPO / "README.md").read_text()
+    for name, setting in config.SETTINGS.items():
+        assert f"| `{name}` | `{setting.flag}` | `{setting.default}` |" in readme, name

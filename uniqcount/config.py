@@ -53,7 +53,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("RESET_TOPICS", "auto",
                 "./run.sh empties the topics before loading: true, false, or auto (only on a local broker)",
                 auto_or_boolean),
-        Setting("PRODUCER_COMPRESSION", "lz4", "compression of produced batches: lz4, zstd, gzip or none"),
+        Setting("PRODUCER_COMPRESSION", "zstd", "compression of produced batches: zstd, lz4, gzip or none"),
         Setting("PRODUCER_LINGER_MS", "20", "how long the producer waits to fill a batch", int),
         Setting("PRODUCER_BATCH_BYTES", "1048576", "producer batch size per partition in bytes", int),
         Setting("FETCH_MAX_BYTES", "67108864", "consumer: most bytes one fetch returns", int),

@@ -133,7 +133,8 @@ def run_kafka(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     last_frame = last_commit = time.monotonic()
 
     def caught_up(ends: dict[Any, int]) -> bool:
-        return all(positions.get(tp, consumer.position(tp)) >= end for tp, end in ends.items())
+        return all((positions[tp] if tp in positions else consumer.position(tp)) >= end
+                   for tp, end in ends.items())
 
     def commit() -> None:
         counting.producer.flush()  # records first: a committed offset must never outrun its output

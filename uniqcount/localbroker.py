@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 import base64
@@ -77,7 +78,7 @@ def _fetch_jars(lib: Path, stamp: Path, digest: str) -> None:
         raise BrokerError("no Kafka jars yet and Maven not found: install Maven (apt-get install maven), "
                           "set KAFKA_HOME to an unpacked Apache Kafka, or use Docker (docker compose up -d)")
     print(f"fetching Apache Kafka {kafka_version()} jars from Maven Central into {lib} (once) ...",
-          flush=True)
+          file=sys.stderr, flush=True)
     staging = lib.with_name(lib.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     result = subprocess.run(

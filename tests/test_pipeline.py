@@ -112,3 +112,48 @@ def test_producer_limit_and_blank_lines(bootstrap, tmp_path):
                            consumer_timeout_ms=5000)
     assert [m.value for m in reader] == [b'{"uid":"a","ts":1}', b'{"uid":"b","ts":2}']
     reader.close()
+
+
+def test_rate_paces_by_event_time(monkeypatch):
+    """--rate 2: frames 10 s of event time apart go out 5 s apart (clock and sleep are faked)."""
+    from uniqcount import producer_cli
+
+    clock = [100.0]
+    slept = []
+    monkeypatch.setattr(producer_cli.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(producer_cli.time, "sleep", lambda s: (slept.append(s), clock.__setitem__(0, clock[0] + s)))
+    pacer = producer_cli.Pacer(2.0)
+    for frame in [b'{"uid":"a","ts":1000}', b"not json", b'{"uid":"b","ts":1010}', b'{"uid":"c","ts":1011}']:
+        pacer.wait(frame)
+    assert slept == [5.0, 0.5]
+
+
+@pytest.mark.kafka
+def test_idle_flush_then_drain_on_sigusr1(bootstrap, tmp_path):
+    """A consumer that runs forever emits the open minute once idle, and drains and exits on SIGUSR1."""
+    import signal
+
+    run = uuid.uuid4().hex[:8]
+    env = {"BOOTSTRAP_SERVERS": bootstrap, "TOPIC": f"idle-{run}", "OUTPUT_TOPIC": f"idle-out-{run}",
+           "CONSUMER_GROUP": f"idle-{run}", "IDLE_FLUSH_SECONDS": "1", "STATUS_INTERVAL": "0"}
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"uid":"a","ts":60}\n{"uid":"b","ts":61}\n{"uid":"c","ts":130}\n')
+    assert script("producer.py", "--input", str(path), env=env).returncode == 0
+    consumer = subprocess.Popen([sys.executable, str(REPO / "consumer.py"), "--quiet"], cwd=REPO,
+                                env={**os.environ, **env}, stderr=subprocess.PIPE)
+    try:
+        reader = KafkaConsumer(env["OUTPUT_TOPIC"], bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                               consumer_timeout_ms=30000)
+        records = []
+        for message in reader:
+            records.append(json.loads(message.value))
+            if len(records) == 2:
+                break
+        reader.close()
+        assert [(r["window_start"], r["unique_users"]) for r in records] == [(60, 2), (120, 1)]
+        assert consumer.poll() is None, "the idle flush must not stop the consumer"
+        consumer.send_signal(signal.SIGUSR1)
+        assert consumer.wait(timeout=30) == 0
+        assert b"done: 3 frames" in consumer.stderr.read()
+    finally:
+        consumer.kill()

@@ -75,3 +75,23 @@ def test_every_frame_is_counted_or_late(frames):
     records, windows = run(frames)
     assert windows.counted_frames + windows.late_frames == len(frames)
     assert sum(r[2] for r in records) == windows.counted_frames
+
+
+@given(frames=frames_strategy.map(lambda f: sorted(f, key=lambda x: x[1])),
+       delays=st.lists(st.integers(0, 5), min_size=200, max_size=200), lateness=st.integers(0, 7))
+def test_reordering_within_the_allowed_lateness_changes_nothing(frames, delays, lateness):
+    """Arrival = event time + a delay of at most the lateness: every frame is then within the
+    lateness of the largest earlier event time, and the records equal those of sorted input."""
+    delays = [min(d, lateness) for d in delays]
+    arrival = [f for _, f in sorted(zip((ts + d for (_, ts), d in zip(frames, delays)), frames),
+                                    key=lambda pair: pair[0])]
+    sorted_records = run_lateness(frames, lateness)
+    assert run_lateness(arrival, lateness) == sorted_records
+    assert sorted_records[0] == brute_force(frames)
+
+
+def run_lateness(frames, lateness):
+    windows = MinuteWindows(lateness)
+    windows.add_many(frames)
+    windows.flush()
+    return [(w.start, len(w.users), w.frames) for w in windows.take_closed()], windows.late_frames

@@ -20,7 +20,7 @@ from .records import encode, iso_utc, record_key, window_record
 from .sources import Input, InputError
 from .windows import MinuteWindows, Window
 
-SETTINGS = ["BOOTSTRAP_SERVERS", "TOPIC", "CONSUMER_GROUP", "OUTPUT_TOPIC", "IDLE_FLUSH_SECONDS",
+SETTINGS = ["BOOTSTRAP_SERVERS", "TOPIC", "CONSUMER_GROUP", "OUTPUT_TOPIC", "ALLOWED_LATENESS", "IDLE_FLUSH_SECONDS",
             "STATUS_INTERVAL", "FETCH_MAX_BYTES", "MAX_PARTITION_FETCH_BYTES", "MAX_POLL_RECORDS",
             "PRODUCER_COMPRESSION", "PRODUCER_LINGER_MS", "PRODUCER_BATCH_BYTES"]
 COMMIT_INTERVAL = 5.0
@@ -29,14 +29,13 @@ COMMIT_INTERVAL = 5.0
 class Counting:
     """Parse, count, emit: the same path for every source."""
 
-    def __init__(self, quiet: bool, producer: Any = None, output_topic: str | None = None,
-                 status_interval: float = 5.0):
-        self.windows = MinuteWindows()
+    def __init__(self, settings: dict[str, Any], quiet: bool, producer: Any = None):
+        self.windows = MinuteWindows(settings["ALLOWED_LATENESS"])
         self.invalid: Counter[str] = Counter()
-        self.meter = Meter(status_interval)
+        self.meter = Meter(settings["STATUS_INTERVAL"])
         self.quiet = quiet
         self.producer = producer
-        self.output_topic = output_topic
+        self.output_topic = settings["OUTPUT_TOPIC"]
         self.emitted = 0
 
     def process(self, values: list[bytes], resume_from: Any = None) -> None:
@@ -91,7 +90,7 @@ def run_input(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     if args.OUTPUT_TOPIC is not None:  # with --input, Kafka output only when asked for
         kafka_io.require_broker(settings["BOOTSTRAP_SERVERS"])
         producer = kafka_io.producer(settings)
-    counting = Counting(args.quiet, producer, settings["OUTPUT_TOPIC"], settings["STATUS_INTERVAL"])
+    counting = Counting(settings, args.quiet, producer)
     source = Input(args.input)
     for batch in source.batches():
         counting.process(batch)
@@ -126,8 +125,7 @@ def run_kafka(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     stop = Stop()
     consumer = kafka_io.consumer(settings)
     consumer.subscribe([settings["TOPIC"]])
-    counting = Counting(args.quiet, kafka_io.producer(settings), settings["OUTPUT_TOPIC"],
-                        settings["STATUS_INTERVAL"])
+    counting = Counting(settings, args.quiet, kafka_io.producer(settings))
     positions: dict[Any, int] = {}
     targets: dict[Any, int] | None = None
     last_frame = last_commit = time.monotonic()

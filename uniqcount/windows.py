@@ -2,8 +2,10 @@
 
 Pure: no I/O, no clock. The watermark is the largest event time seen minus the allowed lateness;
 a window [start, end) is final once the watermark reaches `end`. With lateness 0 that is the
-card's rule: a minute is emitted when a frame of a later minute arrives. A frame whose window was
-already emitted is counted as late (never silently dropped from the metrics).
+card's rule: a minute is emitted when a frame of a later minute arrives; with 5 s (the default),
+frames up to 5 s late still count, at the price of emitting each minute 5 s of event time later.
+A frame whose window was already emitted is counted as late (never silently dropped from the
+metrics).
 """
 from __future__ import annotations
 

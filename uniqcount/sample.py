@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import shutil
 import socket
-import sys
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor

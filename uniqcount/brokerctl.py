@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "topics":
             reset = settings["RESET_TOPICS"]
             reset = is_local(settings["BOOTSTRAP_SERVERS"]) if reset == "auto" else reset
-            for line in create_topics(settings, reset) or ["topics: already there"]:
+            for line in create_topics(settings, reset) or ["already there"]:
                 say(f"topics: {line}")
         elif args.command == "tool":
             command = tool_command(args.name, args.args, settings["BOOTSTRAP_SERVERS"])

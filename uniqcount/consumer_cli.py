@@ -69,13 +69,13 @@ class Counting:
         if self.producer is not None:
             self.producer.flush()
 
-    def status_line(self, extra: str = "") -> str:
+    def status_line(self) -> str:
         w = self.windows
         current = iso_utc(w.max_ts - w.max_ts % 60)[:16] + "Z" if w.max_ts is not None else "-"
         invalid = sum(self.invalid.values())
-        return (f"consumer: {self.meter.frames:,} frames ({self.meter.frames / self.meter.elapsed:,.0f}/s), "
+        return (f"consumer: {self.meter.frames:,} frames ({self.meter.frame_rate:,.0f}/s), "
                 f"minute {current}, open {len(w.open)}, emitted {self.emitted}, invalid {invalid:,}, "
-                f"late {w.late_frames:,}{extra}")
+                f"late {w.late_frames:,}")
 
     def summary(self) -> str:
         w = self.windows

@@ -21,9 +21,9 @@ def require_broker(bootstrap: str) -> None:
                                 "(start one with ./run.sh broker start, or fix BOOTSTRAP_SERVERS)")
 
 
-def producer(settings: dict[str, Any], **overrides: Any) -> KafkaProducer:
+def producer(settings: dict[str, Any]) -> KafkaProducer:
     compression = settings["PRODUCER_COMPRESSION"]
-    options = dict(
+    return KafkaProducer(
         bootstrap_servers=settings["BOOTSTRAP_SERVERS"],
         acks="all",
         compression_type=None if compression == "none" else compression,
@@ -31,12 +31,10 @@ def producer(settings: dict[str, Any], **overrides: Any) -> KafkaProducer:
         batch_size=settings["PRODUCER_BATCH_BYTES"],
         max_request_size=8 * 1024 * 1024,
     )
-    options.update(overrides)
-    return KafkaProducer(**options)
 
 
-def consumer(settings: dict[str, Any], **overrides: Any) -> KafkaConsumer:
-    options = dict(
+def consumer(settings: dict[str, Any]) -> KafkaConsumer:
+    return KafkaConsumer(
         bootstrap_servers=settings["BOOTSTRAP_SERVERS"],
         group_id=settings["CONSUMER_GROUP"],
         enable_auto_commit=False,
@@ -45,8 +43,6 @@ def consumer(settings: dict[str, Any], **overrides: Any) -> KafkaConsumer:
         max_partition_fetch_bytes=settings["MAX_PARTITION_FETCH_BYTES"],
         max_poll_records=settings["MAX_POLL_RECORDS"],
     )
-    options.update(overrides)
-    return KafkaConsumer(**options)
 
 
 def topic_specs(settings: dict[str, Any]) -> list[NewTopic]:

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
         if not bar.disable:
             position = source.position() or 0
             bar.update(position - bar.n)
-            bar.set_postfix_str(f"{meter.frames:,} frames, {meter.frames / meter.elapsed:,.0f}/s")
+            bar.set_postfix_str(f"{meter.frames:,} frames, {meter.frame_rate:,.0f}/s")
     producer.flush()  # waits for every acknowledgement
     producer.close()
     bar.close()

@@ -21,6 +21,10 @@ class Meter:
     def elapsed(self) -> float:
         return max(time.monotonic() - self.started, 1e-9)
 
+    @property
+    def frame_rate(self) -> float:
+        return self.frames / self.elapsed
+
     def due(self) -> bool:
         """True once every `interval` seconds: time for a status line."""
         now = time.monotonic()
@@ -31,7 +35,7 @@ class Meter:
 
     def rates(self) -> str:
         return (f"{self.frames:,} frames, {self.bytes / 1e6:,.1f} MB in {self.elapsed:.1f} s: "
-                f"{self.frames / self.elapsed:,.0f} frames/s, {self.bytes / 1e6 / self.elapsed:,.1f} MB/s")
+                f"{self.frame_rate:,.0f} frames/s, {self.bytes / 1e6 / self.elapsed:,.1f} MB/s")
 
 
 def status(line: str) -> None:

@@ -1,6 +1,7 @@
 """Integration tests through a real Apache Kafka broker (see conftest.bootstrap)."""
 from __future__ import annotations
 
+import base64
 import os
 import random
 import shutil
@@ -15,7 +16,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
 from uniqcount.config import REPO
-from uniqcount.localbroker import BrokerError, classpath
+from uniqcount.localbroker import BrokerError, classpath, new_cluster_id
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.kafka
@@ -164,3 +165,13 @@ def test_kafka_home_without_jars(tmp_path, monkeypatch):
     monkeypatch.setenv("KAFKA_HOME", str(tmp_path))
     with pytest.raises(BrokerError, match="holds no Kafka jars"):
         classpath()
+
+
+def test_cluster_id_never_starts_with_a_dash():
+    """An id starting with '-' made the storage format fail (CI saw it; 1 fresh machine in 64)."""
+    dash_first = bytes([0xF8]) + bytes(15)      # 0xF8 >> 2 == 62, '-' in URL-safe base64
+    plain = bytes(range(16))
+    drawn = iter([dash_first, dash_first, plain])
+    assert base64.urlsafe_b64encode(dash_first).startswith(b"-")
+    assert new_cluster_id(lambda: next(drawn)) == base64.urlsafe_b64encode(plain).decode().rstrip("=")
+    assert len(new_cluster_id()) == 22

@@ -7,6 +7,7 @@ Every failure a user can meet is a BrokerError with one line that says what to d
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
@@ -16,9 +17,9 @@ import subprocess
 import sys
 import time
 import uuid
-import base64
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from .probe import kafka_answers, port_in_use
 
@@ -105,6 +106,15 @@ def tool_command(name: str, args: list[str], bootstrap: str) -> list[str]:
     if "--bootstrap-server" not in args:
         args = ["--bootstrap-server", bootstrap, *args]
     return java_command(TOOLS[name], args, TOOLS_LOG_CONFIG, ["-Xmx256m"])
+
+
+def new_cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """A KRaft cluster id: 16 random bytes in URL-safe base64. Like Kafka's own Uuid.randomUuid, it never
+    starts with '-', which command-line parsers would take for an option (1 id in 64 otherwise)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(random_bytes()).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 @dataclass
@@ -209,10 +219,9 @@ class LocalBroker:
             self._config.write_text(self._properties())
             return
         self._config.write_text(self._properties())
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         result = subprocess.run(
             java_command("kafka.tools.StorageTool",
-                         ["format", "--standalone", "-t", cluster_id, "-c", str(self._config)],
+                         ["format", "--standalone", f"--cluster-id={new_cluster_id()}", "-c", str(self._config)],
                          TOOLS_LOG_CONFIG, ["-Xmx256m"], self.lib),
             capture_output=True, text=True)
         if result.returncode != 0:

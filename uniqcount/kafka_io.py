@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Iterable
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
@@ -45,20 +45,25 @@ def consumer(settings: dict[str, Any]) -> KafkaConsumer:
     )
 
 
-def topic_specs(settings: dict[str, Any]) -> list[NewTopic]:
-    """The input topic, and the output topic compacted: the latest record per window key is the answer."""
-    return [
-        NewTopic(settings["TOPIC"], settings["TOPIC_PARTITIONS"], -1),
-        NewTopic(settings["OUTPUT_TOPIC"], 1, -1, topic_configs={"cleanup.policy": "compact"}),
-    ]
+def topic_specs(settings: dict[str, Any], roles: Iterable[str] = ("TOPIC", "OUTPUT_TOPIC", "DLQ_TOPIC")
+                ) -> list[NewTopic]:
+    """Topics by the setting that names them. The output topic is compacted: the latest record per
+    window key is the answer. The dead letters keep the broker's default retention."""
+    specs = {
+        "TOPIC": NewTopic(settings["TOPIC"], settings["TOPIC_PARTITIONS"], -1),
+        "OUTPUT_TOPIC": NewTopic(settings["OUTPUT_TOPIC"], 1, -1, topic_configs={"cleanup.policy": "compact"}),
+        "DLQ_TOPIC": NewTopic(settings["DLQ_TOPIC"], 1, -1),
+    }
+    return [specs[role] for role in roles]
 
 
-def create_topics(settings: dict[str, Any], reset: bool = False) -> list[str]:
+def create_topics(settings: dict[str, Any], reset: bool = False,
+                  roles: Iterable[str] = ("TOPIC", "OUTPUT_TOPIC", "DLQ_TOPIC")) -> list[str]:
     """Create the topics that do not exist (after deleting them when `reset`); returns what it did."""
     admin = KafkaAdminClient(bootstrap_servers=settings["BOOTSTRAP_SERVERS"])
     done = []
     try:
-        specs = topic_specs(settings)
+        specs = topic_specs(settings, roles)
         if reset:
             doomed = [t.name for t in specs if t.name in set(admin.list_topics())]
             if doomed:

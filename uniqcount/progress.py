@@ -5,11 +5,25 @@ import sys
 import time
 
 
+class Ticker:
+    """True from due() once every `interval` seconds of wall clock; never when the interval is 0."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self._last = time.monotonic()
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if self.interval > 0 and now - self._last >= self.interval:
+            self._last = now
+            return True
+        return False
+
+
 class Meter:
     def __init__(self, interval: float):
         self.started = time.monotonic()
-        self.interval = interval
-        self._last_report = self.started
+        self.ticker = Ticker(interval)
         self.frames = 0
         self.bytes = 0
 
@@ -26,12 +40,8 @@ class Meter:
         return self.frames / self.elapsed
 
     def due(self) -> bool:
-        """True once every `interval` seconds: time for a status line."""
-        now = time.monotonic()
-        if self.interval > 0 and now - self._last_report >= self.interval:
-            self._last_report = now
-            return True
-        return False
+        """Time for a status line."""
+        return self.ticker.due()
 
     def rates(self) -> str:
         return (f"{self.frames:,} frames, {self.bytes / 1e6:,.1f} MB in {self.elapsed:.1f} s: "

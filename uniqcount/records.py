@@ -1,6 +1,7 @@
-"""Output records: one JSON object per window, keyed `<granularity>:<window_start>`.
+"""Output records: one JSON object per window result, keyed `<granularity>:<window_start>`.
 
-The key makes `events-output` compactable: the latest record of a key is the window's answer.
+The key makes `events-output` compactable: the latest record of a key is the window's answer
+(a correction replaces the record before it, a final record replaces the provisional ones).
 """
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import datetime, timezone
 
 import msgspec
 
-from .windows import Window
+from .windows import Result
 
 _encode = msgspec.json.Encoder().encode
 
@@ -17,17 +18,17 @@ def iso_utc(ts: int) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def window_record(window: Window, granularity: str = "minute", final: bool = True,
-                  revision: int = 0) -> dict:
+def window_record(result: Result, granularity: str = "minute") -> dict:
     return {
         "granularity": granularity,
-        "window_start": window.start,
-        "window_end": window.end,
-        "start_iso": iso_utc(window.start),
-        "unique_users": len(window.users),
-        "frames": window.frames,
-        "final": final,
-        "revision": revision,
+        "window_start": result.start,
+        "window_end": result.end,
+        "start_iso": iso_utc(result.start),
+        "unique_users": result.users,
+        "frames": result.frames,
+        "final": result.final,
+        "revision": result.revision,
+        "late_frames": result.late_frames,
     }
 
 

@@ -1,0 +1,60 @@
+"""What the pipeline tests share: the samples, their truth, running the scripts, reading topics."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer
+
+from uniqcount.config import REPO
+
+DATA = REPO.parent / "shared" / "data"
+ORDERED = DATA / "sample-ordered.jsonl.gz"
+LATE = DATA / "sample-late.jsonl.gz"
+
+needs_samples = pytest.mark.skipif(not ORDERED.exists(), reason="../shared/data is not beside the repo")
+
+
+def truth_minutes(sample: Path) -> list[dict]:
+    """The sample's truth file, minutes only, in the records' field names."""
+    truth = sample.with_name(sample.name.replace(".jsonl.gz", ".truth.jsonl"))
+    rows = [json.loads(line) for line in truth.read_text().splitlines()]
+    return [{"window_start": r["start"], "unique_users": r["unique"], "frames": r["frames"]}
+            for r in rows if r["granularity"] == "minute"]
+
+
+def as_truth(records: list[dict]) -> list[dict]:
+    return [{k: r[k] for k in ("window_start", "unique_users", "frames")} for r in records]
+
+
+def latest_per_key(records: list[dict]) -> list[dict]:
+    """What a compacted output topic keeps: the last record of each window, in window order."""
+    last = {r["window_start"]: r for r in records}
+    return [last[start] for start in sorted(last)]
+
+
+def script(name: str, *args: str, stdin: bytes | None = None, env: dict | None = None,
+           timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / name), *args], input=stdin, capture_output=True,
+                          cwd=REPO, env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+def kafka_env(bootstrap: str, **extra: str) -> dict[str, str]:
+    """Topics and group of one test run, never shared with another."""
+    run = uuid.uuid4().hex[:8]
+    return {"BOOTSTRAP_SERVERS": bootstrap, "TOPIC": f"events-{run}", "OUTPUT_TOPIC": f"out-{run}",
+            "DLQ_TOPIC": f"dlq-{run}", "CONSUMER_GROUP": f"group-{run}", **extra}
+
+
+def read_topic(bootstrap: str, topic: str, timeout_ms: int = 5000) -> list:
+    reader = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                           consumer_timeout_ms=timeout_ms)
+    try:
+        return list(reader)
+    finally:
+        reader.close()

@@ -1,0 +1,148 @@
+"""Event time on the samples, via stdin and via the real broker: late frames, corrections,
+retention, bit flips, dead letters. Expected values come from the truth files or a full json.loads."""
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from collections import defaultdict
+
+import pytest
+from kafka import KafkaProducer
+
+from tests.helpers import (LATE, ORDERED, as_truth, kafka_env, latest_per_key, needs_samples, read_topic,
+                           script, truth_minutes)
+
+
+def stdin_run(data: bytes, *args: str, tmp_path=None):
+    """consumer.py --input - with the dead letters in a file: (records, [(reason, frame)], stderr)."""
+    dlq = tmp_path / "dead.tsv"
+    result = script("consumer.py", "--input", "-", "--dlq", str(dlq), *args, stdin=data)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    dead = [tuple(line.split(b"\t", 1)) for line in dlq.read_bytes().splitlines()]
+    return records, dead, result.stderr.decode()
+
+
+def minutes_of(lines: list[bytes]) -> list[dict]:
+    """Exact counts of the given frames by a full json.loads: the independent oracle."""
+    users, frames = defaultdict(set), defaultdict(int)
+    for line in lines:
+        frame = json.loads(line)
+        start = int(float(frame["ts"])) // 60 * 60
+        users[start].add(frame["uid"])
+        frames[start] += 1
+    return [{"window_start": s, "unique_users": len(users[s]), "frames": frames[s]} for s in sorted(users)]
+
+
+@needs_samples
+def test_sample_late_latest_record_per_minute_is_the_truth(tmp_path):
+    records, dead, stderr = stdin_run(gzip.decompress(LATE.read_bytes()), tmp_path=tmp_path)
+    assert dead == []
+    assert as_truth(latest_per_key(records)) == truth_minutes(LATE)
+    corrections = [r for r in records if r["revision"] > 0]
+    assert corrections and all(r["final"] and r["late_frames"] > 0 for r in corrections)
+    late = sum(r["late_frames"] for r in latest_per_key(records))
+    assert f"counted 100,000 (late {late:,}) + dead-lettered 0" in stderr
+
+
+@needs_samples
+def test_sample_late_without_retention_final_plus_too_late_is_the_truth(tmp_path):
+    lines = gzip.decompress(LATE.read_bytes()).splitlines()
+    records, dead, stderr = stdin_run(b"\n".join(lines), "--late-retention", "0", tmp_path=tmp_path)
+    assert records == latest_per_key(records) and all(r["revision"] == 0 for r in records)
+    assert dead and {reason for reason, _ in dead} == {b"too_late"}
+    # the final records are exactly the frames that were not dead-lettered ...
+    dead_frames = [frame for _, frame in dead]
+    remaining = list(lines)
+    for frame in dead_frames:
+        remaining.remove(frame)
+    assert as_truth(records) == minutes_of(remaining)
+    # ... and with the dead letters added back, every minute's frames are the truth's
+    back = defaultdict(int, {m["window_start"]: m["frames"] for m in records})
+    for m in minutes_of(dead_frames):
+        back[m["window_start"]] += m["frames"]
+    assert [back[m["window_start"]] for m in truth_minutes(LATE)] == [m["frames"] for m in truth_minutes(LATE)]
+    # ... and too late means: its minute had ended 5 s of event time before a frame already seen
+    assert sorted(dead_frames) == sorted(too_late_by_brute_force(lines)), "wrong frames dead-lettered"
+
+
+def too_late_by_brute_force(lines: list[bytes], lateness: int = 5) -> list[bytes]:
+    """Frames whose minute had ended `lateness` seconds before the largest timestamp seen earlier."""
+    seen, late = 0, []
+    for line in lines:
+        ts = int(float(json.loads(line)["ts"]))
+        if ts // 60 * 60 + 60 <= seen - lateness:
+            late.append(line)
+        seen = max(seen, ts)
+    return late
+
+
+def flip_high_bits(lines: list[bytes], count: int, seed: int) -> tuple[list[bytes], dict[bytes, int]]:
+    """`count` frames with one bit of the top-level ts (bits 29-33: 17 to 272 years) flipped;
+    returns the new stream and each flipped frame with its new ts."""
+    rng = random.Random(seed)
+    out, flipped = list(lines), {}
+    for i in rng.sample(range(len(lines)), count):
+        frame = json.loads(lines[i])
+        frame["ts"] = int(float(frame["ts"])) ^ (1 << rng.randint(29, 33))
+        out[i] = json.dumps(frame, ensure_ascii=False).encode()
+        flipped[out[i]] = frame["ts"]
+    return out, flipped
+
+
+@needs_samples
+def test_bit_flips_are_dead_lettered_and_every_other_minute_stays_exact(tmp_path):
+    lines = gzip.decompress(ORDERED.read_bytes()).splitlines()
+    stream, flipped = flip_high_bits(lines, 40, seed=4)
+    records, dead, stderr = stdin_run(b"\n".join(stream), tmp_path=tmp_path)
+    assert sorted(frame for _, frame in dead) == sorted(flipped)
+    for reason, frame in dead:  # ahead: held in vain; behind: past any retention
+        assert reason == (b"ts_outlier" if flipped[frame] > 1468244384 else b"too_late")
+    untouched = [line for line in stream if line not in flipped]
+    assert as_truth(latest_per_key(records)) == minutes_of(untouched)
+    assert all(r["revision"] == 0 for r in records), "a flip must not make other frames late"
+
+
+@needs_samples
+@pytest.mark.kafka
+def test_sample_late_through_the_broker(bootstrap):
+    env = kafka_env(bootstrap)
+    assert script("producer.py", "--input", str(LATE), env=env).returncode == 0
+    consumed = script("consumer.py", "--exit-at-end", "--quiet", env=env)
+    assert consumed.returncode == 0, consumed.stderr
+    messages = read_topic(bootstrap, env["OUTPUT_TOPIC"])
+    records = [json.loads(m.value) for m in messages]
+    assert [m.key.decode() for m in messages] == [f"minute:{r['window_start']}" for r in records]
+    assert as_truth(latest_per_key(records)) == truth_minutes(LATE)
+    assert read_topic(bootstrap, env["DLQ_TOPIC"], timeout_ms=2000) == []
+
+
+@pytest.mark.kafka
+def test_bad_input_through_the_broker_is_dead_lettered_and_valid_frames_stay_exact(bootstrap):
+    env = kafka_env(bootstrap)
+    huge_valid = json.dumps({"pad": "x" * 900_000, "uid": "huge", "ts": 65}).encode()
+    bad = {
+        b"garbage \x00\xff": "bad_json",
+        b'{"uid": "a", "ts": 61': "bad_json",
+        b"": "bad_json",
+        b'"just a string"': "not_object",
+        b'{"uid": 7, "ts": 62}': "bad_uid",
+        b'{"uid": "a", "ts": true}': "bad_ts",
+        b'{"uid": "a", "nested": {"ts": 63}}': "no_ts",
+        b'{"uid": "' + b"x" * 900_000: "bad_json",  # huge and unterminated
+    }
+    valid = [b'{"uid":"a","ts":60}', b'{"ts":"61","uid":"b"}', huge_valid, b'{"uid":"c","ts":130}']
+    producer = KafkaProducer(bootstrap_servers=bootstrap, max_request_size=2_000_000)
+    for value in [valid[0], *bad, *valid[1:]]:
+        producer.send(env["TOPIC"], value=value, key=b"k")
+    producer.flush()
+    producer.close()
+    consumed = script("consumer.py", "--exit-at-end", "--quiet", env=env)
+    assert consumed.returncode == 0, consumed.stderr
+    records = [json.loads(m.value) for m in read_topic(bootstrap, env["OUTPUT_TOPIC"])]
+    assert [(r["window_start"], r["unique_users"], r["frames"]) for r in records] == [(60, 3, 3), (120, 1, 1)]
+    letters = read_topic(bootstrap, env["DLQ_TOPIC"])
+    assert {m.value: dict(m.headers)["reason"].decode() for m in letters} == bad
+    assert all(m.key == b"k" and dict(m.headers)["source"].startswith(env["TOPIC"].encode()) for m in letters)
+    assert "frames in 12 = counted 4 (late 0) + dead-lettered 8" in consumed.stderr.decode()

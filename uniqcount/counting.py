@@ -1,0 +1,89 @@
+"""Parse, decide, emit: the one path every source (Kafka, file, stdin) goes through."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from .frames import InvalidFrame, parse_frame
+from .outputs import DeadLetters, Records
+from .progress import Meter, Ticker
+from .records import iso_utc
+from .windows import MinuteWindows
+
+
+def by_reason(counts: Counter[str]) -> str:
+    return ", ".join(f"{reason} {n:,}" for reason, n in sorted(counts.items()))
+
+
+class Counting:
+    def __init__(self, settings: dict[str, Any], records: Records, dead_letters: DeadLetters):
+        self.windows = MinuteWindows(settings["ALLOWED_LATENESS"], settings["LATE_RETENTION"],
+                                     settings["OUTLIER_JUMP"])
+        self.invalid: Counter[str] = Counter()
+        self.meter = Meter(settings["STATUS_INTERVAL"])
+        self.early = Ticker(settings["EMIT_EARLY_EVERY"])
+        self.records = records
+        self.dead_letters = dead_letters
+        self.provisional = 0
+
+    def process(self, values: list[bytes], refs: list[Any], resume_from: Any = None) -> None:
+        """`refs[i]` is what a dead letter of values[i] is made from (the bytes, or the Kafka record)."""
+        pairs, kept, dead = [], [], []
+        for value, ref in zip(values, refs):
+            try:
+                pairs.append(parse_frame(value))
+            except InvalidFrame as exc:
+                self.invalid[exc.reason] += 1
+                dead.append((exc.reason, ref))
+            else:
+                kept.append(ref)
+        self.meter.add(len(values), sum(map(len, values)))
+        self.windows.add_many(pairs, kept, resume_from)
+        self._emit(dead)
+        if self.early.due():
+            self.emit_provisional()
+
+    def _emit(self, dead: list[tuple[str, Any]] = ()) -> None:
+        results, rejected = self.windows.take()
+        self.records.write(results)
+        if dead or rejected:
+            self.dead_letters.write([*dead, *rejected])
+
+    def emit_provisional(self) -> None:
+        results = self.windows.provisional()
+        self.provisional += len(results)
+        self.records.write(results)
+
+    def advance_watermark(self, watermark: int) -> None:
+        self.windows.advance_watermark(watermark)
+        self._emit()
+
+    def flush_all(self) -> None:
+        """End of input: every held frame decided, every open window emitted."""
+        self.windows.flush()
+        self._emit()
+
+    @property
+    def dead(self) -> Counter[str]:
+        return self.invalid + self.windows.rejected
+
+    def status_line(self, lag: int | None = None) -> str:
+        w = self.windows
+        watermark = iso_utc(w.watermark) if w.watermark is not None else "-"
+        lag_text = f", lag {lag:,}" if lag is not None else ""
+        dead = self.dead
+        return (f"consumer: {self.meter.frames:,} frames ({self.meter.frame_rate:,.0f}/s), watermark {watermark}"
+                f"{lag_text}, open {len(w.open)}, kept {len(w.kept)} ({w.kept_bytes / 1e6:.1f} MB), "
+                f"late {w.late_frames:,}, corrections {w.corrections:,}, "
+                f"dead {sum(dead.values()):,}{f' ({by_reason(dead)})' if dead else ''}, held {w.held_frames:,}")
+
+    def summary(self) -> str:
+        """Rates, records, and the reconciliation: frames in = counted + dead-lettered + held."""
+        w = self.windows
+        dead = self.dead
+        held = f" + held {w.held_frames:,}" if w.held_frames else ""
+        final = self.records.written - w.corrections - self.provisional
+        return (f"consumer: done: {self.meter.rates()}; records: {final:,} final, {w.corrections:,} corrections, "
+                f"{self.provisional:,} provisional; frames in {self.meter.frames:,} = counted {w.counted_frames:,} "
+                f"(late {w.late_frames:,}) + dead-lettered {sum(dead.values()):,}"
+                f"{f' ({by_reason(dead)})' if dead else ''}{held}")

@@ -1,0 +1,78 @@
+"""Where results and dead letters go: Kafka topics, stdout, a file. Thin edges, no decisions."""
+from __future__ import annotations
+
+import sys
+from typing import Any, BinaryIO, Protocol
+
+from .records import encode, record_key, window_record
+from .windows import Result
+
+
+class Records:
+    """Count records to stdout (one JSON line each, unless quiet) and to a Kafka topic (if a producer)."""
+
+    def __init__(self, quiet: bool, producer: Any = None, topic: str = ""):
+        self.quiet = quiet
+        self.producer = producer
+        self.topic = topic
+        self.written = 0
+
+    def write(self, results: list[Result]) -> None:
+        lines = []
+        for result in results:
+            record = window_record(result)
+            data = encode(record)
+            lines.append(data)
+            if self.producer is not None:
+                self.producer.send(self.topic, key=record_key(record), value=data)
+        self.written += len(results)
+        if lines and not self.quiet:
+            sys.stdout.buffer.write(b"\n".join(lines) + b"\n")
+            sys.stdout.buffer.flush()
+
+
+class DeadLetters(Protocol):
+    def write(self, letters: list[tuple[str, Any]]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class KafkaDeadLetters:
+    """Each frame unchanged (value and key) on the dead-letter topic; why and where from in headers."""
+
+    def __init__(self, producer: Any, topic: str):
+        self.producer = producer
+        self.topic = topic
+
+    def write(self, letters: list[tuple[str, Any]]) -> None:
+        for reason, record in letters:
+            headers = [("reason", reason.encode()),
+                       ("source", f"{record.topic}/{record.partition}/{record.offset}".encode())]
+            self.producer.send(self.topic, key=record.key, value=record.value, headers=headers)
+
+    def close(self) -> None:
+        """The producer is shared with the records and closed by its owner."""
+
+
+class FileDeadLetters:
+    """`reason<TAB>frame` per line: a frame holds no raw newline (input lines were split on them), and
+    everything after the first tab is the frame unchanged."""
+
+    def __init__(self, path: str):
+        self.file: BinaryIO = open(path, "wb")
+
+    def write(self, letters: list[tuple[str, Any]]) -> None:
+        self.file.writelines(reason.encode() + b"\t" + frame + b"\n" for reason, frame in letters)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class CountedOnly:
+    """--input without --dlq: dead letters are counted in the summary, not written."""
+
+    def write(self, letters: list[tuple[str, Any]]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

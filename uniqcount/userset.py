@@ -1,0 +1,48 @@
+"""Compact exact user sets for windows that are closed but still take late frames.
+
+An open minute keeps its uids as a Python set of str: the fastest to add to, but about 100 bytes a
+user (5 MB for 50,000 users). Once a window closes, only membership and the count are needed, so it
+keeps the sorted 64-bit xxh3 hashes of its uids: 8 bytes a user, 400 KB for 50,000.
+
+Two different uids collide with probability 2^-64 per pair, so a window of n users loses one user to a
+collision with probability about n^2 / 2^65: 7e-11 for n = 50,000, and for a million windows of
+50,000 users (about two years of minutes) still under 1e-4. The hash is stable across processes and
+machines (unlike Python's salted `hash`), so the state can be checkpointed and merged.
+"""
+from __future__ import annotations
+
+import sys
+from array import array
+from bisect import bisect_left
+from typing import Iterable
+
+from xxhash import xxh3_64_intdigest
+
+
+def uid_hash(uid: str) -> int:
+    return xxh3_64_intdigest(uid.encode())
+
+
+class CompactUsers:
+    """A set of users as sorted 64-bit hashes, plus a small set of those added after the freeze."""
+
+    __slots__ = ("_sorted", "_added")
+
+    def __init__(self, users: Iterable[str] = ()):
+        self._sorted = array("Q", sorted({uid_hash(uid) for uid in users}))
+        self._added: set[int] = set()
+
+    def add(self, uid: str) -> None:
+        h = uid_hash(uid)
+        i = bisect_left(self._sorted, h)
+        if i == len(self._sorted) or self._sorted[i] != h:
+            self._added.add(h)
+
+    def __len__(self) -> int:
+        return len(self._sorted) + len(self._added)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: the hash array, and the set of late additions with its int objects."""
+        added = sys.getsizeof(self._added) + sum(map(sys.getsizeof, self._added)) if self._added else 0
+        return sys.getsizeof(self._sorted) + added

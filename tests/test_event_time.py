@@ -146,3 +146,48 @@ def test_bad_input_through_the_broker_is_dead_lettered_and_valid_frames_stay_exa
     assert {m.value: dict(m.headers)["reason"].decode() for m in letters} == bad
     assert all(m.key == b"k" and dict(m.headers)["source"].startswith(env["TOPIC"].encode()) for m in letters)
     assert "frames in 12 = counted 4 (late 0) + dead-lettered 8" in consumed.stderr.decode()
+
+
+@needs_samples
+@pytest.mark.kafka
+def test_killed_consumer_restarts_without_losing_or_double_counting(bootstrap, tmp_path):
+    """SIGKILL after half the sample was consumed and committed; the rest arrives while it is down.
+    The restarted consumer rebuilds open and kept minutes from the committed offsets, so the latest
+    record per minute is still the truth (late frames of minutes closed before the crash included)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from kafka import KafkaConsumer, TopicPartition
+
+    from uniqcount.config import REPO
+
+    lines = gzip.decompress(LATE.read_bytes()).splitlines()
+    half = len(lines) // 2
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_bytes(b"\n".join(lines[:half]))
+    second.write_bytes(b"\n".join(lines[half:]))
+    # retention 60 s (the sample is at most 10 s late) so that the commit moves past the first minutes
+    env = kafka_env(bootstrap, IDLE_FLUSH_SECONDS="100000", STATUS_INTERVAL="0", LATE_RETENTION="60")
+    assert script("producer.py", "--input", str(first), env=env).returncode == 0
+    consumer = subprocess.Popen([sys.executable, str(REPO / "consumer.py"), "--quiet"], cwd=REPO,
+                                env={**os.environ, **env}, stderr=subprocess.DEVNULL)
+    group = KafkaConsumer(bootstrap_servers=bootstrap, group_id=env["CONSUMER_GROUP"], enable_auto_commit=False)
+    try:
+        deadline = time.monotonic() + 60
+        while not group.committed(TopicPartition(env["TOPIC"], 0)):  # None, or 0 (nothing to skip yet)
+            assert time.monotonic() < deadline, "the consumer never committed"
+            time.sleep(0.5)
+    finally:
+        group.close()
+        consumer.kill()
+        consumer.wait()
+    before = [json.loads(m.value) for m in read_topic(bootstrap, env["OUTPUT_TOPIC"])]
+    assert before, "nothing was emitted before the crash"
+    assert script("producer.py", "--input", str(second), env=env).returncode == 0
+    resumed = script("consumer.py", "--exit-at-end", "--quiet", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    records = [json.loads(m.value) for m in read_topic(bootstrap, env["OUTPUT_TOPIC"])]
+    assert as_truth(latest_per_key(records)) == truth_minutes(LATE)
+    assert read_topic(bootstrap, env["DLQ_TOPIC"], timeout_ms=2000) == []

@@ -125,7 +125,7 @@ class KafkaRun:
         if not offsets:
             return
         state = (first.max_ts, first.watermark) if first else (windows.max_ts, windows.watermark)
-        metadata = encode_metadata(*state)
+        metadata = encode_metadata(*state, windows.finished_until)
         self.consumer.commit({tp: OffsetAndMetadata(o, metadata, -1) for tp, o in offsets.items()})
 
 

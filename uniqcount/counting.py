@@ -78,12 +78,14 @@ class Counting:
                 f"dead {sum(dead.values()):,}{f' ({by_reason(dead)})' if dead else ''}, held {w.held_frames:,}")
 
     def summary(self) -> str:
-        """Rates, records, and the reconciliation: frames in = counted + dead-lettered + held."""
+        """Rates, records, and the reconciliation: frames in = counted + dead-lettered + held (+ frames
+        re-read after a restart that were counted before it)."""
         w = self.windows
         dead = self.dead
         held = f" + held {w.held_frames:,}" if w.held_frames else ""
+        replayed = f" + re-read after a restart {w.replayed:,}" if w.replayed else ""
         final = self.records.written - w.corrections - self.provisional
         return (f"consumer: done: {self.meter.rates()}; records: {final:,} final, {w.corrections:,} corrections, "
                 f"{self.provisional:,} provisional; frames in {self.meter.frames:,} = counted {w.counted_frames:,} "
                 f"(late {w.late_frames:,}) + dead-lettered {sum(dead.values()):,}"
-                f"{f' ({by_reason(dead)})' if dead else ''}{held}")
+                f"{f' ({by_reason(dead)})' if dead else ''}{held}{replayed}")

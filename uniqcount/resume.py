@@ -4,7 +4,10 @@ Each batch from Kafka is tagged with a Resume: the offsets before it and the wat
 moment. Every window still in memory (open, or kept for late frames) and every held frame remembers
 the Resume of the batch it started in. Committing the earliest of them, with its watermark in the
 commit metadata, means a crash loses nothing: the restarted consumer re-reads every frame that the
-state in memory was made of, and judges each one against the same watermark as before.
+state in memory was made of, and judges each one against the same watermark as before. The metadata
+also says which windows were already emitted and forgotten (`done_until`): the re-read batches
+may hold some of their frames, which were counted before the crash and must not make a partial
+record that would replace the right one.
 """
 from __future__ import annotations
 
@@ -36,14 +39,14 @@ def earliest(points: Iterable[Resume], positions: dict[Any, int]) -> tuple[dict[
     return offsets, first
 
 
-def encode_metadata(max_ts: int | None, watermark: int | None) -> str:
-    return msgspec.json.encode({"max_ts": max_ts, "watermark": watermark}).decode()
+def encode_metadata(max_ts: int | None, watermark: int | None, done_until: int | None) -> str:
+    return msgspec.json.encode({"max_ts": max_ts, "watermark": watermark, "done_until": done_until}).decode()
 
 
-def decode_metadata(text: str | None) -> tuple[int | None, int | None]:
-    """(max_ts, watermark) from a commit's metadata; (None, None) for none or a foreign one."""
+def decode_metadata(text: str | None) -> tuple[int | None, int | None, int | None]:
+    """(max_ts, watermark, done_until) from a commit's metadata; Nones for none or a foreign one."""
     try:
         state = msgspec.json.decode(text or "{}")
-        return state.get("max_ts"), state.get("watermark")
+        return state.get("max_ts"), state.get("watermark"), state.get("done_until")
     except (msgspec.DecodeError, AttributeError):
-        return None, None
+        return None, None, None

@@ -78,6 +78,8 @@ class MinuteWindows:
         self.late_frames = 0
         self.corrections = 0
         self.rejected: Counter[str] = Counter()
+        self.replayed = 0  # frames of windows finished before a restart: counted then, skipped now
+        self.done_until: int | None = None  # windows ending by then were finished before a restart
         self._next_end = _FAR  # end of the oldest open window
         self._dirty: set[int] = set()  # kept windows changed by late frames in this batch
 
@@ -108,6 +110,10 @@ class MinuteWindows:
         start = ts - ts % self.size
         window = self.open.get(start)
         if window is None:
+            if self.done_until is not None and start + self.size <= self.done_until:
+                self._finished_before_restart(start, ref)
+                self._accepted()
+                return
             if self.watermark is not None and start + self.size <= self.watermark:
                 self._late(uid, start, ref, resume_from)
                 self._accepted()
@@ -142,6 +148,14 @@ class MinuteWindows:
         self.late_frames += 1
         self.counted_frames += 1
         self._dirty.add(start)
+
+    def _finished_before_restart(self, start: int, ref: Any) -> None:
+        """Re-read after a restart: the window was emitted and forgotten before the crash. Its frames
+        were counted then (skip them) or were too late then (dead-letter them again)."""
+        if self.watermark is not None and start + self.size + self.late_retention <= self.watermark:
+            self._reject("too_late", ref)
+        else:
+            self.replayed += 1
 
     def _reject(self, reason: str, ref: Any) -> None:
         self.rejected[reason] += 1
@@ -198,10 +212,16 @@ class MinuteWindows:
             for start in [s for s, w in self.kept.items() if w.end <= horizon]:
                 del self.kept[start]
 
-    def resume(self, max_ts: int | None, watermark: int | None) -> None:
-        """Continue a stream from a committed point with the event-time state it had (resume.py)."""
-        if self.max_ts is None and max_ts is not None:
-            self.max_ts, self.watermark = max_ts, watermark
+    def resume(self, max_ts: int | None, watermark: int | None, done_until: int | None) -> None:
+        """Continue a stream from a committed point with the event-time state it had (resume.py);
+        windows ending by `done_until` were emitted and forgotten before the restart."""
+        if self.max_ts is None:
+            self.max_ts, self.watermark, self.done_until = max_ts, watermark, done_until
+
+    @property
+    def finished_until(self) -> int | None:
+        """Windows ending by then are emitted and forgotten: no frame can change them any more."""
+        return None if self.watermark is None else self.watermark - self.late_retention
 
     def advance_watermark(self, watermark: int) -> None:
         """Move the watermark on without a frame (an idle stream); never backwards."""

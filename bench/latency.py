@@ -1,0 +1,83 @@
+"""How long after a minute's end (wall clock) its result appears, through the real broker.
+
+Replays a sample at `--speed` times its event-time pace (producer.py --rate) while consumer.py runs
+live, then reads both topics back. For each minute: when did the stream reach the minute's end (the
+CreateTime of the first input frame at or past it), and when was the minute's first record written
+(the output record's CreateTime). The difference is ALLOWED_LATENESS / speed plus the pipeline's own
+delay (batching, polling, producing); the latter is what this reports separately.
+
+    python -m bench.latency ../shared/data/sample-late.jsonl.gz --speed 10
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import uuid
+
+from kafka import KafkaConsumer
+
+from uniqcount.config import REPO, load
+from uniqcount.frames import InvalidFrame, parse_frame
+
+
+def read_all(bootstrap: str, topic: str) -> list:
+    reader = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                           consumer_timeout_ms=5000, fetch_max_bytes=64 << 20)
+    try:
+        return list(reader)
+    finally:
+        reader.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path")
+    parser.add_argument("--speed", type=float, default=10.0)
+    parser.add_argument("--lateness", type=int, default=load()["ALLOWED_LATENESS"])
+    args = parser.parse_args(argv)
+    settings = load()
+    run = uuid.uuid4().hex[:8]
+    env = {**os.environ, "TOPIC": f"lat-{run}", "OUTPUT_TOPIC": f"lat-out-{run}", "DLQ_TOPIC": f"lat-dlq-{run}",
+           "CONSUMER_GROUP": f"lat-{run}", "ALLOWED_LATENESS": str(args.lateness), "STATUS_INTERVAL": "0"}
+    subprocess.run([sys.executable, "-m", "uniqcount.brokerctl", "topics"], env={**env, "RESET_TOPICS": "false"},
+                   cwd=REPO, check=True, capture_output=True)
+    consumer = subprocess.Popen([sys.executable, str(REPO / "consumer.py"), "--quiet"], env=env, cwd=REPO,
+                                stderr=subprocess.PIPE)
+    subprocess.run([sys.executable, str(REPO / "producer.py"), "--input", args.path, "--rate", str(args.speed)],
+                   env=env, cwd=REPO, check=True, capture_output=True)
+    consumer.send_signal(signal.SIGUSR1)
+    consumer.wait(timeout=120)
+
+    reached: dict[int, float] = {}  # minute end -> when the stream first got there (ms)
+    newest = None
+    for message in read_all(settings["BOOTSTRAP_SERVERS"], env["TOPIC"]):
+        try:
+            ts = parse_frame(message.value)[1]
+        except InvalidFrame:
+            continue
+        newest = ts if newest is None else max(newest, ts)
+        end = newest - newest % 60
+        reached.setdefault(end, message.timestamp)
+    first_record: dict[int, tuple[float, dict]] = {}
+    for message in read_all(settings["BOOTSTRAP_SERVERS"], env["OUTPUT_TOPIC"]):
+        record = json.loads(message.value)
+        first_record.setdefault(record["window_end"], (message.timestamp, record))
+    delays = [(stamp - reached[end]) / 1000 for end, (stamp, record) in first_record.items()
+              if end in reached and record["late_frames"] == 0]  # the last minute closes at drain
+    expected = args.lateness / args.speed
+    print(f"{len(delays)} minutes at {args.speed:g}x real time, lateness {args.lateness} s "
+          f"({expected:.2f} s of wall clock at this speed):")
+    print(f"  first record after the minute's end: median {statistics.median(delays):.2f} s, "
+          f"max {max(delays):.2f} s wall clock")
+    print(f"  pipeline's own delay beyond the lateness: median {statistics.median(delays) - expected:.3f} s, "
+          f"max {max(delays) - expected:.3f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -19,19 +19,9 @@ import subprocess
 import sys
 import uuid
 
-from kafka import KafkaConsumer
-
 from uniqcount.config import REPO, load
 from uniqcount.frames import InvalidFrame, parse_frame
-
-
-def read_all(bootstrap: str, topic: str) -> list:
-    reader = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                           consumer_timeout_ms=5000, fetch_max_bytes=64 << 20)
-    try:
-        return list(reader)
-    finally:
-        reader.close()
+from uniqcount.kafka_io import read_topic
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
     reached: dict[int, float] = {}  # minute end -> when the stream first got there (ms)
     newest = None
-    for message in read_all(settings["BOOTSTRAP_SERVERS"], env["TOPIC"]):
+    for message in read_topic(settings["BOOTSTRAP_SERVERS"], env["TOPIC"]):
         try:
             ts = parse_frame(message.value)[1]
         except InvalidFrame:
@@ -64,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         end = newest - newest % 60
         reached.setdefault(end, message.timestamp)
     first_record: dict[int, tuple[float, dict]] = {}
-    for message in read_all(settings["BOOTSTRAP_SERVERS"], env["OUTPUT_TOPIC"]):
+    for message in read_topic(settings["BOOTSTRAP_SERVERS"], env["OUTPUT_TOPIC"]):
         record = json.loads(message.value)
         first_record.setdefault(record["window_end"], (message.timestamp, record))
     delays = [(stamp - reached[end]) / 1000 for end, (stamp, record) in first_record.items()

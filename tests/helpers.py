@@ -9,7 +9,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer
 
 from uniqcount.config import REPO
 
@@ -49,12 +48,3 @@ def kafka_env(bootstrap: str, **extra: str) -> dict[str, str]:
     run = uuid.uuid4().hex[:8]
     return {"BOOTSTRAP_SERVERS": bootstrap, "TOPIC": f"events-{run}", "OUTPUT_TOPIC": f"out-{run}",
             "DLQ_TOPIC": f"dlq-{run}", "CONSUMER_GROUP": f"group-{run}", **extra}
-
-
-def read_topic(bootstrap: str, topic: str, timeout_ms: int = 5000) -> list:
-    reader = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                           consumer_timeout_ms=timeout_ms)
-    try:
-        return list(reader)
-    finally:
-        reader.close()

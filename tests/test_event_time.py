@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
+import subprocess
+import sys
+import time
 from collections import defaultdict
 
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from tests.helpers import (LATE, ORDERED, as_truth, kafka_env, latest_per_key, needs_samples, read_topic,
-                           script, truth_minutes)
+from tests.helpers import (LATE, ORDERED, as_truth, kafka_env, latest_per_key, needs_samples, script,
+                           truth_minutes)
+from uniqcount.config import REPO
+from uniqcount.kafka_io import read_topic
 
 
 def stdin_run(data: bytes, *args: str, tmp_path=None):
@@ -115,7 +121,7 @@ def test_sample_late_through_the_broker(bootstrap):
     records = [json.loads(m.value) for m in messages]
     assert [m.key.decode() for m in messages] == [f"minute:{r['window_start']}" for r in records]
     assert as_truth(latest_per_key(records)) == truth_minutes(LATE)
-    assert read_topic(bootstrap, env["DLQ_TOPIC"], timeout_ms=2000) == []
+    assert read_topic(bootstrap, env["DLQ_TOPIC"]) == []
 
 
 @pytest.mark.kafka
@@ -154,15 +160,6 @@ def test_killed_consumer_restarts_without_losing_or_double_counting(bootstrap, t
     """SIGKILL after half the sample was consumed and committed; the rest arrives while it is down.
     The restarted consumer rebuilds open and kept minutes from the committed offsets, so the latest
     record per minute is still the truth (late frames of minutes closed before the crash included)."""
-    import os
-    import subprocess
-    import sys
-    import time
-
-    from kafka import KafkaConsumer, TopicPartition
-
-    from uniqcount.config import REPO
-
     lines = gzip.decompress(LATE.read_bytes()).splitlines()
     half = len(lines) // 2
     first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
@@ -190,4 +187,4 @@ def test_killed_consumer_restarts_without_losing_or_double_counting(bootstrap, t
     assert resumed.returncode == 0, resumed.stderr
     records = [json.loads(m.value) for m in read_topic(bootstrap, env["OUTPUT_TOPIC"])]
     assert as_truth(latest_per_key(records)) == truth_minutes(LATE)
-    assert read_topic(bootstrap, env["DLQ_TOPIC"], timeout_ms=2000) == []
+    assert read_topic(bootstrap, env["DLQ_TOPIC"]) == []

@@ -4,15 +4,18 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from kafka import KafkaConsumer
 
-from tests.helpers import (ORDERED, as_truth, kafka_env, needs_samples, read_topic, script,
-                           truth_minutes)
+from tests.helpers import ORDERED, as_truth, kafka_env, needs_samples, script, truth_minutes
+from uniqcount import producer_cli
 from uniqcount.config import REPO
+from uniqcount.kafka_io import read_topic
 
 
 @needs_samples
@@ -90,8 +93,6 @@ def test_producer_limit_and_blank_lines(bootstrap, tmp_path):
 
 def test_rate_paces_by_event_time(monkeypatch):
     """--rate 2: frames 10 s of event time apart go out 5 s apart (clock and sleep are faked)."""
-    from uniqcount import producer_cli
-
     clock = [100.0]
     slept = []
     monkeypatch.setattr(producer_cli.time, "monotonic", lambda: clock[0])
@@ -107,9 +108,6 @@ def test_idle_stream_closes_with_the_wall_clock_then_drains_on_sigusr1(bootstrap
     """Caught up and idle, the watermark moves on with the wall clock: the open minute (watermark
     173 after the frame at 178, lateness 5) closes once 7 s have passed, not before; the consumer keeps
     running, and drains and exits on SIGUSR1."""
-    import signal
-    import time
-
     env = kafka_env(bootstrap, IDLE_FLUSH_SECONDS="1", STATUS_INTERVAL="0")
     path = tmp_path / "in.jsonl"
     path.write_bytes(b'{"uid":"a","ts":60}\n{"uid":"b","ts":61}\n{"uid":"c","ts":178}\n')

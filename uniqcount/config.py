@@ -61,6 +61,9 @@ SETTINGS: dict[str, Setting] = {
         Setting("FETCH_MAX_BYTES", "67108864", "consumer: most bytes one fetch returns", int),
         Setting("MAX_PARTITION_FETCH_BYTES", "16777216", "consumer: most bytes per partition per fetch", int),
         Setting("MAX_POLL_RECORDS", "20000", "consumer: most records handed over per poll", int),
+        Setting("SESSION_TIMEOUT_MS", "10000",
+                "consumer: how long the group waits for a crashed consumer before a restarted or other one "
+                "takes its partitions (Kafka's default: 45000)", int),
         Setting("ALLOWED_LATENESS", "5",
                 "seconds the watermark trails the largest event time; 0 = emit when a later minute arrives",
                 int),

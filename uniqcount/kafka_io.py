@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from typing import Any, Iterable
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -42,9 +42,29 @@ def consumer(settings: dict[str, Any]) -> KafkaConsumer:
         fetch_max_bytes=settings["FETCH_MAX_BYTES"],
         max_partition_fetch_bytes=settings["MAX_PARTITION_FETCH_BYTES"],
         max_poll_records=settings["MAX_POLL_RECORDS"],
+        session_timeout_ms=settings["SESSION_TIMEOUT_MS"],
     )
 
 
+def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Any]:
+    """Every record of `topic` up to its end offsets at the time of the call, outside any group: for
+    reading results back (tests, benchmarks) without waiting for a timeout to say "that was all"."""
+    reader = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_bytes=64 << 20)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]
+        reader.assign(partitions)
+        reader.seek_to_beginning()
+        ends = reader.end_offsets(partitions)
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while any(reader.position(tp) < ends[tp] for tp in partitions):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}: still short of its end offsets after {timeout:.0f} s")
+            for batch in reader.poll(timeout_ms=500).values():
+                records.extend(batch)
+        return records
+    finally:
+        reader.close()
 def topic_specs(settings: dict[str, Any], roles: Iterable[str] = ("TOPIC", "OUTPUT_TOPIC", "DLQ_TOPIC")
                 ) -> list[NewTopic]:
     """Topics by the setting that names them. The output topic is compacted: the latest record per

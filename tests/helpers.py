@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -38,9 +39,20 @@ def latest_per_key(records: list[dict]) -> list[dict]:
 
 
 def script(name: str, *args: str, stdin: bytes | None = None, env: dict | None = None,
-           timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / name), *args], input=stdin, capture_output=True,
-                          cwd=REPO, env={**os.environ, **(env or {})}, timeout=timeout)
+           timeout: float = 180) -> subprocess.CompletedProcess:
+    """Run a top-level script. If it hangs, SIGABRT makes faulthandler print every thread's stack,
+    and the failure shows it with the script's stderr."""
+    command = [sys.executable, str(REPO / name), *args]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               cwd=REPO, env={**os.environ, "PYTHONFAULTHANDLER": "1", **(env or {})})
+    try:
+        stdout, stderr = process.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        _, stderr = process.communicate()
+        pytest.fail(f"{name} {' '.join(args)} still running after {timeout:.0f} s; its stderr:\n"
+                    f"{stderr.decode(errors='replace')[-20000:]}")
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def kafka_env(bootstrap: str, **extra: str) -> dict[str, str]:

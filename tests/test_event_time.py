@@ -20,13 +20,31 @@ from uniqcount.config import REPO
 from uniqcount.kafka_io import read_topic
 
 
-def stdin_run(data: bytes, *args: str, tmp_path=None):
-    """consumer.py --input - with the dead letters in a file: (records, [(reason, frame)], stderr)."""
-    dlq = tmp_path / "dead.tsv"
-    result = script("consumer.py", "--input", "-", "--dlq", str(dlq), *args, stdin=data)
+VIA = ["stdin", pytest.param("broker", marks=pytest.mark.kafka)]
+
+
+def run_consumer(via: str, data: bytes, *args: str, request, tmp_path):
+    """consumer.py on these frames with its dead letters kept: (records, [(reason, frame)], stderr).
+    stdin: --input - with a --dlq file; broker: producer.py, then consumer.py --exit-at-end, then
+    events-output and events-dlq read back."""
+    if via == "stdin":
+        dlq = tmp_path / "dead.tsv"
+        result = script("consumer.py", "--input", "-", "--dlq", str(dlq), *args, stdin=data)
+        assert result.returncode == 0, result.stderr
+        records = [json.loads(line) for line in result.stdout.splitlines()]
+        dead = [tuple(line.split(b"\t", 1)) for line in dlq.read_bytes().splitlines()]
+        return records, dead, result.stderr.decode()
+    bootstrap = request.getfixturevalue("bootstrap")
+    env = kafka_env(bootstrap)
+    frames = tmp_path / "frames.jsonl"
+    frames.write_bytes(data)
+    assert script("producer.py", "--input", str(frames), env=env).returncode == 0
+    result = script("consumer.py", "--exit-at-end", "--quiet", *args, env=env)
     assert result.returncode == 0, result.stderr
-    records = [json.loads(line) for line in result.stdout.splitlines()]
-    dead = [tuple(line.split(b"\t", 1)) for line in dlq.read_bytes().splitlines()]
+    messages = read_topic(bootstrap, env["OUTPUT_TOPIC"])
+    records = [json.loads(m.value) for m in messages]
+    assert [m.key.decode() for m in messages] == [f"minute:{r['window_start']}" for r in records]
+    dead = [(dict(m.headers)["reason"], m.value) for m in read_topic(bootstrap, env["DLQ_TOPIC"])]
     return records, dead, result.stderr.decode()
 
 
@@ -42,8 +60,10 @@ def minutes_of(lines: list[bytes]) -> list[dict]:
 
 
 @needs_samples
-def test_sample_late_latest_record_per_minute_is_the_truth(tmp_path):
-    records, dead, stderr = stdin_run(gzip.decompress(LATE.read_bytes()), tmp_path=tmp_path)
+@pytest.mark.parametrize("via", VIA)
+def test_sample_late_latest_record_per_minute_is_the_truth(via, request, tmp_path):
+    records, dead, stderr = run_consumer(via, gzip.decompress(LATE.read_bytes()), request=request,
+                                         tmp_path=tmp_path)
     assert dead == []
     assert as_truth(latest_per_key(records)) == truth_minutes(LATE)
     corrections = [r for r in records if r["revision"] > 0]
@@ -53,9 +73,11 @@ def test_sample_late_latest_record_per_minute_is_the_truth(tmp_path):
 
 
 @needs_samples
-def test_sample_late_without_retention_final_plus_too_late_is_the_truth(tmp_path):
+@pytest.mark.parametrize("via", VIA)
+def test_sample_late_without_retention_final_plus_too_late_is_the_truth(via, request, tmp_path):
     lines = gzip.decompress(LATE.read_bytes()).splitlines()
-    records, dead, stderr = stdin_run(b"\n".join(lines), "--late-retention", "0", tmp_path=tmp_path)
+    records, dead, stderr = run_consumer(via, b"\n".join(lines), "--late-retention", "0", request=request,
+                                         tmp_path=tmp_path)
     assert records == latest_per_key(records) and all(r["revision"] == 0 for r in records)
     assert dead and {reason for reason, _ in dead} == {b"too_late"}
     # the final records are exactly the frames that were not dead-lettered ...
@@ -98,30 +120,17 @@ def flip_high_bits(lines: list[bytes], count: int, seed: int) -> tuple[list[byte
 
 
 @needs_samples
-def test_bit_flips_are_dead_lettered_and_every_other_minute_stays_exact(tmp_path):
+@pytest.mark.parametrize("via", VIA)
+def test_bit_flips_are_dead_lettered_and_every_other_minute_stays_exact(via, request, tmp_path):
     lines = gzip.decompress(ORDERED.read_bytes()).splitlines()
     stream, flipped = flip_high_bits(lines, 40, seed=4)
-    records, dead, stderr = stdin_run(b"\n".join(stream), tmp_path=tmp_path)
+    records, dead, stderr = run_consumer(via, b"\n".join(stream), request=request, tmp_path=tmp_path)
     assert sorted(frame for _, frame in dead) == sorted(flipped)
     for reason, frame in dead:  # ahead: held in vain; behind: past any retention
         assert reason == (b"ts_outlier" if flipped[frame] > 1468244384 else b"too_late")
     untouched = [line for line in stream if line not in flipped]
     assert as_truth(latest_per_key(records)) == minutes_of(untouched)
     assert all(r["revision"] == 0 for r in records), "a flip must not make other frames late"
-
-
-@needs_samples
-@pytest.mark.kafka
-def test_sample_late_through_the_broker(bootstrap):
-    env = kafka_env(bootstrap)
-    assert script("producer.py", "--input", str(LATE), env=env).returncode == 0
-    consumed = script("consumer.py", "--exit-at-end", "--quiet", env=env)
-    assert consumed.returncode == 0, consumed.stderr
-    messages = read_topic(bootstrap, env["OUTPUT_TOPIC"])
-    records = [json.loads(m.value) for m in messages]
-    assert [m.key.decode() for m in messages] == [f"minute:{r['window_start']}" for r in records]
-    assert as_truth(latest_per_key(records)) == truth_minutes(LATE)
-    assert read_topic(bootstrap, env["DLQ_TOPIC"]) == []
 
 
 @pytest.mark.kafka

@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -197,3 +198,25 @@ def test_killed_consumer_restarts_without_losing_or_double_counting(bootstrap, t
     records = [json.loads(m.value) for m in read_topic(bootstrap, env["OUTPUT_TOPIC"])]
     assert as_truth(latest_per_key(records)) == truth_minutes(LATE)
     assert read_topic(bootstrap, env["DLQ_TOPIC"]) == []
+
+
+@pytest.mark.kafka
+def test_early_results_through_the_broker_show_the_open_minute_then_its_final_record(bootstrap, tmp_path):
+    env = kafka_env(bootstrap, EMIT_EARLY_EVERY="0.5", IDLE_FLUSH_SECONDS="100000", STATUS_INTERVAL="0")
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"uid":"a","ts":60}\n{"uid":"b","ts":61}\n{"uid":"a","ts":62}\n')
+    assert script("producer.py", "--input", str(path), env=env).returncode == 0
+    consumer = subprocess.Popen([sys.executable, str(REPO / "consumer.py"), "--quiet"], cwd=REPO,
+                                env={**os.environ, **env}, stderr=subprocess.DEVNULL)
+    try:
+        reader = KafkaConsumer(env["OUTPUT_TOPIC"], bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                               consumer_timeout_ms=30000)
+        early = json.loads(next(iter(reader)).value)
+        reader.close()
+        assert (early["window_start"], early["unique_users"], early["frames"], early["final"]) == (60, 2, 3, False)
+        consumer.send_signal(signal.SIGUSR1)
+        assert consumer.wait(timeout=30) == 0
+    finally:
+        consumer.kill()
+    last = json.loads(read_topic(bootstrap, env["OUTPUT_TOPIC"])[-1].value)
+    assert (last["window_start"], last["unique_users"], last["final"], last["revision"]) == (60, 2, True, 0)

@@ -21,11 +21,14 @@ def hll_relative_standard_error(lg_k: int) -> float:
 
 
 class HllCounter:
-    __slots__ = ("sketch", "lg_k")
+    __slots__ = ("sketch",)
 
-    def __init__(self, lg_k: int = DEFAULT_LG_K) -> None:
-        self.lg_k = lg_k
-        self.sketch = hll_sketch(lg_k, tgt_hll_type.HLL_8)
+    def __init__(self, lg_k: int = DEFAULT_LG_K, sketch: hll_sketch | None = None) -> None:
+        self.sketch = sketch if sketch is not None else hll_sketch(lg_k, tgt_hll_type.HLL_8)
+
+    @property
+    def lg_k(self) -> int:
+        return self.sketch.lg_config_k
 
     def add(self, uid: str) -> None:
         self.sketch.update(uid)
@@ -46,17 +49,11 @@ class HllCounter:
 
     @classmethod
     def deserialize(cls, data: bytes) -> HllCounter:
-        counter = cls.__new__(cls)
-        counter.sketch = hll_sketch.deserialize(data)
-        counter.lg_k = counter.sketch.lg_config_k
-        return counter
+        return cls(sketch=hll_sketch.deserialize(data))
 
     def merge(self, other: HllCounter) -> HllCounter:
         """The union of two windows' users (e.g. the same window on two partitions)."""
         union = hll_union(max(self.lg_k, other.lg_k))
         union.update(self.sketch)
         union.update(other.sketch)
-        merged = HllCounter.__new__(HllCounter)
-        merged.sketch = union.get_result(tgt_hll_type.HLL_8)
-        merged.lg_k = merged.sketch.lg_config_k
-        return merged
+        return HllCounter(sketch=union.get_result(tgt_hll_type.HLL_8))

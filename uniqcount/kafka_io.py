@@ -65,6 +65,8 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Any]:
         return records
     finally:
         reader.close()
+
+
 def topic_specs(settings: dict[str, Any], roles: Iterable[str] = ("TOPIC", "OUTPUT_TOPIC", "DLQ_TOPIC")
                 ) -> list[NewTopic]:
     """Topics by the setting that names them. The output topic is compacted: the latest record per

@@ -135,8 +135,11 @@ class MinuteWindows:
             for frame in guard.expired():
                 self._reject("ts_outlier", frame.ref)
 
+    def _beyond_retention(self, start: int) -> bool:
+        return self.watermark is not None and start + self.size + self.late_retention <= self.watermark
+
     def _late(self, uid: str, start: int, ref: Any, resume_from: Any) -> None:
-        if start + self.size + self.late_retention <= self.watermark:
+        if self._beyond_retention(start):
             self._reject("too_late", ref)
             return
         kept = self.kept.get(start)
@@ -152,7 +155,7 @@ class MinuteWindows:
     def _finished_before_restart(self, start: int, ref: Any) -> None:
         """Re-read after a restart: the window was emitted and forgotten before the crash. Its frames
         were counted then (skip them) or were too late then (dead-letter them again)."""
-        if self.watermark is not None and start + self.size + self.late_retention <= self.watermark:
+        if self._beyond_retention(start):
             self._reject("too_late", ref)
         else:
             self.replayed += 1

@@ -6,10 +6,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
+from kafka import KafkaConsumer
 
 from uniqcount.config import REPO
 
@@ -60,3 +62,31 @@ def kafka_env(bootstrap: str, **extra: str) -> dict[str, str]:
     run = uuid.uuid4().hex[:8]
     return {"BOOTSTRAP_SERVERS": bootstrap, "TOPIC": f"events-{run}", "OUTPUT_TOPIC": f"out-{run}",
             "DLQ_TOPIC": f"dlq-{run}", "CONSUMER_GROUP": f"group-{run}", **extra}
+
+
+def produce(env: dict, path: Path, data: bytes) -> None:
+    """`data` written to `path`, then loaded into the test's input topic with producer.py."""
+    path.write_bytes(data)
+    result = script("producer.py", "--input", str(path), env=env)
+    assert result.returncode == 0, result.stderr
+
+
+def start_consumer(env: dict, stderr: int = subprocess.DEVNULL) -> subprocess.Popen:
+    """consumer.py left running, as a user runs it: the caller signals or kills it."""
+    return subprocess.Popen([sys.executable, str(REPO / "consumer.py"), "--quiet"], cwd=REPO,
+                            env={**os.environ, **env}, stderr=stderr)
+
+
+def follow(bootstrap: str, topic: str, count: int) -> list[tuple[float, dict]]:
+    """The first `count` records of a live topic as they arrive: (time.monotonic() on arrival, record)."""
+    reader = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                           consumer_timeout_ms=30000)
+    arrived = []
+    try:
+        for message in reader:
+            arrived.append((time.monotonic(), json.loads(message.value)))
+            if len(arrived) == count:
+                break
+    finally:
+        reader.close()
+    return arrived

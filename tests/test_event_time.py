@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from tests.helpers import (LATE, ORDERED, as_truth, kafka_env, latest_per_key, needs_samples, script,
-                           truth_minutes)
-from uniqcount.config import REPO
+from tests.helpers import (LATE, ORDERED, as_truth, follow, kafka_env, latest_per_key, needs_samples, produce,
+                           script, start_consumer, truth_minutes)
 from uniqcount.kafka_io import read_topic
 
 
@@ -37,9 +33,7 @@ def run_consumer(via: str, data: bytes, *args: str, request, tmp_path):
         return records, dead, result.stderr.decode()
     bootstrap = request.getfixturevalue("bootstrap")
     env = kafka_env(bootstrap)
-    frames = tmp_path / "frames.jsonl"
-    frames.write_bytes(data)
-    assert script("producer.py", "--input", str(frames), env=env).returncode == 0
+    produce(env, tmp_path / "frames.jsonl", data)
     result = script("consumer.py", "--exit-at-end", "--quiet", *args, env=env)
     assert result.returncode == 0, result.stderr
     messages = read_topic(bootstrap, env["OUTPUT_TOPIC"])
@@ -172,14 +166,10 @@ def test_killed_consumer_restarts_without_losing_or_double_counting(bootstrap, t
     record per minute is still the truth (late frames of minutes closed before the crash included)."""
     lines = gzip.decompress(LATE.read_bytes()).splitlines()
     half = len(lines) // 2
-    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
-    first.write_bytes(b"\n".join(lines[:half]))
-    second.write_bytes(b"\n".join(lines[half:]))
     # retention 60 s (the sample is at most 10 s late) so that the commit moves past the first minutes
     env = kafka_env(bootstrap, IDLE_FLUSH_SECONDS="100000", STATUS_INTERVAL="0", LATE_RETENTION="60")
-    assert script("producer.py", "--input", str(first), env=env).returncode == 0
-    consumer = subprocess.Popen([sys.executable, str(REPO / "consumer.py"), "--quiet"], cwd=REPO,
-                                env={**os.environ, **env}, stderr=subprocess.DEVNULL)
+    produce(env, tmp_path / "first.jsonl", b"\n".join(lines[:half]))
+    consumer = start_consumer(env)
     group = KafkaConsumer(bootstrap_servers=bootstrap, group_id=env["CONSUMER_GROUP"], enable_auto_commit=False)
     try:
         deadline = time.monotonic() + 60
@@ -192,7 +182,7 @@ def test_killed_consumer_restarts_without_losing_or_double_counting(bootstrap, t
         consumer.wait()
     before = [json.loads(m.value) for m in read_topic(bootstrap, env["OUTPUT_TOPIC"])]
     assert before, "nothing was emitted before the crash"
-    assert script("producer.py", "--input", str(second), env=env).returncode == 0
+    produce(env, tmp_path / "second.jsonl", b"\n".join(lines[half:]))
     resumed = script("consumer.py", "--exit-at-end", "--quiet", env=env)
     assert resumed.returncode == 0, resumed.stderr
     records = [json.loads(m.value) for m in read_topic(bootstrap, env["OUTPUT_TOPIC"])]
@@ -203,16 +193,10 @@ def test_killed_consumer_restarts_without_losing_or_double_counting(bootstrap, t
 @pytest.mark.kafka
 def test_early_results_through_the_broker_show_the_open_minute_then_its_final_record(bootstrap, tmp_path):
     env = kafka_env(bootstrap, EMIT_EARLY_EVERY="0.5", IDLE_FLUSH_SECONDS="100000", STATUS_INTERVAL="0")
-    path = tmp_path / "in.jsonl"
-    path.write_bytes(b'{"uid":"a","ts":60}\n{"uid":"b","ts":61}\n{"uid":"a","ts":62}\n')
-    assert script("producer.py", "--input", str(path), env=env).returncode == 0
-    consumer = subprocess.Popen([sys.executable, str(REPO / "consumer.py"), "--quiet"], cwd=REPO,
-                                env={**os.environ, **env}, stderr=subprocess.DEVNULL)
+    produce(env, tmp_path / "in.jsonl", b'{"uid":"a","ts":60}\n{"uid":"b","ts":61}\n{"uid":"a","ts":62}\n')
+    consumer = start_consumer(env)
     try:
-        reader = KafkaConsumer(env["OUTPUT_TOPIC"], bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                               consumer_timeout_ms=30000)
-        early = json.loads(next(iter(reader)).value)
-        reader.close()
+        [(_, early)] = follow(bootstrap, env["OUTPUT_TOPIC"], 1)
         assert (early["window_start"], early["unique_users"], early["frames"], early["final"]) == (60, 2, 3, False)
         consumer.send_signal(signal.SIGUSR1)
         assert consumer.wait(timeout=30) == 0

@@ -3,18 +3,14 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import signal
 import subprocess
-import sys
-import time
 
 import pytest
-from kafka import KafkaConsumer
 
-from tests.helpers import ORDERED, as_truth, kafka_env, needs_samples, script, truth_minutes
+from tests.helpers import (ORDERED, as_truth, follow, kafka_env, needs_samples, produce, script, start_consumer,
+                           truth_minutes)
 from uniqcount import producer_cli
-from uniqcount.config import REPO
 from uniqcount.kafka_io import read_topic
 
 
@@ -109,21 +105,10 @@ def test_idle_stream_closes_with_the_wall_clock_then_drains_on_sigusr1(bootstrap
     173 after the frame at 178, lateness 5) closes once 7 s have passed, not before; the consumer keeps
     running, and drains and exits on SIGUSR1."""
     env = kafka_env(bootstrap, IDLE_FLUSH_SECONDS="1", STATUS_INTERVAL="0")
-    path = tmp_path / "in.jsonl"
-    path.write_bytes(b'{"uid":"a","ts":60}\n{"uid":"b","ts":61}\n{"uid":"c","ts":178}\n')
-    assert script("producer.py", "--input", str(path), env=env).returncode == 0
-    consumer = subprocess.Popen([sys.executable, str(REPO / "consumer.py"), "--quiet"], cwd=REPO,
-                                env={**os.environ, **env}, stderr=subprocess.PIPE)
+    produce(env, tmp_path / "in.jsonl", b'{"uid":"a","ts":60}\n{"uid":"b","ts":61}\n{"uid":"c","ts":178}\n')
+    consumer = start_consumer(env, stderr=subprocess.PIPE)
     try:
-        reader = KafkaConsumer(env["OUTPUT_TOPIC"], bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                               consumer_timeout_ms=30000)
-        records, arrived = [], []
-        for message in reader:
-            records.append(json.loads(message.value))
-            arrived.append(time.monotonic())
-            if len(records) == 2:
-                break
-        reader.close()
+        arrived, records = zip(*follow(bootstrap, env["OUTPUT_TOPIC"], 2))
         assert [(r["window_start"], r["unique_users"]) for r in records] == [(60, 2), (120, 1)]
         assert arrived[1] - arrived[0] >= 5, "the last minute closed before the wall clock reached its end"
         assert consumer.poll() is None, "the idle advance must not stop the consumer"

@@ -11,10 +11,9 @@ numbers do not depend on Kafka batching (corrections do: one per minute and batc
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
+from bench.truth import unique_users
 from uniqcount.counting import Counting
 from uniqcount.config import load
 from uniqcount.outputs import CountedOnly, Records
@@ -47,9 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("path")
     parser.add_argument("--lateness", default="0,1,2,5,10,15")
     args = parser.parse_args(argv)
-    truth_path = Path(args.path.replace(".jsonl.gz", ".truth.jsonl"))
-    truth = {r["start"]: r["unique"] for r in map(json.loads, truth_path.read_text().splitlines())
-             if r["granularity"] == "minute"}
+    truth = {start: users for (granularity, start), users in unique_users(args.path).items()
+             if granularity == "minute"}
     print("| `ALLOWED_LATENESS` | late frames | corrections | minutes exact at revision 0 "
           "| worst revision-0 shortfall (users) | latest records = truth |")
     print("|---|---|---|---|---|---|")

@@ -10,11 +10,10 @@ lg_k), and how often the truth lies inside the sketch's own 95% bounds.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
-from pathlib import Path
 
+from bench.truth import unique_users
 from uniqcount.counters import DEFAULT_LG_K, HllCounter, hll_relative_standard_error
 from uniqcount.frames import InvalidFrame, parse_frame
 from uniqcount.granularities import GRANULARITIES
@@ -43,9 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("path")
     parser.add_argument("--lg-k", type=int, default=DEFAULT_LG_K)
     args = parser.parse_args(argv)
-    truth_path = Path(args.path.replace(".jsonl.gz", ".truth.jsonl"))
-    truth = {(r["granularity"], r["start"]): r["unique"]
-             for r in map(json.loads, truth_path.read_text().splitlines()) if r["granularity"] in GRANULARITIES}
+    truth = {key: users for key, users in unique_users(args.path).items() if key[0] in GRANULARITIES}
     counters = sketch_windows(args.path, args.lg_k)
     if set(counters) != set(truth):
         print(f"windows differ from the truth file: {len(set(counters) ^ set(truth))}", file=sys.stderr)
@@ -58,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in GRANULARITIES:
         keys = [key for key in truth if key[0] == name]
         errors = [abs(counters[k].count() - truth[k]) / truth[k] for k in keys]
-        inside = sum(counters[k].bounds()[0] <= truth[k] <= counters[k].bounds()[1] for k in keys)
+        bounds = [counters[k].bounds() for k in keys]
+        inside = sum(low <= truth[k] <= high for k, (low, high) in zip(keys, bounds))
         users = [truth[k] for k in keys]
         print(f"| {name} | {len(keys):,} | {min(users):,}–{max(users):,} | {max(errors):.3%} "
               f"| {statistics.fmean(errors):.3%} | {max(errors) / rse:.2f} | {inside / len(keys):.1%} |")

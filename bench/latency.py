@@ -25,12 +25,12 @@ from uniqcount.kafka_io import read_topic
 
 
 def main(argv: list[str] | None = None) -> int:
+    settings = load()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path")
     parser.add_argument("--speed", type=float, default=10.0)
-    parser.add_argument("--lateness", type=int, default=load()["ALLOWED_LATENESS"])
+    parser.add_argument("--lateness", type=int, default=settings["ALLOWED_LATENESS"])
     args = parser.parse_args(argv)
-    settings = load()
     run = uuid.uuid4().hex[:8]
     env = {**os.environ, "TOPIC": f"lat-{run}", "OUTPUT_TOPIC": f"lat-out-{run}", "DLQ_TOPIC": f"lat-dlq-{run}",
            "CONSUMER_GROUP": f"lat-{run}", "ALLOWED_LATENESS": str(args.lateness), "STATUS_INTERVAL": "0"}

@@ -22,21 +22,31 @@ LATE = DATA / "sample-late.jsonl.gz"
 needs_samples = pytest.mark.skipif(not ORDERED.exists(), reason="../shared/data is not beside the repo")
 
 
-def truth_minutes(sample: Path) -> list[dict]:
-    """The sample's truth file, minutes only, in the records' field names."""
+def truth_windows(sample: Path, granularity: str) -> list[dict]:
+    """The sample's truth file, one granularity, in the records' field names."""
     truth = sample.with_name(sample.name.replace(".jsonl.gz", ".truth.jsonl"))
     rows = [json.loads(line) for line in truth.read_text().splitlines()]
     return [{"window_start": r["start"], "unique_users": r["unique"], "frames": r["frames"]}
-            for r in rows if r["granularity"] == "minute"]
+            for r in rows if r["granularity"] == granularity]
+
+
+def truth_minutes(sample: Path) -> list[dict]:
+    return truth_windows(sample, "minute")
 
 
 def as_truth(records: list[dict]) -> list[dict]:
     return [{k: r[k] for k in ("window_start", "unique_users", "frames")} for r in records]
 
 
-def latest_per_key(records: list[dict]) -> list[dict]:
-    """What a compacted output topic keeps: the last record of each window, in window order."""
-    last = {r["window_start"]: r for r in records}
+def of(records: list[dict], granularity: str = "minute") -> list[dict]:
+    """The records of one granularity, in the order they came."""
+    return [r for r in records if r["granularity"] == granularity]
+
+
+def latest_per_key(records: list[dict], granularity: str = "minute") -> list[dict]:
+    """What a compacted output topic keeps of one granularity: the last record of each window, in
+    window order."""
+    last = {r["window_start"]: r for r in of(records, granularity)}
     return [last[start] for start in sorted(last)]
 
 

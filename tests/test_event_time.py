@@ -12,8 +12,9 @@ from collections import defaultdict
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from tests.helpers import (LATE, ORDERED, as_truth, follow, kafka_env, latest_per_key, needs_samples, produce,
-                           script, start_consumer, truth_minutes)
+from tests.helpers import (LATE, ORDERED, as_truth, follow, kafka_env, latest_per_key, needs_samples, of,
+                           produce, script, start_consumer, truth_minutes,
+                           truth_windows)
 from uniqcount.kafka_io import read_topic
 
 
@@ -38,7 +39,7 @@ def run_consumer(via: str, data: bytes, *args: str, request, tmp_path):
     assert result.returncode == 0, result.stderr
     messages = read_topic(bootstrap, env["OUTPUT_TOPIC"])
     records = [json.loads(m.value) for m in messages]
-    assert [m.key.decode() for m in messages] == [f"minute:{r['window_start']}" for r in records]
+    assert [m.key.decode() for m in messages] == [f"{r['granularity']}:{r['window_start']}" for r in records]
     dead = [(dict(m.headers)["reason"], m.value) for m in read_topic(bootstrap, env["DLQ_TOPIC"])]
     return records, dead, result.stderr.decode()
 
@@ -61,7 +62,7 @@ def test_sample_late_latest_record_per_minute_is_the_truth(via, request, tmp_pat
                                          tmp_path=tmp_path)
     assert dead == []
     assert as_truth(latest_per_key(records)) == truth_minutes(LATE)
-    corrections = [r for r in records if r["revision"] > 0]
+    corrections = [r for r in of(records) if r["revision"] > 0]
     assert corrections and all(r["final"] and r["late_frames"] > 0 for r in corrections)
     late = sum(r["late_frames"] for r in latest_per_key(records))
     assert f"counted 100,000 (late {late:,}) + dead-lettered 0" in stderr
@@ -71,23 +72,39 @@ def test_sample_late_latest_record_per_minute_is_the_truth(via, request, tmp_pat
 @pytest.mark.parametrize("via", VIA)
 def test_sample_late_without_retention_final_plus_too_late_is_the_truth(via, request, tmp_path):
     lines = gzip.decompress(LATE.read_bytes()).splitlines()
-    records, dead, stderr = run_consumer(via, b"\n".join(lines), "--late-retention", "0", request=request,
-                                         tmp_path=tmp_path)
-    assert records == latest_per_key(records) and all(r["revision"] == 0 for r in records)
+    records, dead, stderr = run_consumer(via, b"\n".join(lines), "--late-retention", "0", "--granularities",
+                                         "minute", request=request, tmp_path=tmp_path)
+    minutes = of(records)
+    assert minutes == latest_per_key(records) and all(r["revision"] == 0 for r in minutes)
     assert dead and {reason for reason, _ in dead} == {b"too_late"}
     # the final records are exactly the frames that were not dead-lettered ...
     dead_frames = [frame for _, frame in dead]
     remaining = list(lines)
     for frame in dead_frames:
         remaining.remove(frame)
-    assert as_truth(records) == minutes_of(remaining)
+    assert as_truth(minutes) == minutes_of(remaining)
     # ... and with the dead letters added back, every minute's frames are the truth's
-    back = defaultdict(int, {m["window_start"]: m["frames"] for m in records})
+    back = defaultdict(int, {m["window_start"]: m["frames"] for m in minutes})
     for m in minutes_of(dead_frames):
         back[m["window_start"]] += m["frames"]
     assert [back[m["window_start"]] for m in truth_minutes(LATE)] == [m["frames"] for m in truth_minutes(LATE)]
     # ... and too late means: its minute had ended 5 s of event time before a frame already seen
     assert sorted(dead_frames) == sorted(too_late_by_brute_force(lines)), "wrong frames dead-lettered"
+
+
+@needs_samples
+def test_frames_too_late_for_their_minute_still_count_in_their_hour(tmp_path):
+    """Retention 0 with every granularity: nothing is dead-lettered; the minutes lose their late
+    frames, the hour (still open) and everything longer are exactly the truth."""
+    lines = gzip.decompress(LATE.read_bytes()).splitlines()
+    records, dead, stderr = run_consumer("stdin", b"\n".join(lines), "--late-retention", "0", "--exact-up-to",
+                                         "year", request=None, tmp_path=tmp_path)
+    assert dead == []
+    too_late = too_late_by_brute_force(lines)
+    assert sum(m["frames"] for m in latest_per_key(records)) == len(lines) - len(too_late)
+    for granularity in ("hour", "day", "week", "month", "year"):
+        assert as_truth(latest_per_key(records, granularity)) == truth_windows(LATE, granularity), granularity
+    assert f"too late, per granularity: minute {len(too_late):,}" in stderr
 
 
 def too_late_by_brute_force(lines: list[bytes], lateness: int = 5) -> list[bytes]:
@@ -125,7 +142,7 @@ def test_bit_flips_are_dead_lettered_and_every_other_minute_stays_exact(via, req
         assert reason == (b"ts_outlier" if flipped[frame] > 1468244384 else b"too_late")
     untouched = [line for line in stream if line not in flipped]
     assert as_truth(latest_per_key(records)) == minutes_of(untouched)
-    assert all(r["revision"] == 0 for r in records), "a flip must not make other frames late"
+    assert all(r["revision"] == 0 for r in of(records)), "a flip must not make other frames late"
 
 
 @pytest.mark.kafka
@@ -150,7 +167,7 @@ def test_bad_input_through_the_broker_is_dead_lettered_and_valid_frames_stay_exa
     producer.close()
     consumed = script("consumer.py", "--exit-at-end", "--quiet", env=env)
     assert consumed.returncode == 0, consumed.stderr
-    records = [json.loads(m.value) for m in read_topic(bootstrap, env["OUTPUT_TOPIC"])]
+    records = of([json.loads(m.value) for m in read_topic(bootstrap, env["OUTPUT_TOPIC"])])
     assert [(r["window_start"], r["unique_users"], r["frames"]) for r in records] == [(60, 3, 3), (120, 1, 1)]
     letters = read_topic(bootstrap, env["DLQ_TOPIC"])
     assert {m.value: dict(m.headers)["reason"].decode() for m in letters} == bad
@@ -160,20 +177,27 @@ def test_bad_input_through_the_broker_is_dead_lettered_and_valid_frames_stay_exa
 
 @needs_samples
 @pytest.mark.kafka
-def test_killed_consumer_restarts_without_losing_or_double_counting(bootstrap, tmp_path):
+@pytest.mark.parametrize("granularities", ["minute", "minute,hour,day,week,month,year"])
+def test_killed_consumer_restarts_without_losing_or_double_counting(granularities, bootstrap, tmp_path):
     """SIGKILL after half the sample was consumed and committed; the rest arrives while it is down.
-    The restarted consumer rebuilds open and kept minutes from the committed offsets, so the latest
-    record per minute is still the truth (late frames of minutes closed before the crash included)."""
+    The restarted consumer rebuilds open and kept windows from the committed offsets, so the latest
+    record per window is still the truth (late frames of windows closed before the crash included).
+    Minutes only, the commit moves past the first minutes; with the hour and longer windows open, it
+    stays at their first frame."""
     lines = gzip.decompress(LATE.read_bytes()).splitlines()
     half = len(lines) // 2
     # retention 60 s (the sample is at most 10 s late) so that the commit moves past the first minutes
-    env = kafka_env(bootstrap, IDLE_FLUSH_SECONDS="100000", STATUS_INTERVAL="0", LATE_RETENTION="60")
+    env = kafka_env(bootstrap, IDLE_FLUSH_SECONDS="100000", STATUS_INTERVAL="0", LATE_RETENTION="60",
+                    GRANULARITIES=granularities, EXACT_UP_TO="year")
     produce(env, tmp_path / "first.jsonl", b"\n".join(lines[:half]))
     consumer = start_consumer(env)
     group = KafkaConsumer(bootstrap_servers=bootstrap, group_id=env["CONSUMER_GROUP"], enable_auto_commit=False)
     try:
         deadline = time.monotonic() + 60
-        while not group.committed(TopicPartition(env["TOPIC"], 0)):  # None, or 0 (nothing to skip yet)
+        while True:
+            committed = group.committed(TopicPartition(env["TOPIC"], 0))
+            if committed is not None and (granularities != "minute" or committed > 0):
+                break
             assert time.monotonic() < deadline, "the consumer never committed"
             time.sleep(0.5)
     finally:
@@ -186,7 +210,8 @@ def test_killed_consumer_restarts_without_losing_or_double_counting(bootstrap, t
     resumed = script("consumer.py", "--exit-at-end", "--quiet", env=env)
     assert resumed.returncode == 0, resumed.stderr
     records = [json.loads(m.value) for m in read_topic(bootstrap, env["OUTPUT_TOPIC"])]
-    assert as_truth(latest_per_key(records)) == truth_minutes(LATE)
+    for granularity in granularities.split(","):
+        assert as_truth(latest_per_key(records, granularity)) == truth_windows(LATE, granularity), granularity
     assert read_topic(bootstrap, env["DLQ_TOPIC"]) == []
 
 
@@ -202,5 +227,5 @@ def test_early_results_through_the_broker_show_the_open_minute_then_its_final_re
         assert consumer.wait(timeout=30) == 0
     finally:
         consumer.kill()
-    last = json.loads(read_topic(bootstrap, env["OUTPUT_TOPIC"])[-1].value)
+    last = of([json.loads(m.value) for m in read_topic(bootstrap, env["OUTPUT_TOPIC"])])[-1]
     assert (last["window_start"], last["unique_users"], last["final"], last["revision"]) == (60, 2, True, 0)

@@ -13,6 +13,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 from dotenv import dotenv_values
 
+from .granularities import GRANULARITIES, parse_granularities
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = REPO / "config.env"
 
@@ -35,6 +37,20 @@ def boolean(text: str) -> bool:
     if lowered not in {"true", "false", "1", "0", "yes", "no"}:
         raise ValueError("expected true or false")
     return lowered in {"true", "1", "yes"}
+
+
+def granularity_name(text: str) -> str:
+    name = text.strip()
+    if name not in GRANULARITIES:
+        raise ValueError(f"expected one of {', '.join(GRANULARITIES)}")
+    return name
+
+
+def lg_k(text: str) -> int:
+    value = int(text)
+    if not 4 <= value <= 21:
+        raise ValueError("DataSketches HLL takes lg_k from 4 to 21")
+    return value
 
 
 def auto_or_boolean(text: str) -> str | bool:
@@ -68,14 +84,24 @@ SETTINGS: dict[str, Setting] = {
                 "seconds the watermark trails the largest event time; 0 = emit when a later minute arrives",
                 int),
         Setting("LATE_RETENTION", "3600",
-                "seconds of event time after a minute's end during which late frames still correct it; "
-                "later ones are dead-lettered as too_late", int),
+                "seconds of event time after a window's end during which late frames still correct it; "
+                "a frame too late for every granularity is dead-lettered as too_late", int),
         Setting("OUTLIER_JUMP", "600",
                 "a frame this many seconds ahead of the stream is held until later frames agree, "
                 "else dead-lettered as ts_outlier; 0 = off", int),
         Setting("EMIT_EARLY_EVERY", "0",
-                "wall-clock seconds between provisional records (final: false) of open minutes; 0 = none",
+                "wall-clock seconds between provisional records (final: false) of the windows holding open minutes; "
+                "0 = none (longer windows also get one whenever a minute closes)",
                 float),
+        Setting("GRANULARITIES", "minute,hour,day,week,month,year",
+                "UTC calendar windows to count, comma-separated: minute, hour, day, week (ISO, from Monday), "
+                "month, year", parse_granularities),
+        Setting("EXACT_UP_TO", "hour",
+                "granularities up to this one count exactly; longer ones use HyperLogLog (estimate and 95% bounds)",
+                granularity_name),
+        Setting("HLL_LG_K", "14",
+                "HyperLogLog size: 2^lg_k registers, relative standard error 1.04/sqrt(2^lg_k) (0.81% at 14)",
+                lg_k),
         Setting("IDLE_FLUSH_SECONDS", "10",
                 "when caught up and no frame came for this many wall-clock seconds, the watermark moves on "
                 "with the wall clock", float),

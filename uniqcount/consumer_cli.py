@@ -21,7 +21,7 @@ from .resume import Resume, decode_metadata, earliest, encode_metadata
 from .sources import Input, InputError
 
 SETTINGS = ["BOOTSTRAP_SERVERS", "TOPIC", "CONSUMER_GROUP", "OUTPUT_TOPIC", "DLQ_TOPIC", "ALLOWED_LATENESS",
-            "LATE_RETENTION", "OUTLIER_JUMP", "EMIT_EARLY_EVERY", "IDLE_FLUSH_SECONDS", "STATUS_INTERVAL",
+            "LATE_RETENTION", "OUTLIER_JUMP", "GRANULARITIES", "EXACT_UP_TO", "HLL_LG_K", "EMIT_EARLY_EVERY", "IDLE_FLUSH_SECONDS", "STATUS_INTERVAL",
             "FETCH_MAX_BYTES", "MAX_PARTITION_FETCH_BYTES", "MAX_POLL_RECORDS",
             "PRODUCER_COMPRESSION", "PRODUCER_LINGER_MS", "PRODUCER_BATCH_BYTES"]
 COMMIT_INTERVAL = 5.0
@@ -148,8 +148,8 @@ def run_kafka(args: argparse.Namespace, settings: dict[str, Any]) -> int:
         if targets is None and (args.exit_at_end or stop.drain) and consumer.assignment():
             targets = consumer.end_offsets(list(consumer.assignment()))
         if targets is not None and run.caught_up(targets):
+            run.commit()  # before the flush: a restart rebuilds the windows the flush emits, if more frames come
             counting.flush_all()
-            run.commit()
             break
         if not polled:
             run.idle_advance(settings["IDLE_FLUSH_SECONDS"])

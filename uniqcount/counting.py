@@ -8,7 +8,7 @@ from .frames import InvalidFrame, parse_frame
 from .outputs import DeadLetters, Records
 from .progress import Meter, Ticker
 from .records import iso_utc
-from .windows import MinuteWindows
+from .windows import Windows
 
 
 def by_reason(counts: Counter[str]) -> str:
@@ -17,14 +17,13 @@ def by_reason(counts: Counter[str]) -> str:
 
 class Counting:
     def __init__(self, settings: dict[str, Any], records: Records, dead_letters: DeadLetters):
-        self.windows = MinuteWindows(settings["ALLOWED_LATENESS"], settings["LATE_RETENTION"],
-                                     settings["OUTLIER_JUMP"])
+        self.windows = Windows(settings["ALLOWED_LATENESS"], settings["LATE_RETENTION"], settings["OUTLIER_JUMP"],
+                               settings["GRANULARITIES"], settings["EXACT_UP_TO"], settings["HLL_LG_K"])
         self.invalid: Counter[str] = Counter()
         self.meter = Meter(settings["STATUS_INTERVAL"])
         self.early = Ticker(settings["EMIT_EARLY_EVERY"])
         self.records = records
         self.dead_letters = dead_letters
-        self.provisional = 0
 
     def process(self, values: list[bytes], refs: list[Any], resume_from: Any = None) -> None:
         """`refs[i]` is what a dead letter of values[i] is made from (the bytes, or the Kafka record)."""
@@ -50,9 +49,7 @@ class Counting:
             self.dead_letters.write([*dead, *rejected])
 
     def emit_provisional(self) -> None:
-        results = self.windows.provisional()
-        self.provisional += len(results)
-        self.records.write(results)
+        self.records.write(self.windows.provisional())
 
     def advance_watermark(self, watermark: int) -> None:
         self.windows.advance_watermark(watermark)
@@ -73,19 +70,23 @@ class Counting:
         lag_text = f", lag {lag:,}" if lag is not None else ""
         dead = self.dead
         return (f"consumer: {self.meter.frames:,} frames ({self.meter.frame_rate:,.0f}/s), watermark {watermark}"
-                f"{lag_text}, open {len(w.open)}, kept {len(w.kept)} ({w.kept_bytes / 1e6:.1f} MB), "
+                f"{lag_text}, open {w.open_windows}, kept {w.kept_windows} ({w.kept_bytes / 1e6:.1f} MB), "
                 f"late {w.late_frames:,}, corrections {w.corrections:,}, "
                 f"dead {sum(dead.values()):,}{f' ({by_reason(dead)})' if dead else ''}, held {w.held_frames:,}")
 
     def summary(self) -> str:
         """Rates, records, and the reconciliation: frames in = counted + dead-lettered + held (+ frames
-        re-read after a restart that were counted before it)."""
+        re-read after a restart that were counted before it). Then the frames too late per granularity:
+        those counted by a longer granularity, and the dead-lettered `too_late` ones."""
         w = self.windows
         dead = self.dead
         held = f" + held {w.held_frames:,}" if w.held_frames else ""
         replayed = f" + re-read after a restart {w.replayed:,}" if w.replayed else ""
-        final = self.records.written - w.corrections - self.provisional
-        return (f"consumer: done: {self.meter.rates()}; records: {final:,} final, {w.corrections:,} corrections, "
-                f"{self.provisional:,} provisional; frames in {self.meter.frames:,} = counted {w.counted_frames:,} "
-                f"(late {w.late_frames:,}) + dead-lettered {sum(dead.values()):,}"
-                f"{f' ({by_reason(dead)})' if dead else ''}{held}{replayed}")
+        written = self.records.written
+        per_granularity = ", ".join(f"{s.name} {s.too_late:,}" for s in w.sets if s.too_late)
+        too_late = f"; too late, per granularity: {per_granularity}" if per_granularity else ""
+        return (f"consumer: done: {self.meter.rates()}; records: {written['final']:,} final, "
+                f"{written['correction']:,} corrections, {written['provisional']:,} provisional; "
+                f"frames in {self.meter.frames:,} = counted {w.counted_frames:,} (late {w.late_frames:,}) + "
+                f"dead-lettered {sum(dead.values()):,}{f' ({by_reason(dead)})' if dead else ''}{held}{replayed}"
+                f"{too_late}")

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from typing import Any, BinaryIO, Protocol
 
-from .records import encode, record_key, window_record
-from .windows import Result
+from .records import encode, record_key, record_kind, window_record
+from .windowset import Result
 
 
 class Records:
@@ -15,7 +16,7 @@ class Records:
         self.quiet = quiet
         self.producer = producer
         self.topic = topic
-        self.written = 0
+        self.written: Counter[str] = Counter()  # records by kind (records.record_kind)
 
     def write(self, results: list[Result]) -> None:
         lines = []
@@ -23,9 +24,9 @@ class Records:
             record = window_record(result)
             data = encode(record)
             lines.append(data)
+            self.written[record_kind(result)] += 1
             if self.producer is not None:
                 self.producer.send(self.topic, key=record_key(record), value=data)
-        self.written += len(results)
         if lines and not self.quiet:
             sys.stdout.buffer.write(b"\n".join(lines) + b"\n")
             sys.stdout.buffer.flush()

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import msgspec
 
-from .windows import Result
+from .windowset import Result
 
 _encode = msgspec.json.Encoder().encode
 
@@ -18,18 +18,27 @@ def iso_utc(ts: int) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def window_record(result: Result, granularity: str = "minute") -> dict:
-    return {
-        "granularity": granularity,
+def window_record(result: Result) -> dict:
+    record = {
+        "granularity": result.granularity,
         "window_start": result.start,
         "window_end": result.end,
         "start_iso": iso_utc(result.start),
         "unique_users": result.users,
+        "estimate": result.estimate,
         "frames": result.frames,
         "final": result.final,
         "revision": result.revision,
         "late_frames": result.late_frames,
     }
+    if result.bounds is not None:
+        record["lower_bound"], record["upper_bound"] = result.bounds
+    return record
+
+
+def record_kind(result: Result) -> str:
+    """provisional (final: false), correction (a final record that took late frames) or final."""
+    return "provisional" if not result.final else "correction" if result.late_frames else "final"
 
 
 def record_key(record: dict) -> bytes:

@@ -24,6 +24,10 @@ class Resume:
     max_ts: int | None
     watermark: int | None
 
+    def __lt__(self, other: Resume) -> bool:
+        """Earlier batch: a window fed by several minutes needs the earliest of their points."""
+        return self.seq < other.seq
+
 
 def earliest(points: Iterable[Resume], positions: dict[Any, int]) -> tuple[dict[Any, int], Resume | None]:
     """Offsets to commit (per partition the smallest any point needs, else the current position), and

@@ -1,12 +1,17 @@
-"""Tumbling UTC minute windows of exact unique users in event time: watermark, late corrections,
-retention, outliers. Pure: no I/O, no clock; the edges pass frames in and take results out.
+"""Unique users per UTC minute, hour, day, ISO week, month and year in event time: the clock that
+decides each frame once (watermark, lateness, outliers, restarts) and the open minutes that feed every
+granularity. Pure: no I/O, no clock; the edges pass frames in and take results out.
 
 - The watermark is the largest accepted event time minus the allowed lateness (or a later point an
   idle stream was advanced to). A window [start, end) is final once the watermark reaches `end`; it
   is emitted then with revision 0. Lateness 0 is the card's rule: emit when a later minute arrives.
-- A frame whose window was already emitted is *late*. Within `late_retention` seconds of event time
-  after the window's end it still counts: the window is kept (as compact hashes) and re-emitted with
-  revision + 1 at the end of the batch. Later than that it is dead-lettered as `too_late`.
+- On-time frames go into their open minute (a set of uids, the hot path). When the minute closes,
+  its users join the window of every granularity that holds it (windowset.py), so a frame is parsed
+  and looked at once whatever the number of granularities.
+- A frame whose minute was already closed is *late*; each granularity decides on its own: it may fall
+  in a still open hour or day, or correct a window kept for `late_retention` seconds of event time
+  after its end (re-emitted with revision + 1 at the end of the batch). A frame too late for every
+  granularity is dead-lettered as `too_late`.
 - A frame far ahead of the accepted event time is held by the OutlierGuard (see outliers.py).
 
 Every frame given is counted, dead-lettered or held: frames in = counted + dead + held, always.
@@ -15,84 +20,63 @@ was cut into batches (a file and a Kafka topic give the same answers).
 """
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
+
+from collections import Counter
 from statistics import median_low
 from typing import Any, Iterator, Sequence
 
+from .counters import DEFAULT_LG_K, NewUsers
+from .granularities import GRANULARITIES, Granularity
 from .outliers import Held, OutlierGuard
-from .userset import CompactUsers
+from .windowset import Late, Result, WindowSet
 
 MINUTE = 60
 _FAR = 1 << 62
 
 
 @dataclass(slots=True)
-class Result:
-    """What one output record says about a window."""
+class OpenMinute:
     start: int
-    end: int
-    users: int
-    frames: int
-    final: bool
-    revision: int
-    late_frames: int
-
-
-@dataclass(slots=True)
-class OpenWindow:
-    start: int
-    end: int
-    resume_from: Any  # opaque to the core: where the edge must re-read from to rebuild this window
+    resume_from: Any  # opaque to the core: where the edge must re-read from to rebuild this minute
     users: set[str] = field(default_factory=set)
     frames: int = 0
     reported: int = 0  # frames in the last provisional record
 
 
-@dataclass(slots=True)
-class KeptWindow:
-    """An emitted window kept for late frames until the watermark passes end + retention."""
-    start: int
-    end: int
-    resume_from: Any
-    users: CompactUsers
-    frames: int = 0
-    revision: int = -1  # of the last record emitted; -1: none yet (a window made only of late frames)
-    late_frames: int = 0
-
-
-class MinuteWindows:
+class Windows:
     def __init__(self, allowed_lateness: int = 5, late_retention: int = 3600, outlier_jump: int = 0,
-                 size: int = MINUTE):
-        self.size = size
+                 granularities: Sequence[Granularity] = (GRANULARITIES["minute"],), exact_up_to: str = "hour",
+                 lg_k: int = DEFAULT_LG_K):
+        """`exact_up_to`: granularities up to this one count exactly, longer ones with HyperLogLog."""
+        exact = list(GRANULARITIES)[:list(GRANULARITIES).index(exact_up_to) + 1]
         self.allowed_lateness = allowed_lateness
         self.late_retention = late_retention
+        self.lg_k = lg_k
         self.guard = OutlierGuard(outlier_jump)
-        self.open: dict[int, OpenWindow] = {}
-        self.kept: dict[int, KeptWindow] = {}
+        self.sets = [WindowSet(g, g.name in exact, late_retention, lg_k) for g in granularities]
+        self.minutes: dict[int, OpenMinute] = {}
         self.results: list[Result] = []  # outbox, oldest first
         self.dead: list[tuple[str, Any]] = []  # outbox: (reason, ref) of frames not counted
         self.max_ts: int | None = None
         self.watermark: int | None = None
         self.counted_frames = 0
-        self.late_frames = 0
-        self.corrections = 0
+        self.late_frames = 0  # counted after their minute closed
         self.rejected: Counter[str] = Counter()
         self.replayed = 0  # frames of windows finished before a restart: counted then, skipped now
         self.done_until: int | None = None  # windows ending by then were finished before a restart
-        self._next_end = _FAR  # end of the oldest open window
-        self._dirty: set[int] = set()  # kept windows changed by late frames in this batch
+        self._next_end = _FAR  # end of the oldest open window of any granularity
 
     def add_many(self, frames: Sequence[tuple[str, int]], refs: Sequence[Any], resume_from: Any = None) -> None:
         """Decide every (uid, ts) frame; `refs[i]` names frame i in the dead letters (e.g. its bytes)."""
-        guard, opened, size = self.guard, self.open, self.size
+        guard, minutes = self.guard, self.minutes
         fast = 0
         for (uid, ts), ref in zip(frames, refs):
-            window = opened.get(ts - ts % size)
-            if window is not None and not guard.held and ts <= self.max_ts:
-                # the bulk: an open window, no new maximum, nothing held
-                window.users.add(uid)
-                window.frames += 1
+            minute = minutes.get(ts - ts % MINUTE)
+            if minute is not None and not guard.held and ts <= self.max_ts:
+                # the bulk: an open minute, no new maximum, nothing held
+                minute.users.add(uid)
+                minute.frames += 1
                 fast += 1
                 continue
             self.counted_frames += fast
@@ -107,21 +91,19 @@ class MinuteWindows:
         self._end_batch()
 
     def _accept(self, uid: str, ts: int, ref: Any, resume_from: Any) -> None:
-        start = ts - ts % self.size
-        window = self.open.get(start)
-        if window is None:
-            if self.done_until is not None and start + self.size <= self.done_until:
-                self._finished_before_restart(start, ref)
+        start = ts - ts % MINUTE
+        minute = self.minutes.get(start)
+        if minute is None:
+            end = start + MINUTE
+            if (self.watermark is not None and end <= self.watermark) or \
+                    (self.done_until is not None and end <= self.done_until):
+                self._late(uid, ts, ref, resume_from)
                 self._accepted()
                 return
-            if self.watermark is not None and start + self.size <= self.watermark:
-                self._late(uid, start, ref, resume_from)
-                self._accepted()
-                return
-            window = self.open[start] = OpenWindow(start, start + self.size, resume_from)
-            self._next_end = min(self._next_end, window.end)
-        window.users.add(uid)
-        window.frames += 1
+            minute = self.minutes[start] = OpenMinute(start, resume_from)
+            self._next_end = min(self._next_end, end)
+        minute.users.add(uid)
+        minute.frames += 1
         self.counted_frames += 1
         if self.max_ts is None or ts > self.max_ts:
             self.max_ts = ts
@@ -135,30 +117,19 @@ class MinuteWindows:
             for frame in guard.expired():
                 self._reject("ts_outlier", frame.ref)
 
-    def _beyond_retention(self, start: int) -> bool:
-        return self.watermark is not None and start + self.size + self.late_retention <= self.watermark
-
-    def _late(self, uid: str, start: int, ref: Any, resume_from: Any) -> None:
-        if self._beyond_retention(start):
-            self._reject("too_late", ref)
-            return
-        kept = self.kept.get(start)
-        if kept is None:
-            kept = self.kept[start] = KeptWindow(start, start + self.size, resume_from, CompactUsers())
-        kept.users.add(uid)
-        kept.frames += 1
-        kept.late_frames += 1
-        self.late_frames += 1
-        self.counted_frames += 1
-        self._dirty.add(start)
-
-    def _finished_before_restart(self, start: int, ref: Any) -> None:
-        """Re-read after a restart: the window was emitted and forgotten before the crash. Its frames
-        were counted then (skip them) or were too late then (dead-letter them again)."""
-        if self._beyond_retention(start):
-            self._reject("too_late", ref)
-        else:
+    def _late(self, uid: str, ts: int, ref: Any, resume_from: Any) -> None:
+        """Each granularity decides; the frame counts if any counts it. A frame re-read after a
+        restart whose windows were all finished before it was counted then (or too late then)."""
+        watermark = self.watermark if self.watermark is not None else -_FAR
+        verdicts = {s.add_late(uid, ts, resume_from, watermark, self.done_until) for s in self.sets}
+        if Late.COUNTED in verdicts:
+            self.late_frames += 1
+            self.counted_frames += 1
+            self._next_end = min(self._next_end, *(s.next_end for s in self.sets))
+        elif Late.REPLAYED in verdicts:
             self.replayed += 1
+        else:
+            self._reject("too_late", ref)
 
     def _reject(self, reason: str, ref: Any) -> None:
         self.rejected[reason] += 1
@@ -192,28 +163,20 @@ class MinuteWindows:
                 self._close_until(watermark)
 
     def _close_until(self, watermark: int) -> None:
-        """Emit every open window with end <= watermark, oldest first, and keep it for late frames."""
-        for start in sorted(s for s, w in self.open.items() if w.end <= watermark):
-            window = self.open.pop(start)
-            self.results.append(Result(start, window.end, len(window.users), window.frames, True, 0, 0))
-            if self.late_retention > 0:
-                self.kept[start] = KeptWindow(start, window.end, window.resume_from,
-                                              CompactUsers(window.users), window.frames, 0)
-        self._next_end = min((w.end for w in self.open.values()), default=_FAR)
+        """Close the minutes ending by the watermark, oldest first, into every granularity; then emit
+        the windows of every granularity that end by it."""
+        for start in sorted(s for s in self.minutes if s + MINUTE <= watermark):
+            minute = self.minutes.pop(start)
+            users = NewUsers(minute.users, self.lg_k)
+            for windows in self.sets:
+                windows.add_minute(start, users, minute.frames, minute.resume_from)
+        for windows in self.sets:
+            windows.close_until(watermark, self.results)
+        self._next_end = min(min(self.minutes, default=_FAR) + MINUTE, *(s.next_end for s in self.sets))
 
     def _end_batch(self) -> None:
-        """Emit one correction per kept window changed in this batch, then forget what is past retention."""
-        for start in sorted(self._dirty):
-            kept = self.kept[start]
-            kept.revision += 1
-            self.results.append(Result(start, kept.end, len(kept.users), kept.frames, True, kept.revision,
-                                       kept.late_frames))
-            self.corrections += 1
-        self._dirty.clear()
-        if self.watermark is not None and self.kept:
-            horizon = self.watermark - self.late_retention
-            for start in [s for s, w in self.kept.items() if w.end <= horizon]:
-                del self.kept[start]
+        for windows in self.sets:
+            windows.end_batch(self.watermark, self.results)
 
     def resume(self, max_ts: int | None, watermark: int | None, done_until: int | None) -> None:
         """Continue a stream from a committed point with the event-time state it had (resume.py);
@@ -239,24 +202,25 @@ class MinuteWindows:
 
     def flush(self) -> None:
         """End of input: decide held frames (anchor if the stream never started, else they are
-        outliers) and close every open window."""
+        outliers) and close every open window of every granularity."""
         self.settle()
         if self.guard.held:
             for frame in self.guard.release():
                 self._reject("ts_outlier", frame.ref)
-        if self.open:
-            self._advance(max(w.end for w in self.open.values()))
+        ends = [start + MINUTE for start in self.minutes] + [w.end for s in self.sets for w in s.open.values()]
+        if ends:
+            self._advance(max(ends))
         self._end_batch()
 
     def provisional(self) -> list[Result]:
-        """Early results: open windows that grew since their last provisional record."""
-        results = []
-        for start in sorted(self.open):
-            window = self.open[start]
-            if window.frames != window.reported:
-                window.reported = window.frames
-                results.append(Result(start, window.end, len(window.users), window.frames, False, 0, 0))
-        return results
+        """Early results: every window holding an open minute that grew since the last provisional
+        records, counted as if its open minutes closed now."""
+        minutes = [(m.start, m.users, m.frames, m.frames != m.reported) for _, m in sorted(self.minutes.items())]
+        for minute in self.minutes.values():
+            minute.reported = minute.frames
+        if not any(grew for *_, grew in minutes):
+            return []
+        return [result for windows in self.sets for result in windows.provisional(minutes)]
 
     def take(self) -> tuple[list[Result], list[tuple[str, Any]]]:
         results, dead = self.results, self.dead
@@ -265,10 +229,11 @@ class MinuteWindows:
 
     def resume_points(self) -> Iterator[Any]:
         """`resume_from` of everything still in memory: re-reading from the earliest rebuilds it all."""
-        for window in self.open.values():
-            yield window.resume_from
-        for kept in self.kept.values():
-            yield kept.resume_from
+        for minute in self.minutes.values():
+            yield minute.resume_from
+        for windows in self.sets:
+            for window in windows.windows():
+                yield window.resume_from
         for frame in self.guard.held:
             yield frame.resume_from
 
@@ -277,5 +242,17 @@ class MinuteWindows:
         return len(self.guard.held)
 
     @property
+    def corrections(self) -> int:
+        return sum(s.corrections for s in self.sets)
+
+    @property
+    def open_windows(self) -> int:
+        return len(self.minutes) + sum(len(s.open) for s in self.sets if s.name != "minute")
+
+    @property
+    def kept_windows(self) -> int:
+        return sum(len(s.kept) for s in self.sets)
+
+    @property
     def kept_bytes(self) -> int:
-        return sum(kept.users.nbytes for kept in self.kept.values())
+        return sum(s.kept_bytes for s in self.sets)

@@ -1,0 +1,188 @@
+"""The windows of one granularity (minute, hour, ... year): open ones growing, closed ones kept for
+late frames until retention, and the records they make. Pure: windows.py decides what each frame
+is (on time, late, held) and calls in here.
+
+On-time frames arrive a closed minute at a time (`add_minute`): every granularity, the minute one
+included, is fed the same way, so one parse and one minute set serve them all. A frame that comes
+after its minute closed is offered to each granularity on its own (`add_late`): it may still fall in
+an open hour or day, correct a kept window, or be too late for this granularity but not for a longer one.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Iterable, Iterator
+
+from .counters import DEFAULT_LG_K, ExactCounter, FrozenExactCounter, HllCounter, NewUsers
+from .granularities import Granularity
+
+_FAR = 1 << 62
+
+
+@dataclass(slots=True)
+class Result:
+    """What one output record says about a window."""
+    granularity: str
+    start: int
+    end: int
+    users: int
+    frames: int
+    final: bool
+    revision: int
+    late_frames: int
+    estimate: str = "exact"
+    bounds: tuple[int, int] | None = None  # HLL: the sketch's 95% bounds
+
+
+@dataclass(slots=True)
+class Window:
+    start: int
+    end: int
+    resume_from: Any  # opaque to the core: where the edge must re-read from to rebuild this window
+    counter: ExactCounter | FrozenExactCounter | HllCounter  # open: ExactCounter or HllCounter; kept: frozen
+    frames: int = 0
+    revision: int = -1  # of the last final record; -1: none yet (e.g. a window made only of late frames)
+    late_frames: int = 0
+
+
+class Late(Enum):
+    COUNTED = "counted"
+    REPLAYED = "replayed"  # its window was finished before a restart: counted then, skipped now
+    TOO_LATE = "too_late"
+
+
+def earlier(a: Any, b: Any) -> Any:
+    """The earlier of two resume points (None: nothing to re-read)."""
+    return b if a is None or (b is not None and b < a) else a
+
+
+class WindowSet:
+    def __init__(self, granularity: Granularity, exact: bool, late_retention: int, lg_k: int = DEFAULT_LG_K):
+        self.granularity = granularity
+        self.name = granularity.name
+        self.exact = exact
+        self.lg_k = lg_k
+        self.late_retention = late_retention
+        self.open: dict[int, Window] = {}
+        self.kept: dict[int, Window] = {}
+        self.next_end = _FAR  # end of the oldest open window
+        self.too_late = 0  # frames too late for this granularity (maybe counted by a longer one)
+        self.corrections = 0
+        self._grown: set[int] = set()  # open windows grown since their last record
+        self._dirty: set[int] = set()  # kept windows changed by late frames since their last record
+        self._span = (0, 0)  # the last window looked up: most lookups fall in it
+
+    def span(self, ts: int) -> tuple[int, int]:
+        start, end = self._span
+        if not start <= ts < end:
+            start = self.granularity.start(ts)
+            self._span = start, end = start, self.granularity.end(start)
+        return start, end
+
+    def _counter(self) -> ExactCounter | HllCounter:
+        return ExactCounter() if self.exact else HllCounter(self.lg_k)
+
+    def _open(self, start: int, end: int, resume_from: Any) -> Window:
+        window = self.open[start] = Window(start, end, resume_from, self._counter())
+        self.next_end = min(self.next_end, end)
+        return window
+
+    def add_minute(self, minute_start: int, users: NewUsers, frames: int, resume_from: Any) -> None:
+        """A minute closed: its users join the window holding it, which is still open (it ends no
+        earlier than the minute, and minutes are fed before windows close)."""
+        start, end = self.span(minute_start)
+        window = self.open.get(start)
+        if window is None:
+            window = self._open(start, end, resume_from)
+        else:
+            window.resume_from = earlier(window.resume_from, resume_from)
+        window.counter.add_users(users)
+        window.frames += frames
+        self._grown.add(start)
+
+    def add_late(self, uid: str, ts: int, resume_from: Any, watermark: int, done_until: int | None) -> Late:
+        """A frame whose minute already closed."""
+        start, end = self.span(ts)
+        if end + self.late_retention <= watermark:
+            self.too_late += 1
+            return Late.TOO_LATE
+        if done_until is not None and end <= done_until:
+            return Late.REPLAYED
+        window = self.open.get(start)
+        if window is None and end > watermark:
+            window = self._open(start, end, resume_from)
+        if window is not None:
+            window.counter.add(uid)
+            window.frames += 1
+            self._grown.add(start)
+            return Late.COUNTED
+        kept = self.kept.get(start)
+        if kept is None:
+            kept = self.kept[start] = Window(start, end, resume_from, self._counter().frozen())
+        kept.counter.add(uid)
+        kept.frames += 1
+        kept.late_frames += 1
+        self._dirty.add(start)
+        return Late.COUNTED
+
+    def close_until(self, watermark: int, results: list[Result]) -> None:
+        """Final records of the windows ending by the watermark, oldest first; kept for late frames."""
+        if watermark < self.next_end:
+            return
+        for start in sorted(s for s, w in self.open.items() if w.end <= watermark):
+            window = self.open.pop(start)
+            self._grown.discard(start)
+            window.revision = 0
+            results.append(self._result(window, final=True))
+            if self.late_retention > 0:
+                window.counter = window.counter.frozen()
+                self.kept[start] = window
+        self.next_end = min((w.end for w in self.open.values()), default=_FAR)
+
+    def end_batch(self, watermark: int | None, results: list[Result]) -> None:
+        """One record per window changed in this batch: a correction of each kept window that took late
+        frames, a provisional record of each open one that grew. Then forget what is past retention."""
+        for start in sorted(self._dirty):
+            kept = self.kept[start]
+            kept.revision += 1
+            results.append(self._result(kept, final=True))
+            self.corrections += 1
+        self._dirty.clear()
+        for start in sorted(self._grown):
+            results.append(self._result(self.open[start], final=False))
+        self._grown.clear()
+        if watermark is not None and self.kept:
+            horizon = watermark - self.late_retention
+            for start in [s for s, w in self.kept.items() if w.end <= horizon]:
+                del self.kept[start]
+
+    def _result(self, window: Window, final: bool) -> Result:
+        counter = window.counter
+        return Result(self.name, window.start, window.end, counter.count(), window.frames, final,
+                      max(window.revision, 0), window.late_frames, counter.estimate, counter.bounds())
+
+    def provisional(self, minutes: Iterable[tuple[int, set[str], int, bool]]) -> list[Result]:
+        """Early records of the windows holding an open minute that grew: (start, uids, frames, grew)
+        of every open minute, each window counted as if its open minutes closed now; nothing changes."""
+        groups: dict[int, list[tuple[set[str], int, bool]]] = defaultdict(list)
+        for minute_start, uids, frames, grew in minutes:
+            groups[self.span(minute_start)[0]].append((uids, frames, grew))
+        results = []
+        for start, group in sorted(groups.items()):
+            if not any(grew for _, _, grew in group):
+                continue
+            window = self.open.get(start) or Window(start, self.span(start)[1], None, self._counter())
+            users, bounds = window.counter.peek([uids for uids, _, _ in group])
+            frames = window.frames + sum(f for _, f, _ in group)
+            results.append(Result(self.name, start, window.end, users, frames, False, 0, 0,
+                                  window.counter.estimate, bounds))
+        return results
+
+    def windows(self) -> Iterator[Window]:
+        yield from self.open.values()
+        yield from self.kept.values()
+
+    @property
+    def kept_bytes(self) -> int:
+        return sum(w.counter.nbytes for w in self.kept.values())

@@ -14,10 +14,12 @@ import pytest
 from kafka import KafkaConsumer
 
 from uniqcount.config import REPO
+from uniqcount.kafka_io import read_topic
 
 DATA = REPO.parent / "shared" / "data"
 ORDERED = DATA / "sample-ordered.jsonl.gz"
 LATE = DATA / "sample-late.jsonl.gz"
+WEEK = DATA / "sample-week.jsonl.gz"
 
 needs_samples = pytest.mark.skipif(not ORDERED.exists(), reason="../shared/data is not beside the repo")
 
@@ -100,3 +102,29 @@ def follow(bootstrap: str, topic: str, count: int) -> list[tuple[float, dict]]:
     finally:
         reader.close()
     return arrived
+
+
+VIA = ["stdin", pytest.param("broker", marks=pytest.mark.kafka)]  # the two ways in, for parametrize
+
+
+def run_consumer(via: str, data: bytes, *args: str, request, tmp_path: Path) -> tuple[list[dict], list, str]:
+    """consumer.py on these frames with its dead letters kept: (records, [(reason, frame)], stderr).
+    stdin: --input - with a --dlq file; broker: producer.py, then consumer.py --exit-at-end, then
+    events-output and events-dlq read back."""
+    if via == "stdin":
+        dlq = tmp_path / "dead.tsv"
+        result = script("consumer.py", "--input", "-", "--dlq", str(dlq), *args, stdin=data)
+        assert result.returncode == 0, result.stderr
+        records = [json.loads(line) for line in result.stdout.splitlines()]
+        dead = [tuple(line.split(b"\t", 1)) for line in dlq.read_bytes().splitlines()]
+        return records, dead, result.stderr.decode()
+    bootstrap = request.getfixturevalue("bootstrap")
+    env = kafka_env(bootstrap)
+    produce(env, tmp_path / "frames.jsonl", data)
+    result = script("consumer.py", "--exit-at-end", "--quiet", *args, env=env)
+    assert result.returncode == 0, result.stderr
+    messages = read_topic(bootstrap, env["OUTPUT_TOPIC"])
+    records = [json.loads(m.value) for m in messages]
+    assert [m.key.decode() for m in messages] == [f"{r['granularity']}:{r['window_start']}" for r in records]
+    dead = [(dict(m.headers)["reason"], m.value) for m in read_topic(bootstrap, env["DLQ_TOPIC"])]
+    return records, dead, result.stderr.decode()

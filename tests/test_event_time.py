@@ -12,36 +12,10 @@ from collections import defaultdict
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from tests.helpers import (LATE, ORDERED, as_truth, follow, kafka_env, latest_per_key, needs_samples, of,
-                           produce, script, start_consumer, truth_minutes,
+from tests.helpers import (LATE, ORDERED, VIA, as_truth, follow, kafka_env, latest_per_key, needs_samples, of,
+                           produce, run_consumer, script, start_consumer, truth_minutes,
                            truth_windows)
 from uniqcount.kafka_io import read_topic
-
-
-VIA = ["stdin", pytest.param("broker", marks=pytest.mark.kafka)]
-
-
-def run_consumer(via: str, data: bytes, *args: str, request, tmp_path):
-    """consumer.py on these frames with its dead letters kept: (records, [(reason, frame)], stderr).
-    stdin: --input - with a --dlq file; broker: producer.py, then consumer.py --exit-at-end, then
-    events-output and events-dlq read back."""
-    if via == "stdin":
-        dlq = tmp_path / "dead.tsv"
-        result = script("consumer.py", "--input", "-", "--dlq", str(dlq), *args, stdin=data)
-        assert result.returncode == 0, result.stderr
-        records = [json.loads(line) for line in result.stdout.splitlines()]
-        dead = [tuple(line.split(b"\t", 1)) for line in dlq.read_bytes().splitlines()]
-        return records, dead, result.stderr.decode()
-    bootstrap = request.getfixturevalue("bootstrap")
-    env = kafka_env(bootstrap)
-    produce(env, tmp_path / "frames.jsonl", data)
-    result = script("consumer.py", "--exit-at-end", "--quiet", *args, env=env)
-    assert result.returncode == 0, result.stderr
-    messages = read_topic(bootstrap, env["OUTPUT_TOPIC"])
-    records = [json.loads(m.value) for m in messages]
-    assert [m.key.decode() for m in messages] == [f"{r['granularity']}:{r['window_start']}" for r in records]
-    dead = [(dict(m.headers)["reason"], m.value) for m in read_topic(bootstrap, env["DLQ_TOPIC"])]
-    return records, dead, result.stderr.decode()
 
 
 def minutes_of(lines: list[bytes]) -> list[dict]:

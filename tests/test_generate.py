@@ -27,6 +27,8 @@ def test_format_and_knobs():
     parsed = [json.loads(f) for f in generated]
     assert all(isinstance(p["uid"], str) and len(p["uid"]) == 19 for p in parsed)
     assert [p["ts"] for p in parsed] == [START_TS + i // 100 for i in range(3000)]
+    sparse = [json.loads(f)["ts"] for f in sample(count=5, rate=1, interval=20)]
+    assert sparse == [START_TS + 20 * i for i in range(5)]
     assert len({p["uid"] for p in parsed}) <= 500
     sizes = [len(f) for f in generated]
     assert min(sizes) >= 1024 * 0.85 and sum(sizes) / len(sizes) < 1024 * 1.3

@@ -5,8 +5,10 @@
 Every trap of the original is here: up to a few random keys before `uid`/`ts`, `uid` before or
 after `ts` at random, strings with JSON escapes and Cyrillic UTF-8, numbers, booleans, arrays,
 nested objects that hold `uid`/`ts` keys of their own, repeated top-level keys, padding with random
-keys up to the size limit. Frame i has event time start + i // rate; a delayed frame gets 1..delay
-seconds less. Same knobs and seed, same bytes.
+keys up to the size limit. Frame i has event time start + (i // rate) * interval; a delayed frame
+gets 1..delay seconds less. Same knobs and seed, same bytes.
+
+    python -m uniqcount.generate -c 3153600 -r 1 --interval 20 -n 50000 -s 256   # two sparse years
 """
 from __future__ import annotations
 
@@ -90,12 +92,12 @@ class Fragments:
 
 
 def frames(count: int, rate: int, users: int, size_limit: int, max_delay: int, delayed_percent: float,
-           string_ts_percent: float, seed: int, start: int = START_TS) -> Iterator[bytes]:
+           string_ts_percent: float, seed: int, start: int = START_TS, interval: int = 1) -> Iterator[bytes]:
     rng = random.Random(seed)
     fragments = Fragments(rng)
     uids = [f"{rng.getrandbits(76):019x}" for _ in range(users)]
     for i in range(count):
-        ts = start + i // rate
+        ts = start + (i // rate) * interval
         if max_delay > 0 and rng.random() * 100 < delayed_percent:
             ts -= rng.randint(1, max_delay)
         ts_json = f'"{ts}"' if rng.random() * 100 < string_ts_percent else str(ts)
@@ -123,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--count", type=int, default=1_000_000, help="frames (default 1000000)")
     parser.add_argument("-r", "--rate", type=int, default=1000, help="frames per second of event time (1000)")
+    parser.add_argument("-i", "--interval", type=int, default=1,
+                        help="seconds of event time between one second's frames and the next (1); "
+                             "-r 1 -i 20: a frame every 20 s")
     parser.add_argument("-n", "--users", type=int, default=100_000, help="distinct users in the pool (100000)")
     parser.add_argument("-s", "--size-limit", type=int, default=2048, help="bytes a frame is padded to (2048)")
     parser.add_argument("-d", "--max-delay", type=int, default=0, help="largest delay in seconds (0)")
@@ -137,12 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if min(args.count, args.rate, args.users, args.size_limit) <= 0:
-        print("error: count, rate, users and size limit must be positive", file=sys.stderr)
+    if min(args.count, args.rate, args.interval, args.users, args.size_limit) <= 0:
+        print("error: count, rate, interval, users and size limit must be positive", file=sys.stderr)
         return 2
     out = open_output(args.output)
     stream = frames(args.count, args.rate, args.users, args.size_limit, args.max_delay,
-                    args.delayed_percent, args.string_ts_percent, args.seed, args.start)
+                    args.delayed_percent, args.string_ts_percent, args.seed, args.start, args.interval)
     with tqdm(total=args.count, unit=" frames", unit_scale=True, file=sys.stderr,
               disable=not sys.stderr.isatty(), desc="generating") as bar:
         for n, frame in enumerate(stream, 1):

@@ -1,6 +1,7 @@
 """Unit tests: bootstrap parsing, the Kafka probe against things that are not Kafka, settings precedence."""
 from __future__ import annotations
 
+import argparse
 import socket
 import threading
 from pathlib import Path
@@ -71,6 +72,20 @@ def test_bad_settings_are_one_line_errors(tmp_path: Path):
     env_file.write_text("LOCAL_CONTROLLER_PORT=abc\n")
     with pytest.raises(SystemExit, match="LOCAL_CONTROLLER_PORT='abc' is not valid"):
         config.load(env_file, {})
+
+
+def test_a_bad_flag_says_why(capsys):
+    parser = argparse.ArgumentParser()
+    config.add_flags(parser, ["GRANULARITIES", "EXACT_UP_TO", "HLL_LG_K"])
+    for flag, value, why in [("--granularities", "minute,fortnight", "must be some of minute, hour"),
+                             ("--exact-up-to", "days", "expected one of minute, hour"),
+                             ("--hll-lg-k", "30", "lg_k from 4 to 21")]:
+        with pytest.raises(SystemExit):
+            parser.parse_args([flag, value])
+        err = capsys.readouterr().err
+        assert f"{flag}: '{value}' is not valid" in err and why in err
+    parsed = parser.parse_args(["--granularities", "day, minute", "--hll-lg-k", "12"])
+    assert [g.name for g in parsed.GRANULARITIES] == ["minute", "day"] and parsed.HLL_LG_K == 12
 
 
 def test_config_env_documents_every_setting():

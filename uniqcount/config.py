@@ -146,11 +146,21 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None,
     return values
 
 
+def _flag_type(setting: Setting) -> Callable[[str], Any]:
+    """The setting's parser, its ValueError shown by argparse as the reason (not "invalid value")."""
+    def parse(text: str) -> Any:
+        try:
+            return setting.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r} is not valid: {exc}") from None
+    return parse
+
+
 def add_flags(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:
     """Flags for the named settings; their defaults come from load(), so --help shows the source."""
     for name in names:
         setting = SETTINGS[name]
-        parser.add_argument(setting.flag, dest=name, type=setting.parse, default=None,
+        parser.add_argument(setting.flag, dest=name, type=_flag_type(setting), default=None,
                             help=f"{setting.help} [{name}, default {setting.default}]")
 
 

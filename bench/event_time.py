@@ -18,7 +18,8 @@ from uniqcount.counting import Counting
 from uniqcount.config import load
 from uniqcount.outputs import CountedOnly, Records
 from uniqcount.sources import Input
-from uniqcount.windows import Result
+from uniqcount.granularities import parse_granularities
+from uniqcount.windowset import Result
 
 
 class Collect(Records):
@@ -32,7 +33,7 @@ class Collect(Records):
 
 def run(path: str, lateness: int, retention: int) -> tuple[Counting, list[Result]]:
     settings = {**load(), "ALLOWED_LATENESS": lateness, "LATE_RETENTION": retention, "STATUS_INTERVAL": 0,
-                "EMIT_EARLY_EVERY": 0}
+                "EMIT_EARLY_EVERY": 0, "GRANULARITIES": parse_granularities("minute")}
     out = Collect()
     counting = Counting(settings, out, CountedOnly())
     for batch in Input(path).batches():

@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run = uuid.uuid4().hex[:8]
     env = {**os.environ, "TOPIC": f"lat-{run}", "OUTPUT_TOPIC": f"lat-out-{run}", "DLQ_TOPIC": f"lat-dlq-{run}",
-           "CONSUMER_GROUP": f"lat-{run}", "ALLOWED_LATENESS": str(args.lateness), "STATUS_INTERVAL": "0"}
+           "CONSUMER_GROUP": f"lat-{run}", "ALLOWED_LATENESS": str(args.lateness), "STATUS_INTERVAL": "0",
+           "GRANULARITIES": "minute"}
     subprocess.run([sys.executable, "-m", "uniqcount.brokerctl", "topics"], env={**env, "RESET_TOPICS": "false"},
                    cwd=REPO, check=True, capture_output=True)
     consumer = subprocess.Popen([sys.executable, str(REPO / "consumer.py"), "--quiet"], env=env, cwd=REPO,

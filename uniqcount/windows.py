@@ -20,9 +20,8 @@ was cut into batches (a file and a Kafka topic give the same answers).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from collections import Counter
+from dataclasses import dataclass, field
 from statistics import median_low
 from typing import Any, Iterator, Sequence
 

@@ -11,6 +11,7 @@ usage() {
   cat <<'USAGE'
 usage: ./run.sh                      run the whole job: broker, sample, producer and consumer
        ./run.sh test [pytest args]   run the tests (starts a local broker if none answers)
+       ./run.sh bench                the benchmark harness: results in docs/PERFORMANCE.md
        ./run.sh broker start|stop|status|logs [-f]
        ./run.sh kafka-topics|kafka-console-consumer|kafka-console-producer|kafka-consumer-groups [args]
        ./run.sh help
@@ -66,6 +67,10 @@ case "$cmd" in
   test)
     ensure_venv
     exec "$PY" -m pytest "$@" ;;
+  bench)
+    ensure_venv
+    "$PY" -m uniqcount.brokerctl ensure
+    exec "$PY" -m bench "$@" ;;
   broker)
     ensure_venv
     exec "$PY" -m uniqcount.brokerctl "$@" ;;

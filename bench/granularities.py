@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Iterable
 
+from bench.measure import measured, summary_line
 from bench.truth import exact_unique_users
 from uniqcount import generate
 from uniqcount.config import REPO
@@ -41,28 +38,6 @@ def generated(days: int) -> Path:
                        "--start", "1704067200", "-o", str(partial) + ".gz"])
         Path(str(partial) + ".gz").rename(path)
     return path
-
-
-def measured(command: list[str], env: dict[str, str] | None = None) -> tuple[bytes, str, float, int]:
-    """Run a script to its end: (stdout, stderr, seconds, peak RSS in bytes of that process alone)."""
-    started = time.monotonic()
-    with tempfile.TemporaryFile() as errors:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, cwd=REPO,
-                                   env={**os.environ, **(env or {})})
-        stdout = process.stdout.read()
-        _, status, usage = os.wait4(process.pid, 0)  # this child's own rusage
-        process.returncode = os.waitstatus_to_exitcode(status)
-        seconds = time.monotonic() - started
-        errors.seek(0)
-        stderr = errors.read().decode()
-    if process.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{stderr}")
-    return stdout, stderr, seconds, usage.ru_maxrss * 1024  # KB on Linux
-
-
-def summary_line(stderr: str) -> str:
-    """The script's last line: its rates and totals."""
-    return stderr.strip().splitlines()[-1]
 
 
 def latest_records(lines: Iterable[bytes]) -> dict[tuple[str, int], dict]:

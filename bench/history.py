@@ -17,7 +17,8 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.granularities import latest_records, markdown, measured, summary_line, table
+from bench.granularities import latest_records, markdown, table
+from bench.measure import measured, summary_line
 from bench.truth import by_full_parse
 from uniqcount import generate
 from uniqcount.config import REPO, load

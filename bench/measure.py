@@ -1,0 +1,52 @@
+"""Running a script to its end and reading what it says: time, peak RSS, its summary's rates."""
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+import tempfile
+import time
+
+from uniqcount.config import REPO
+
+
+def measured(command: list[str], env: dict[str, str] | None = None) -> tuple[bytes, str, float, int]:
+    """Run a script to its end: (stdout, stderr, seconds, peak RSS in bytes of that process alone)."""
+    started = time.monotonic()
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, cwd=REPO,
+                                   env={**os.environ, **(env or {})})
+        stdout = process.stdout.read()
+        _, status, usage = os.wait4(process.pid, 0)  # this child's own rusage
+        process.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.monotonic() - started
+        errors.seek(0)
+        stderr = errors.read().decode()
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{stderr}")
+    return stdout, stderr, seconds, usage.ru_maxrss * 1024  # KB on Linux
+
+
+def summary_line(stderr: str) -> str:
+    """The script's last line: its rates and totals."""
+    return stderr.strip().splitlines()[-1]
+
+
+def rates(summary: str) -> dict[str, float]:
+    """frames/s and MB/s from a summary line (`... in 13.7 s: 73,177 frames/s, 139.7 MB/s ...`)."""
+    match = re.search(r"in ([\d.]+) s: ([\d,]+) frames/s, ([\d.,]+) MB/s", summary)
+    if not match:
+        raise ValueError(f"no rates in: {summary}")
+    seconds, frames, mb = (float(group.replace(",", "")) for group in match.groups())
+    return {"seconds": seconds, "frames_per_s": frames, "mb_per_s": mb}
+
+
+def machine() -> dict[str, str | int]:
+    """Cores, CPU model, OS and Python: what a reader needs to compare numbers."""
+    model = ""
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.processor()
+    return {"cores": os.cpu_count() or 0, "cpu": model, "os": platform.platform(), "python": platform.python_version()}

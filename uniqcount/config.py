@@ -74,8 +74,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("PRODUCER_COMPRESSION", "zstd", "compression of produced batches: zstd, lz4, gzip or none"),
         Setting("PRODUCER_LINGER_MS", "20", "how long the producer waits to fill a batch", int),
         Setting("PRODUCER_BATCH_BYTES", "1048576", "producer batch size per partition in bytes", int),
-        Setting("FETCH_MAX_BYTES", "67108864", "consumer: most bytes one fetch returns", int),
-        Setting("MAX_PARTITION_FETCH_BYTES", "16777216", "consumer: most bytes per partition per fetch", int),
+        Setting("FETCH_MAX_BYTES", "16777216", "consumer: most bytes one fetch returns", int),
+        Setting("MAX_PARTITION_FETCH_BYTES", "4194304", "consumer: most bytes per partition per fetch", int),
         Setting("MAX_POLL_RECORDS", "20000", "consumer: most records handed over per poll", int),
         Setting("SESSION_TIMEOUT_MS", "10000",
                 "consumer: how long the group waits for a crashed consumer before a restarted or other one "

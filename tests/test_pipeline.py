@@ -52,6 +52,14 @@ def test_gzip_is_told_by_magic_bytes_not_by_name(tmp_path):
     assert json.loads(result.stdout.splitlines()[0])["unique_users"] == 2
 
 
+def test_a_truncated_gzip_is_a_one_line_error(tmp_path):
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(gzip.compress(b'{"uid":"a","ts":5}\n' * 50_000)[:2000])
+    result = script("consumer.py", "--input", str(path), "--quiet")
+    assert result.returncode == 1
+    assert result.stderr.decode().strip().splitlines()[-1].startswith(f"error: {path}: unreadable input")
+
+
 def test_clear_errors_without_traceback(tmp_path):
     missing = script("consumer.py", "--input", str(tmp_path / "nope.jsonl"))
     assert missing.returncode == 1 and missing.stderr.decode().strip() == f"error: input not found: {tmp_path / 'nope.jsonl'}"

@@ -41,6 +41,7 @@ def run_input(args: argparse.Namespace, settings: dict[str, Any]) -> int:
         if counting.meter.due():
             status(counting.status_line())
     counting.flush_all()
+    source.close()
     dead_letters.close()
     if producer is not None:
         producer.close()

@@ -12,14 +12,13 @@ Results go to bench/results/bench.json and into the table of docs/PERFORMANCE.md
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 import uuid
 
 from kafka import KafkaAdminClient
 
-from bench.measure import machine, measured, rates, summary_line
+from bench.measure import machine, measured, rates, summary_line, write_result
 from uniqcount.config import REPO, load
 from uniqcount.sample import ensure_sample
 
@@ -72,8 +71,7 @@ def main() -> int:
     ratio = results[1]["frames_per_s"] / results[4]["frames_per_s"]
     report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(), "sample": sample,
               "command": "./run.sh bench", "results": results, "ratio_to_baseline": round(ratio, 2)}
-    (REPO / "bench" / "results").mkdir(exist_ok=True)
-    (REPO / "bench" / "results" / "bench.json").write_text(json.dumps(report, indent=1) + "\n")
+    write_result("bench.json", report)
     m = report["machine"]
     section = (f"{START}\nMeasured {report['date']} with `./run.sh bench` on {m['cores']} cores ({m['cpu']}), "
                f"Python {m['python']}, {m['os']}; broker on the same machine.\n\n{table(results, ratio)}\n{END}")

@@ -12,32 +12,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 from pathlib import Path
 from typing import Iterable
 
-from bench.measure import measured, summary_line
+from bench.measure import generated_once, machine, measured, summary_line, write_result
 from bench.truth import exact_unique_users
-from uniqcount import generate
 from uniqcount.config import REPO
 from uniqcount.counters import hll_relative_standard_error
 from uniqcount.granularities import GRANULARITIES
 
-RESULTS = REPO / "bench" / "results"
-
-
 def generated(days: int) -> Path:
     """One frame per second for `days` days, 50,000 users, 256-byte frames (the traps kept)."""
-    path = REPO / "data" / f"generated-{days}d.jsonl.gz"
-    if not path.exists():
-        print(f"generating {path} ...", file=sys.stderr)
-        partial = path.with_suffix(".partial")
-        generate.main(["-c", str(days * 86_400), "-r", "1", "-n", "50000", "-s", "256", "--seed", str(days),
-                       "--start", "1704067200", "-o", str(partial) + ".gz"])
-        Path(str(partial) + ".gz").rename(path)
-    return path
+    return generated_once(REPO / "data" / f"generated-{days}d.jsonl.gz",
+                          ["-c", str(days * 86_400), "-r", "1", "-n", "50000", "-s", "256", "--seed", str(days),
+                           "--start", "1704067200"])
 
 
 def latest_records(lines: Iterable[bytes]) -> dict[tuple[str, int], dict]:
@@ -60,8 +50,8 @@ def table(latest: dict[tuple[str, int], dict], truth: dict[tuple[str, int], int]
             raise SystemExit(f"{name}: the windows differ from the truth's, e.g. {missing[:3]}")
         records = [latest[key] for key in keys]
         errors = [abs(r["unique_users"] - truth[k]) / truth[k] for k, r in zip(keys, records)]
-        hll = [r for r in records if r["estimate"] == "hll"]
-        inside = sum(r["lower_bound"] <= truth[k] <= r["upper_bound"] for k, r in zip(keys, records) if r in hll)
+        hll = [(k, r) for k, r in zip(keys, records) if r["estimate"] == "hll"]
+        inside = sum(r["lower_bound"] <= truth[k] <= r["upper_bound"] for k, r in hll)
         rows.append({"granularity": name, "estimate": records[0]["estimate"], "windows": len(keys),
                      "users_min": min(truth[k] for k in keys), "users_max": max(truth[k] for k in keys),
                      "exact_windows": sum(e == 0 for e in errors), "worst_error": max(errors),
@@ -104,12 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = table(latest, truth, args.lg_k)
     print(markdown(rows, args.lg_k))
     print(f"\n{summary}\nwall clock {seconds:.1f} s, peak RSS {peak / 1e6:.0f} MB")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"granularities-{path.name.split('.')[0]}-exact-{args.exact_up_to}-lgk{args.lg_k}.json"
-    out.write_text(json.dumps({"input": str(path), "lg_k": args.lg_k, "exact_up_to": args.exact_up_to, "rows": rows, "summary": summary,
-                               "seconds": round(seconds, 2), "peak_rss_bytes": peak,
-                               "machine": platform.processor() or platform.machine(),
-                               "python": platform.python_version()}, indent=1) + "\n")
+    out = write_result(f"granularities-{path.name.split('.')[0]}-exact-{args.exact_up_to}-lgk{args.lg_k}.json",
+                       {"input": str(path), "lg_k": args.lg_k, "exact_up_to": args.exact_up_to, "rows": rows,
+                        "summary": summary, "seconds": round(seconds, 2), "peak_rss_bytes": peak,
+                        "machine": machine()})
     print(f"written: {out.relative_to(REPO)}")
     return 0
 

@@ -11,22 +11,19 @@ consumer's peak RSS, the calendar windows at those boundaries, and the error per
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.granularities import latest_records, markdown, table
-from bench.measure import measured, summary_line
+from bench.measure import generated_once, measured, summary_line, write_result
 from bench.truth import by_full_parse
-from uniqcount import generate
 from uniqcount.config import REPO, load
 from uniqcount.counters import DEFAULT_LG_K
 from uniqcount.kafka_io import read_topic
 
 START = 1685577600  # 2023-06-01 00:00 UTC
-RESULTS = REPO / "bench" / "results"
 
 
 def utc(*args: int) -> int:
@@ -46,14 +43,9 @@ BOUNDARIES = {
 
 
 def history(days: int, every: int) -> Path:
-    path = REPO / "data" / f"history-{days}d-every{every}s.jsonl.gz"
-    if not path.exists():
-        print(f"generating {path} ...", file=sys.stderr)
-        partial = path.with_name(path.name + ".partial.gz")
-        generate.main(["-c", str(days * 86_400 // every), "-r", "1", "-i", str(every), "-n", "50000", "-s", "256",
-                       "--seed", "730", "--start", str(START), "-o", str(partial)])
-        partial.rename(path)
-    return path
+    return generated_once(REPO / "data" / f"history-{days}d-every{every}s.jsonl.gz",
+                          ["-c", str(days * 86_400 // every), "-r", "1", "-i", str(every), "-n", "50000", "-s",
+                           "256", "--seed", "730", "--start", str(START)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,13 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{summary_line(consumed)}\nconsumer.py --exit-at-end: {consume_s:.1f} s wall clock, peak RSS "
           f"{peak / 1e6:.0f} MB; {len(messages):,} records on the output topic, {len(dead)} dead letters")
     print("boundary windows with the right end: " + ", ".join(f"{k} {'yes' if ok else 'NO'}" for k, ok in boundaries.items()))
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"history-{args.days}d-every{args.every}s.json"
-    out.write_text(json.dumps({"input": str(path), "rows": rows, "producer": summary_line(produced),
-                               "producer_seconds": round(produce_s, 1), "consumer": summary_line(consumed),
-                               "consumer_seconds": round(consume_s, 1), "consumer_peak_rss_bytes": peak,
-                               "output_records": len(messages), "dead_letters": len(dead),
-                               "boundaries": boundaries}, indent=1) + "\n")
+    out = write_result(f"history-{args.days}d-every{args.every}s.json",
+                       {"input": str(path), "rows": rows, "producer": summary_line(produced),
+                        "producer_seconds": round(produce_s, 1), "consumer": summary_line(consumed),
+                        "consumer_seconds": round(consume_s, 1), "consumer_peak_rss_bytes": peak,
+                        "output_records": len(messages), "dead_letters": len(dead), "boundaries": boundaries})
     print(f"written: {out.relative_to(REPO)}")
     return 0 if all(boundaries.values()) and not dead else 1
 

@@ -1,14 +1,20 @@
 """Running a script to its end and reading what it says: time, peak RSS, its summary's rates."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
 import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
+from uniqcount import generate
 from uniqcount.config import REPO
+
+RESULTS = REPO / "bench" / "results"
 
 
 def measured(command: list[str], env: dict[str, str] | None = None) -> tuple[bytes, str, float, int]:
@@ -50,3 +56,22 @@ def machine() -> dict[str, str | int]:
     except (OSError, StopIteration):
         model = platform.processor()
     return {"cores": os.cpu_count() or 0, "cpu": model, "os": platform.platform(), "python": platform.python_version()}
+
+
+def generated_once(path: Path, generator_args: list[str]) -> Path:
+    """`python -m uniqcount.generate ARGS` into `path`, unless an earlier run left it there; a run
+    cut short leaves only a `.partial.gz` behind, never a half file under the real name."""
+    if not path.exists():
+        print(f"generating {path} ...", file=sys.stderr)
+        partial = path.with_name(path.name + ".partial.gz")
+        generate.main([*generator_args, "-o", str(partial)])
+        partial.rename(path)
+    return path
+
+
+def write_result(name: str, data: dict) -> Path:
+    """bench/results/NAME as indented JSON; returns its path."""
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / name
+    out.write_text(json.dumps(data, indent=1) + "\n")
+    return out

@@ -38,7 +38,7 @@ def earliest(points: Iterable[Resume], positions: dict[Any, int]) -> tuple[dict[
         for tp, offset in point.offsets.items():
             if offset < offsets.get(tp, offset + 1):
                 offsets[tp] = offset
-        if first is None or point.seq < first.seq:
+        if first is None or point < first:
             first = point
     return offsets, first
 

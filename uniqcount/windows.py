@@ -48,7 +48,8 @@ class Windows:
                  granularities: Sequence[Granularity] = (GRANULARITIES["minute"],), exact_up_to: str = "hour",
                  lg_k: int = DEFAULT_LG_K):
         """`exact_up_to`: granularities up to this one count exactly, longer ones with HyperLogLog."""
-        exact = list(GRANULARITIES)[:list(GRANULARITIES).index(exact_up_to) + 1]
+        names = list(GRANULARITIES)
+        exact = names[:names.index(exact_up_to) + 1]
         self.allowed_lateness = allowed_lateness
         self.late_retention = late_retention
         self.lg_k = lg_k

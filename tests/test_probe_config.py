@@ -11,6 +11,7 @@ import pytest
 from uniqcount import config
 from uniqcount.probe import is_local, kafka_answers, parse_servers
 from tests.conftest import free_port
+from tests.helpers import script
 
 
 def test_parse_servers():
@@ -101,3 +102,12 @@ def test_readme_lists_every_setting():
     readme = (config.REPO / "README.md").read_text()
     for name, setting in config.SETTINGS.items():
         assert f"| `{name}` | `{setting.flag}` | `{setting.default}` |" in readme, name
+
+
+@pytest.mark.parametrize("name, shown", [("producer.py", b"[BOOTSTRAP_SERVERS, default"),
+                                         ("consumer.py", b"(estimate and 95% bounds)")])
+def test_help_works(name, shown):
+    """argparse formats help text with %: a literal % in a setting's help once broke --help."""
+    done = script(name, "--help")
+    assert done.returncode == 0, done.stderr.decode()
+    assert shown in b" ".join(done.stdout.split())

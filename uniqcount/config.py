@@ -157,11 +157,12 @@ def _flag_type(setting: Setting) -> Callable[[str], Any]:
 
 
 def add_flags(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:
-    """Flags for the named settings; their defaults come from load(), so --help shows the source."""
+    """Flags for the named settings; their defaults come from load(), so --help shows the source.
+    argparse formats help with %, so a literal one (e.g. "95% bounds") is doubled."""
     for name in names:
         setting = SETTINGS[name]
         parser.add_argument(setting.flag, dest=name, type=_flag_type(setting), default=None,
-                            help=f"{setting.help} [{name}, default {setting.default}]")
+                            help=f"{setting.help} [{name}, default {setting.default}]".replace("%", "%%"))
 
 
 def from_args(args: argparse.Namespace) -> dict[str, Any]:

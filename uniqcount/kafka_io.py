@@ -9,6 +9,7 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from .probe import any_answers
+from .record_batches import fast_fetch
 
 
 class BrokerUnavailable(Exception):
@@ -34,7 +35,8 @@ def producer(settings: dict[str, Any]) -> KafkaProducer:
 
 
 def consumer(settings: dict[str, Any]) -> KafkaConsumer:
-    return KafkaConsumer(
+    """Records come as record_batches.Record (offset, key, value), decoded a batch at a time."""
+    return fast_fetch(KafkaConsumer(
         bootstrap_servers=settings["BOOTSTRAP_SERVERS"],
         group_id=settings["CONSUMER_GROUP"],
         enable_auto_commit=False,
@@ -43,7 +45,7 @@ def consumer(settings: dict[str, Any]) -> KafkaConsumer:
         max_partition_fetch_bytes=settings["MAX_PARTITION_FETCH_BYTES"],
         max_poll_records=settings["MAX_POLL_RECORDS"],
         session_timeout_ms=settings["SESSION_TIMEOUT_MS"],
-    )
+    ))
 
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Any]:

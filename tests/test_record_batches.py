@@ -1,0 +1,118 @@
+"""The batch-at-a-time record reader against kafka-python's own: built batches, then a real broker."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings, strategies as st
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import CorruptRecordError
+from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
+
+from uniqcount.record_batches import Record, _decode, fast_fetch
+
+CODECS = {"none": 0, "gzip": 1, "lz4": 3, "zstd": 4}
+
+payload = st.one_of(st.none(), st.binary(max_size=40),
+                    st.integers(min_value=8000, max_value=20000).map(lambda n: b"z" * n))  # 3-byte lengths
+message = st.tuples(
+    st.integers(min_value=1, max_value=70000),  # offset gap: deltas past one and two varint bytes
+    st.integers(min_value=0, max_value=10**7),  # timestamp step in ms
+    payload, payload,
+    st.lists(st.tuples(st.text(max_size=5), st.one_of(st.none(), st.binary(max_size=10))), max_size=2))
+
+
+def built(messages: list, codec: str = "none") -> bytes:
+    builder = DefaultRecordBatchBuilder(magic=2, compression_type=CODECS[codec], is_transactional=0,
+                                        producer_id=-1, producer_epoch=-1, base_sequence=-1, batch_size=1 << 30)
+    offset, timestamp = 0, 1_700_000_000_000
+    for gap, step, key, value, headers in messages:
+        offset, timestamp = offset + gap, timestamp + step
+        builder.append(offset, timestamp=timestamp, key=key, value=value, headers=headers)
+    return bytes(builder.build())
+
+
+def library(buffer: bytes) -> list[tuple]:
+    return [(r.offset, r.key, r.value) for r in DefaultRecordBatch(buffer)]
+
+
+def ours(buffer: bytes) -> list[tuple]:
+    return [(r.offset, r.key, r.value) for r in _decode(DefaultRecordBatch(buffer), "t", 3)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(message, min_size=1, max_size=30), st.sampled_from(sorted(CODECS)))
+def test_decode_equals_the_library(messages, codec):
+    buffer = built(messages, codec)
+    assert ours(buffer) == library(buffer)
+
+
+def test_records_name_their_partition():
+    (record,) = _decode(DefaultRecordBatch(built([(1, 0, b"k", b"v", [])])), "events", 2)
+    assert record == Record("events", 2, 1, b"k", b"v") and record.offset == 1
+
+
+def test_a_truncated_batch_is_corrupt():
+    buffer = built([(1, 0, None, b"x" * 300, []), (1, 0, None, b"y" * 300, [])])
+    batch = DefaultRecordBatch(buffer[:-100])
+    with pytest.raises(CorruptRecordError):
+        _decode(batch, "t", 0)
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("codec", ["none", "zstd", "lz4"])
+def test_through_the_broker_as_the_library_reads(bootstrap, topic_name, codec):
+    """Many batches, keys, tombstones, headers; read whole, then by 7 records, then from the middle of
+    a batch: offsets, keys and values as the library gives them, and the same positions."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=50, batch_size=4096,
+                             compression_type=None if codec == "none" else codec)
+    for i in range(600):
+        producer.send(topic_name, key=None if i % 3 else str(i).encode(),
+                      value=None if i % 150 == 6 else b"v" * (i % 300 * 7),
+                      headers=[("h", b"x")] if i % 11 == 0 else [])
+    producer.flush()
+    producer.close()
+    tp = TopicPartition(topic_name, 0)
+
+    def read(fast: bool, start: int, max_poll: int) -> tuple[list[tuple], int]:
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=max_poll)
+        if fast:
+            fast_fetch(consumer)
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        got: list[tuple] = []
+        while len(got) < 600 - start:
+            for records in consumer.poll(timeout_ms=2000).values():
+                got += [(r.offset, r.key, r.value) for r in records]
+                assert consumer.position(tp) == records[-1].offset + 1  # what a commit would store
+        position = consumer.position(tp)
+        consumer.close()
+        return got, position
+
+    expected = read(False, 0, 500)
+    assert [o for o, _, _ in expected[0]] == list(range(600)) and expected[1] == 600
+    assert read(True, 0, 500) == expected
+    assert read(True, 0, 7) == expected
+    assert read(True, 333, 500) == (expected[0][333:], 600)
+
+
+@pytest.mark.kafka
+def test_control_batches_are_skipped(bootstrap, topic_name):
+    producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"tx-{topic_name}")
+    producer.init_transactions()
+    for attempt in range(2):
+        producer.begin_transaction()
+        for i in range(5):
+            producer.send(topic_name, value=f"{attempt}-{i}".encode())
+        producer.commit_transaction()
+    producer.close()
+    consumer = fast_fetch(KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False))
+    tp = TopicPartition(topic_name, 0)
+    consumer.assign([tp])
+    consumer.seek_to_beginning()
+    end = consumer.end_offsets([tp])[tp]
+    values = []
+    while consumer.position(tp) < end:
+        for records in consumer.poll(timeout_ms=2000).values():
+            values += [r.value for r in records]
+    consumer.close()
+    assert values == [f"{a}-{i}".encode() for a in range(2) for i in range(5)]
+    assert end == 12  # two commit markers took an offset each

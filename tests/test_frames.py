@@ -6,7 +6,7 @@ import json
 import pytest
 from hypothesis import given, strategies as st
 
-from uniqcount.frames import InvalidFrame, parse_frame
+from uniqcount.frames import MAX_TS, InvalidFrame, parse_frame, parse_frames
 
 
 def reason(data: bytes) -> str:
@@ -31,7 +31,7 @@ def test_ts_numbers_and_numeric_strings(ts, expected):
     assert parse_frame(json.dumps({"uid": "u", "ts": ts}).encode()) == ("u", expected)
 
 
-@pytest.mark.parametrize("data,expected", [
+INVALID = [
     (b'{"uid":"u","ts":1', "bad_json"),
     (b'{"uid":"u" "ts":1}', "bad_json"),
     (b"", "bad_json"),
@@ -57,7 +57,11 @@ def test_ts_numbers_and_numeric_strings(ts, expected):
     (b'{"uid":"u","ts":-1}', "bad_ts"),
     (b'{"uid":"u","ts":"NaN"}', "bad_ts"),
     (b'{"uid":"u","ts":1e300}', "bad_ts"),
-])
+    (f'{{"uid":"u","ts":{MAX_TS}}}'.encode(), "bad_ts"),
+]
+
+
+@pytest.mark.parametrize("data,expected", INVALID)
 def test_invalid_frames_have_a_reason(data, expected):
     assert reason(data) == expected
 
@@ -82,3 +86,24 @@ def test_parser_agrees_with_a_full_json_parse(uid, ts, before, after, uid_first)
     frame = json.dumps(dict([*before.items(), *pair, *after.items()]), ensure_ascii=False).encode()
     full = json.loads(frame)
     assert parse_frame(frame) == (full["uid"], int(full["ts"]))
+
+
+def one_by_one(values: list[bytes]) -> tuple[list, list]:
+    pairs, bad = [], []
+    for index, value in enumerate(values):
+        try:
+            pairs.append(parse_frame(value))
+        except InvalidFrame as exc:
+            bad.append((index, exc.reason))
+    return pairs, bad
+
+
+usual = st.builds(lambda uid, ts: json.dumps({"n": {"uid": 1}, "uid": uid, "ts": ts}).encode(),
+                  st.text(min_size=1, max_size=5), st.integers(0, MAX_TS - 1))
+unusual = st.builds(lambda uid, ts: json.dumps({"ts": ts, "uid": uid}).encode(),
+                    st.text(min_size=1, max_size=5), st.integers(0, 2**33).map(str) | st.floats(0, 2**33))
+
+
+@given(st.lists(usual | unusual | st.sampled_from([data for data, _ in INVALID]), max_size=40))
+def test_a_batch_parses_as_its_frames_one_by_one(values):
+    assert parse_frames(values) == one_by_one(values)

@@ -166,8 +166,8 @@ def test_hll_records_carry_bounds_that_hold_the_truth():
 
 def test_one_parse_per_frame_whatever_the_number_of_granularities(monkeypatch):
     calls = []
-    parse = counting.parse_frame
-    monkeypatch.setattr(counting, "parse_frame", lambda value: calls.append(value) or parse(value))
+    parse = counting.parse_frames
+    monkeypatch.setattr(counting, "parse_frames", lambda values: calls.extend(values) or parse(values))
     frames = [f'{{"uid":"u{i % 7}","ts":{1000 + i}}}'.encode() for i in range(500)]
     for names in ("minute", "minute,hour,day,week,month,year"):
         calls.clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from .frames import InvalidFrame, parse_frame
+from .frames import parse_frames
 from .outputs import DeadLetters, Records
 from .progress import Meter, Ticker
 from .records import iso_utc
@@ -27,15 +27,12 @@ class Counting:
 
     def process(self, values: list[bytes], refs: list[Any], resume_from: Any = None) -> None:
         """`refs[i]` is what a dead letter of values[i] is made from (the bytes, or the Kafka record)."""
-        pairs, kept, dead = [], [], []
-        for value, ref in zip(values, refs):
-            try:
-                pairs.append(parse_frame(value))
-            except InvalidFrame as exc:
-                self.invalid[exc.reason] += 1
-                dead.append((exc.reason, ref))
-            else:
-                kept.append(ref)
+        pairs, bad = parse_frames(values)
+        kept, dead = refs, [(reason, refs[index]) for index, reason in bad]
+        if bad:
+            self.invalid.update(reason for _, reason in bad)
+            invalid = {index for index, _ in bad}
+            kept = [ref for index, ref in enumerate(refs) if index not in invalid]
         self.meter.add(len(values), sum(map(len, values)))
         self.windows.add_many(pairs, kept, resume_from)
         self._emit(dead)

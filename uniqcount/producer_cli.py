@@ -7,8 +7,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import deque
 from typing import Any
 
+from kafka.errors import KafkaError
 from tqdm import tqdm
 
 from . import config, kafka_io
@@ -18,6 +20,7 @@ from .sources import Input, InputError
 
 SETTINGS = ["BOOTSTRAP_SERVERS", "TOPIC", "PRODUCER_COMPRESSION", "PRODUCER_LINGER_MS",
             "PRODUCER_BATCH_BYTES", "SAMPLE_PATH"]
+IN_FLIGHT_BYTES = 32 << 20
 
 
 class Pacer:
@@ -53,6 +56,28 @@ class Failures:
         self.first = self.first or f"{type(exc).__name__}: {exc}"
 
 
+class InFlight:
+    """kafka-python 3 has no `buffer_memory` bound: a producer reading faster than the broker
+    acknowledges would hold the whole input in memory (1.5 GB for the canonical sample). After each
+    block, this waits for the oldest blocks' last sends until at most `limit` bytes are unacknowledged."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.blocks: deque[tuple[Any, int]] = deque()
+        self.bytes = 0
+
+    def sent(self, last: Any, size: int) -> None:
+        self.blocks.append((last, size))
+        self.bytes += size
+        while self.bytes > self.limit:
+            future, size = self.blocks.popleft()
+            self.bytes -= size
+            try:
+                future.get()
+            except KafkaError:  # counted by Failures
+                pass
+
+
 def run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     path = args.input or str(config.REPO / settings["SAMPLE_PATH"])
     source = Input(path)
@@ -65,12 +90,16 @@ def run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     bar = tqdm(total=source.size, unit="B", unit_scale=True, desc=f"producing to {topic}",
                disable=not sys.stderr.isatty() or source.size is None, file=sys.stderr)
     send = producer.send
+    in_flight = InFlight(IN_FLIGHT_BYTES)
     for batch in source.batches(limit=args.limit):
         for frame in batch:
             if pacer:
                 pacer.wait(frame)
-            send(topic, value=frame).add_errback(failures)
-        meter.add(len(batch), sum(map(len, batch)))
+            future = send(topic, value=frame)
+            future.add_errback(failures)
+        size = sum(map(len, batch))
+        in_flight.sent(future, size)
+        meter.add(len(batch), size)
         if not bar.disable:
             position = source.position() or 0
             bar.update(position - bar.n)

@@ -18,12 +18,11 @@ import uuid
 
 from kafka import KafkaAdminClient
 
-from bench.measure import machine, measured, rates, summary_line, write_result
+from bench.measure import machine, measured, rates, summary_line, write_result, write_section
 from uniqcount.config import REPO, load
 from uniqcount.sample import ensure_sample
 
 PERFORMANCE = REPO / "docs" / "PERFORMANCE.md"
-START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
 def step(name: str, command: list[str], env: dict[str, str]) -> dict:
@@ -73,10 +72,10 @@ def main() -> int:
               "command": "./run.sh bench", "results": results, "ratio_to_baseline": round(ratio, 2)}
     write_result("bench.json", report)
     m = report["machine"]
-    section = (f"{START}\nMeasured {report['date']} with `./run.sh bench` on {m['cores']} cores ({m['cpu']}), "
-               f"Python {m['python']}, {m['os']}; broker on the same machine.\n\n{table(results, ratio)}\n{END}")
-    text = PERFORMANCE.read_text() if PERFORMANCE.exists() else f"# Performance\n\n{START}\n{END}\n"
-    PERFORMANCE.write_text(text[:text.index(START)] + section + text[text.index(END) + len(END):])
+    write_section(PERFORMANCE, "bench",
+                  f"Measured {report['date']} with `./run.sh bench` on {m['cores']} cores ({m['cpu']}), "
+                  f"Python {m['python']}, {m['os']}; broker on the same machine.\n\n{table(results, ratio)}",
+                  "Performance")
     print(table(results, ratio))
     return 0
 

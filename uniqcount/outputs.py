@@ -49,10 +49,15 @@ class KafkaDeadLetters:
         for reason, record in letters:
             headers = [("reason", reason.encode()),
                        ("source", f"{record.topic}/{record.partition}/{record.offset}".encode())]
-            self.producer.send(self.topic, key=record.key, value=record.value, headers=headers)
+            self.producer.send(self.topic, key=_bytes(record.key), value=_bytes(record.value), headers=headers)
 
     def close(self) -> None:
         """The producer is shared with the records and closed by its owner."""
+
+
+def _bytes(data: Any) -> bytes | None:
+    """Records from record_batches hold memoryviews into their batch; the producer wants bytes."""
+    return None if data is None else bytes(data)
 
 
 class FileDeadLetters:

@@ -25,15 +25,17 @@ READ_UNCOMMITTED = 0
 
 
 class Record(NamedTuple):
-    """What the consumer reads of a Kafka record (the fields dead letters need too)."""
+    """What the consumer reads of a Kafka record (the fields dead letters need too). Key and value
+    are memoryviews into the batch's inflated buffer: no copy of 2 KB per frame (which took a
+    fifth of the decoding), and they compare equal to the bytes they show."""
     topic: str
     partition: int
     offset: int
-    key: bytes | None
-    value: bytes | None
+    key: memoryview | None
+    value: memoryview | None
 
 
-def _unsigned(buf: bytes, pos: int) -> tuple[int, int]:
+def _unsigned(buf: memoryview, pos: int) -> tuple[int, int]:
     """The raw (still zigzag-encoded) varint at `pos`: (value, position after it)."""
     result = shift = 0
     while True:
@@ -45,7 +47,7 @@ def _unsigned(buf: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def decode_records(buf: bytes, pos: int, count: int, base_offset: int, topic: str, partition: int
+def decode_records(buf: memoryview, pos: int, count: int, base_offset: int, topic: str, partition: int
                    ) -> list[Record]:
     """The `count` records of an uncompressed v2 batch body starting at `pos`. Timestamps and
     headers are skipped (each record's length says where the next begins). Varints of one and two
@@ -165,7 +167,7 @@ class FastPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
 def _decode(batch: DefaultRecordBatch, topic: str, partition: int) -> list[Record]:
     batch._maybe_uncompress()
     try:
-        return decode_records(bytes(batch._buffer), batch._pos, batch.records_count, batch.base_offset,
+        return decode_records(memoryview(batch._buffer), batch._pos, batch.records_count, batch.base_offset,
                               topic, partition)
     except IndexError:
         raise CorruptRecordError(f"record batch for {topic}-{partition} at offset {batch.base_offset} "

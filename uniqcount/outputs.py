@@ -56,7 +56,8 @@ class KafkaDeadLetters:
 
 
 def _bytes(data: Any) -> bytes | None:
-    """Records from record_batches hold memoryviews into their batch; the producer wants bytes."""
+    """Records from record_batches hold memoryviews into their inflated batch: a copy, so that a dead
+    letter waiting in the producer's buffer does not keep its whole batch (a MB or more) alive."""
     return None if data is None else bytes(data)
 
 

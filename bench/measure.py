@@ -79,7 +79,10 @@ def write_result(name: str, data: dict) -> Path:
 
 def write_section(path: Path, name: str, text: str, title: str) -> None:
     """Put `text` between the `<!-- NAME:start -->` and `<!-- NAME:end -->` markers of a Markdown
-    file (made with `title` when missing), leaving the prose around them as it is."""
+    file (made with `title` when missing; the markers are appended when the file has none),
+    leaving the prose around them as it is."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    old = path.read_text() if path.exists() else f"# {title}\n\n{start}\n{end}\n"
+    old = path.read_text() if path.exists() else f"# {title}\n"
+    if start not in old:
+        old += f"\n{start}\n{end}\n"
     path.write_text(old[:old.index(start)] + f"{start}\n{text}\n{end}" + old[old.index(end) + len(end):])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import time
 from itertools import islice
 from typing import Any, Callable
 
@@ -22,7 +21,7 @@ from uniqcount import config
 from uniqcount.frames import parse_frame, parse_frames
 from uniqcount.sample import ensure_sample
 
-from .measure import machine, write_result, write_section
+from .measure import calls_per_second, machine, write_result, write_section
 
 
 class UidTs(msgspec.Struct):
@@ -53,27 +52,15 @@ def parsers() -> dict[str, Callable[[bytes], Any]]:
     }
 
 
-def best_rate(function: Callable[[bytes], Any], lines: list[bytes], repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        for line in lines:
-            function(line)
-        best = min(best, time.perf_counter() - started)
-    return len(lines) / best
-
-
 def measure(lines: list[bytes]) -> list[dict[str, Any]]:
     truth, bad = parse_frames(lines)
     assert not bad
     rows = []
     for name, parse in parsers().items():
         assert [tuple(parse(line)) for line in lines] == truth, f"{name} reads other uid/ts"
-        rows.append({"parser": name, "frames_per_s": best_rate(parse, lines)})
-    started = time.perf_counter()
-    parse_frames(lines)
+        rows.append({"parser": name, "frames_per_s": calls_per_second(parse, lines)})
     rows.append({"parser": "uniqcount parse_frames (a batch, one call)",
-                 "frames_per_s": len(lines) / (time.perf_counter() - started)})
+                 "frames_per_s": calls_per_second(parse_frames, [lines]) * len(lines)})
     return rows
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import io
-import time
 from itertools import islice
 from typing import Any, Callable
 
@@ -32,7 +31,7 @@ from uniqcount import config
 from uniqcount.frames import parse_frames
 from uniqcount.sample import ensure_sample
 
-from .measure import machine, write_result, write_section
+from .measure import calls_per_second, machine, write_result, write_section
 
 CODECS = {"none": 0, "lz4": 3, "zstd": 4}
 BATCH_BYTES = 1 << 20
@@ -96,17 +95,6 @@ def batched_bytes(messages: list[bytes], codec: str) -> int:
     return total + (len(builder.build()) if builder is not None else 0)
 
 
-def per_second(function: Callable[[Any], Any], items: list[Any], repeat: int = 3) -> float:
-    """Calls per second, best of `repeat` passes (the least disturbed by the rest of the machine)."""
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        for item in items:
-            function(item)
-        best = min(best, time.perf_counter() - started)
-    return len(items) / best
-
-
 def measure(lines: list[bytes]) -> list[dict[str, Any]]:
     frames = [msgspec.json.decode(line) for line in lines]
     truth, bad = parse_frames(lines)
@@ -123,8 +111,8 @@ def measure(lines: list[bytes]) -> list[dict[str, Any]]:
             "format": name,
             "bytes": sum(map(len, encoded)) / n,
             **{f"bytes_in_{codec}_batches": batched_bytes(encoded, codec) / n for codec in CODECS},
-            "encode_per_s": per_second(encode, shaped),
-            "decode_uid_ts_per_s": per_second(decode, encoded),
+            "encode_per_s": calls_per_second(encode, shaped),
+            "decode_uid_ts_per_s": calls_per_second(decode, encoded),
         })
     return rows
 

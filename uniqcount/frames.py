@@ -48,16 +48,21 @@ def parse_frame(data: bytes) -> tuple[str, int]:
         raise InvalidFrame("not_object", str(exc)) from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 in uid/ts: the latter
         raise InvalidFrame("bad_json", str(exc)) from None
-    uid, ts = frame.uid, frame.ts
+    uid = frame.uid
     if type(uid) is not str:
         raise InvalidFrame("no_uid" if uid is msgspec.UNSET else "bad_uid", type(uid).__name__)
     if not uid:
         raise InvalidFrame("bad_uid", "empty")
+    return uid, _seconds(frame.ts)
+
+
+def _seconds(ts: object) -> int:
+    """A decoded ts as whole seconds in range, or InvalidFrame."""
     if type(ts) is not int:
         ts = _ts_from_other(ts)
     if not 0 <= ts < MAX_TS:
         raise InvalidFrame("bad_ts", f"out of range: {ts}")
-    return uid, ts
+    return ts
 
 
 def _ts_from_other(ts: object) -> int:
@@ -82,21 +87,22 @@ def _ts_from_other(ts: object) -> int:
 
 def parse_frames(values: Sequence[bytes]) -> tuple[list[tuple[str, int]], list[tuple[int, str]]]:
     """(uid, ts) of each valid frame in order, and (index, reason) of the others. One loop over the
-    batch with the checks in msgspec's C code; anything unusual (numeric-string ts, a missing or bad
-    field) goes through parse_frame for its exact reason. ~10% faster than parse_frame per frame."""
+    batch, each frame decoded once, with the usual checks in msgspec's C code: a non-empty uid and
+    an integer ts in range. A numeric-string or fractional ts is converted from what was decoded;
+    a frame msgspec rejects goes through parse_frame for its exact reason. As fast per frame as
+    parse_frame (bench.parsers: 2.37 µs both)."""
     pairs: list[tuple[str, int]] = []
     bad: list[tuple[int, str]] = []
     append, decode = pairs.append, _decode_plain
     for index, value in enumerate(values):
         try:
-            frame = decode(value)
-        except (msgspec.DecodeError, UnicodeDecodeError):  # ValidationError is a DecodeError
-            frame = None
-        if frame is not None and type(frame.ts) is int:
-            append((frame.uid, frame.ts))
-            continue
-        try:
-            append(parse_frame(value))
+            try:
+                frame = decode(value)
+            except (msgspec.DecodeError, UnicodeDecodeError):  # ValidationError is a DecodeError
+                append(parse_frame(value))  # raises with the exact reason
+            else:
+                ts = frame.ts
+                append((frame.uid, ts if type(ts) is int else _seconds(ts)))
         except InvalidFrame as exc:
             bad.append((index, exc.reason))
     return pairs, bad

@@ -4,7 +4,8 @@ kafka-python reads every record through a dozen property calls and builds a 13-f
 for it: on this machine it cannot hand out more than ~100k records/s of the canonical 2 KB frames
 even when they are thrown away. The consumer needs only offset, key and value, so `fast_fetch`
 gives one consumer's fetcher a partition reader that decodes each batch in one tight loop into
-`Record`s (3x faster). Everything around it stays kafka-python's: fetching, positions, the
+`Record`s (a bare drain of the canonical topic: 101k records/s through the library's reader,
+220–240k through this one). Everything around it stays kafka-python's: fetching, positions, the
 batch-level CRC check (v2 records have no CRC of their own), metrics. Control batches are skipped.
 Anything unusual takes the library's own path: deserializers, read_committed (aborted
 transactions), and old message formats (v0/v1, batch by batch).
@@ -57,8 +58,8 @@ def _unsigned(buf: memoryview, pos: int) -> tuple[int, int]:
 def decode_records(buf: memoryview, pos: int, count: int, base_offset: int, topic: str, partition: int
                    ) -> list[Record]:
     """The `count` records of an uncompressed v2 batch body starting at `pos`. Timestamps and
-    headers are skipped (each record's length says where the next begins); so is the varint
-    decoding of kafka-python, a generator step per field: this loop takes ~1.1 µs a record."""
+    headers are skipped (each record's length says where the next begins), and nothing is read
+    through properties, as the library's reader does field by field: ~1.1 µs a record."""
     out: list[Record] = []
     append = out.append
     unsigned = _unsigned
@@ -146,9 +147,7 @@ class FastPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
             want = len(self._pending) if n is None else n - len(taken)
             part, self._pending = self._pending[:want], self._pending[want:]
             taken += part
-            self.next_fetch_offset = part[-1].offset + 1
-        if not self._pending and self.record_iterator is not None:
-            self.next_fetch_offset = self._pending_end
+            self.next_fetch_offset = part[-1].offset + 1 if self._pending else self._pending_end
         return taken
 
 

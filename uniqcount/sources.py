@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from isal import igzip, igzip_threaded
+from isal import igzip_threaded
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -64,7 +64,7 @@ class Input:
                     yield kept
                 if remaining == 0:
                     return
-        except (gzip.BadGzipFile, igzip.BadGzipFile, EOFError, OSError) as exc:
+        except (gzip.BadGzipFile, EOFError, OSError) as exc:  # isal raises gzip's own BadGzipFile
             raise InputError(f"{self.name}: unreadable input ({exc})") from None
 
     def _lines(self, size: int) -> Iterator[list[bytes]]:

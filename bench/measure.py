@@ -1,6 +1,7 @@
 """Running a script to its end and reading what it says: time, peak RSS, its summary's rates."""
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import platform
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -100,3 +102,9 @@ def calls_per_second(function: Callable[[Any], Any], items: Iterable[Any], repea
             function(item)
         best = min(best, time.perf_counter() - started)
     return len(items) / best
+
+
+def first_lines(path: Path, count: int) -> list[bytes]:
+    """The first `count` lines of a gzipped JSON Lines file, without their terminators."""
+    with gzip.open(path) as f:
+        return [line.rstrip(b"\n") for line in islice(f, count)]

@@ -8,9 +8,7 @@ passes each. Results: bench/results/parsers.json and the table in docs/PERFORMAN
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
-from itertools import islice
 from typing import Any, Callable
 
 import msgspec
@@ -21,12 +19,8 @@ from uniqcount import config
 from uniqcount.frames import parse_frame, parse_frames
 from uniqcount.sample import ensure_sample
 
-from .measure import calls_per_second, machine, write_result, write_section
-
-
-class UidTs(msgspec.Struct):
-    uid: str
-    ts: int
+from .measure import calls_per_second, first_lines, machine, write_result, write_section
+from .serialization import UidTs, uid_ts
 
 
 def simdjson_uid_ts() -> Callable[[bytes], tuple[str, int]]:
@@ -43,9 +37,9 @@ def parsers() -> dict[str, Callable[[bytes], Any]]:
     typed = msgspec.json.Decoder(UidTs).decode
     untyped = msgspec.json.Decoder().decode
     return {
-        "json.loads, full": lambda d: (lambda f: (f["uid"], f["ts"]))(json.loads(d)),
-        "orjson.loads, full": lambda d: (lambda f: (f["uid"], f["ts"]))(orjson.loads(d)),
-        "msgspec, full": lambda d: (lambda f: (f["uid"], f["ts"]))(untyped(d)),
+        "json.loads, full": lambda d: uid_ts(json.loads(d)),
+        "orjson.loads, full": lambda d: uid_ts(orjson.loads(d)),
+        "msgspec, full": lambda d: uid_ts(untyped(d)),
         "simdjson, uid/ts (lazy document)": simdjson_uid_ts(),
         "msgspec typed, uid/ts (the rest skipped)": lambda d: (lambda f: (f.uid, f.ts))(typed(d)),
         "uniqcount parse_frame (typed + checks)": parse_frame,
@@ -68,8 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=50_000)
     args = parser.parse_args()
-    with gzip.open(ensure_sample(config.load())) as f:
-        lines = [line.rstrip(b"\n") for line in islice(f, args.frames)]
+    lines = first_lines(ensure_sample(config.load()), args.frames)
     rows = measure(lines)
     size = sum(map(len, lines)) / len(lines)
     result = {"command": f"python -m bench.parsers --frames {args.frames}", "mean_frame_bytes": size,

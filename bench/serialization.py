@@ -17,9 +17,7 @@ Results: bench/results/serialization.json; the table goes into docs/SERIALIZATIO
 from __future__ import annotations
 
 import argparse
-import gzip
 import io
-from itertools import islice
 from typing import Any, Callable
 
 import cbor2
@@ -31,7 +29,7 @@ from uniqcount import config
 from uniqcount.frames import parse_frames
 from uniqcount.sample import ensure_sample
 
-from .measure import calls_per_second, machine, write_result, write_section
+from .measure import calls_per_second, first_lines, machine, write_result, write_section
 
 CODECS = {"none": 0, "lz4": 3, "zstd": 4}
 BATCH_BYTES = 1 << 20
@@ -40,6 +38,11 @@ BATCH_BYTES = 1 << 20
 class UidTs(msgspec.Struct):
     uid: str
     ts: int
+
+
+def uid_ts(frame: dict) -> tuple[str, int]:
+    """uid and ts of a fully decoded frame."""
+    return frame["uid"], frame["ts"]
 
 
 UID_TS_FIELDS = [{"name": "uid", "type": "string"}, {"name": "ts", "type": "long"}]
@@ -58,8 +61,7 @@ def avro_encoder(schema: Any) -> Callable[[dict], bytes]:
 
 
 def avro_uid_ts(data: bytes) -> tuple[str, int]:
-    record = fastavro.schemaless_reader(io.BytesIO(data), AVRO_FULL, AVRO_FULL_READER)  # skips `rest`
-    return record["uid"], record["ts"]
+    return uid_ts(fastavro.schemaless_reader(io.BytesIO(data), AVRO_FULL, AVRO_FULL_READER))  # skips `rest`
 
 
 def formats() -> dict[str, tuple[Callable[[dict], Any], Callable[[Any], bytes], Callable[[bytes], Any]]]:
@@ -77,8 +79,8 @@ def formats() -> dict[str, tuple[Callable[[dict], Any], Callable[[Any], bytes], 
         "Avro, full (rest as JSON string)": (avro_rest, avro_encoder(AVRO_FULL), avro_uid_ts),
         "Avro, uid/ts": (reduced, avro_encoder(AVRO_UID_TS),
                          lambda d: tuple(fastavro.schemaless_reader(io.BytesIO(d), AVRO_UID_TS).values())),
-        "CBOR, full": (lambda f: f, cbor2.dumps, lambda d: (lambda f: (f["uid"], f["ts"]))(cbor2.loads(d))),
-        "CBOR, uid/ts": (reduced, cbor2.dumps, lambda d: (lambda f: (f["uid"], f["ts"]))(cbor2.loads(d))),
+        "CBOR, full": (lambda f: f, cbor2.dumps, lambda d: uid_ts(cbor2.loads(d))),
+        "CBOR, uid/ts": (reduced, cbor2.dumps, lambda d: uid_ts(cbor2.loads(d))),
     }
 
 
@@ -132,8 +134,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=20_000, help="frames of the canonical sample to use")
     args = parser.parse_args()
     sample = ensure_sample(config.load())
-    with gzip.open(sample) as f:
-        lines = [line.rstrip(b"\n") for line in islice(f, args.frames)]
+    lines = first_lines(sample, args.frames)
     rows = measure(lines)
     result = {"command": f"python -m bench.serialization --frames {args.frames}", "frames": len(lines),
               "sample": str(sample.name), "machine": machine(), "rows": rows}

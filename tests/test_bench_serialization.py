@@ -1,16 +1,13 @@
 """The serialization study's own check runs: every format gives back each frame's uid and ts."""
 from __future__ import annotations
 
-import gzip
-from itertools import islice
-
+from bench.measure import first_lines
 from bench.serialization import batched_bytes, measure
 from tests.helpers import ORDERED
 
 
 def test_every_format_round_trips_uid_and_ts():
-    with gzip.open(ORDERED) as f:
-        lines = [line.rstrip(b"\n") for line in islice(f, 200)]
+    lines = first_lines(ORDERED, 200)
     rows = measure(lines)
     assert len(rows) == 8 and all(r["bytes"] > 0 for r in rows)
     full = next(r for r in rows if r["format"].startswith("JSON, full"))

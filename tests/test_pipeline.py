@@ -96,15 +96,18 @@ def test_producer_limit_and_blank_lines(bootstrap, tmp_path):
 
 
 def test_rate_paces_by_event_time(monkeypatch):
-    """--rate 2: frames 10 s of event time apart go out 5 s apart (clock and sleep are faked)."""
+    """--rate 2: frames 10 s of event time apart go out 5 s apart, frames due together go together
+    (clock and sleep are faked: the runs are taken at the clock they were yielded at)."""
     clock = [100.0]
     slept = []
     monkeypatch.setattr(producer_cli.time, "monotonic", lambda: clock[0])
     monkeypatch.setattr(producer_cli.time, "sleep", lambda s: (slept.append(s), clock.__setitem__(0, clock[0] + s)))
     pacer = producer_cli.Pacer(2.0)
-    for frame in [b'{"uid":"a","ts":1000}', b"not json", b'{"uid":"b","ts":1010}', b'{"uid":"c","ts":1011}']:
-        pacer.wait(frame)
+    a, bad, b, b2, c = (b'{"uid":"a","ts":1000}', b"not json", b'{"uid":"b","ts":1010}', b'{"uid":"b","ts":1010}',
+                        b'{"uid":"c","ts":1011}')
+    runs = [(clock[0], run) for run in pacer.runs([a, bad, b, b2, c])]
     assert slept == [5.0, 0.5]
+    assert runs == [(100.0, [a, bad]), (105.0, [b, b2]), (105.5, [c])]
 
 
 @pytest.mark.kafka

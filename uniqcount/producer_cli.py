@@ -1,6 +1,8 @@
 """producer.py: a JSON Lines file (plain or gzip) or stdin -> one Kafka message per line.
 
 Each line's bytes go unchanged (nothing is re-serialised); blank lines are skipped and counted.
+Lines go out a block at a time (block_producer.py): what one read of the input gave, up to
+PRODUCER_BATCH_BYTES, becomes one record batch.
 """
 from __future__ import annotations
 
@@ -8,18 +10,18 @@ import argparse
 import sys
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Iterator
 
-from kafka.errors import KafkaError
+from kafka.producer.future import FutureProduceResult
 from tqdm import tqdm
 
 from . import config, kafka_io
+from .block_producer import BlockSender
 from .frames import InvalidFrame, parse_frame
 from .progress import Meter, status
 from .sources import Input, InputError
 
-SETTINGS = ["BOOTSTRAP_SERVERS", "TOPIC", "PRODUCER_COMPRESSION", "PRODUCER_LINGER_MS",
-            "PRODUCER_BATCH_BYTES", "SAMPLE_PATH"]
+SETTINGS = ["BOOTSTRAP_SERVERS", "TOPIC", "PRODUCER_COMPRESSION", "PRODUCER_BATCH_BYTES", "SAMPLE_PATH"]
 IN_FLIGHT_BYTES = 32 << 20
 
 
@@ -31,51 +33,60 @@ class Pacer:
         self.first_ts: int | None = None
         self.started = 0.0
 
-    def wait(self, frame: bytes) -> None:
+    def runs(self, frames: list[bytes]) -> Iterator[list[bytes]]:
+        """`frames` in runs that are due now, sleeping before each run until it is."""
+        run: list[bytes] = []
+        for frame in frames:
+            delay = self._delay(frame)
+            if delay > 0.002:
+                if run:
+                    yield run
+                    run = []
+                time.sleep(delay)
+            run.append(frame)
+        if run:
+            yield run
+
+    def _delay(self, frame: bytes) -> float:
         try:
             _, ts = parse_frame(frame)
         except InvalidFrame:
-            return
+            return 0.0
         if self.first_ts is None:
             self.first_ts, self.started = ts, time.monotonic()
-            return
-        delay = self.started + (ts - self.first_ts) / self.speed - time.monotonic()
-        if delay > 0.002:
-            time.sleep(delay)
+        return self.started + (ts - self.first_ts) / self.speed - time.monotonic()
 
 
 class Failures:
-    """Counts sends the broker did not acknowledge; keeps the first error to show."""
+    """Counts frames the broker did not acknowledge; keeps the first error to show. Called from
+    the producer's sender thread."""
 
     def __init__(self) -> None:
         self.count = 0
         self.first: str | None = None
 
-    def __call__(self, exc: BaseException) -> None:
-        self.count += 1
+    def __call__(self, frames: int, exc: BaseException) -> None:
+        self.count += frames
         self.first = self.first or f"{type(exc).__name__}: {exc}"
 
 
 class InFlight:
     """kafka-python 3 has no `buffer_memory` bound: a producer reading faster than the broker
     acknowledges would hold the whole input in memory (1.5 GB for the canonical sample). After each
-    block, this waits for the oldest blocks' last sends until at most `limit` bytes are unacknowledged."""
+    block, this waits for the oldest blocks' batches until at most `limit` bytes are unacknowledged."""
 
     def __init__(self, limit: int):
         self.limit = limit
-        self.blocks: deque[tuple[Any, int]] = deque()
+        self.blocks: deque[tuple[FutureProduceResult, int]] = deque()
         self.bytes = 0
 
-    def sent(self, last: Any, size: int) -> None:
+    def sent(self, last: FutureProduceResult, size: int) -> None:
         self.blocks.append((last, size))
         self.bytes += size
         while self.bytes > self.limit:
             future, size = self.blocks.popleft()
             self.bytes -= size
-            try:
-                future.get()
-            except KafkaError:  # counted by Failures
-                pass
+            future.wait()  # failures are counted by Failures
 
 
 def run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
@@ -84,21 +95,19 @@ def run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     kafka_io.require_broker(settings["BOOTSTRAP_SERVERS"])
     producer = kafka_io.producer(settings)
     topic = settings["TOPIC"]
-    pacer = Pacer(args.rate) if args.rate else None
     failures = Failures()
+    sender = BlockSender(producer, topic, failures)
+    pacer = Pacer(args.rate) if args.rate else None
     meter = Meter(0)
     bar = tqdm(total=source.size, unit="B", unit_scale=True, desc=f"producing to {topic}",
                disable=not sys.stderr.isatty() or source.size is None, file=sys.stderr)
-    send = producer.send
     in_flight = InFlight(IN_FLIGHT_BYTES)
-    for batch in source.batches(limit=args.limit):
-        for frame in batch:
-            if pacer:
-                pacer.wait(frame)
-            future = send(topic, value=frame)
-            future.add_errback(failures)
+    read_size = max(settings["PRODUCER_BATCH_BYTES"] * 7 // 8, 1)  # room for the records' overhead
+    for batch in source.batches(size=read_size, limit=args.limit):
+        for run in pacer.runs(batch) if pacer else (batch,):
+            futures = sender.send(run)
         size = sum(map(len, batch))
-        in_flight.sent(future, size)
+        in_flight.sent(futures[-1], size)
         meter.add(len(batch), size)
         if not bar.disable:
             position = source.position() or 0

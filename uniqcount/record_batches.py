@@ -1,4 +1,4 @@
-"""Kafka record batches (message format v2) decoded a batch at a time, for the consumer's hot path.
+"""Kafka record batches (message format v2) decoded and encoded a batch at a time, for the hot paths.
 
 kafka-python reads every record through a dozen property calls and builds a 13-field ConsumerRecord
 for it: on this machine it cannot hand out more than ~100k records/s of the canonical 2 KB frames
@@ -10,6 +10,10 @@ batch-level CRC check (v2 records have no CRC of their own), metrics. Control ba
 Anything unusual takes the library's own path: deserializers, read_committed (aborted
 transactions), and old message formats (v0/v1, batch by batch).
 
+The producer's side is `encode_records`, `compressed` and `build_batch`: the records of a whole
+block of values in one loop (~0.7 µs a record against ~2.4 µs through kafka-python's builder);
+block_producer.py hands the result to KafkaProducer's own sender.
+
 Written against kafka-python 3.0.12 (pinned): `Fetcher.PartitionRecords` and the batch's
 decompressed buffer are internals; tests/test_record_batches.py checks them against the library.
 """
@@ -19,10 +23,15 @@ from typing import Any, Iterator, NamedTuple
 
 from kafka.consumer.fetcher import Fetcher
 from kafka.errors import CorruptRecordError
+from kafka.codec import gzip_encode, lz4_encode, snappy_encode, zstd_encode
 from kafka.record.default_records import DefaultRecordBatch
+from kafka.record.util import calc_crc32c
 from kafka.structs import TopicPartition
 
 READ_UNCOMMITTED = 0
+HEADER = DefaultRecordBatch.HEADER_STRUCT
+CODECS = {DefaultRecordBatch.CODEC_GZIP: gzip_encode, DefaultRecordBatch.CODEC_SNAPPY: snappy_encode,
+          DefaultRecordBatch.CODEC_LZ4: lz4_encode, DefaultRecordBatch.CODEC_ZSTD: zstd_encode}
 
 
 class Record(NamedTuple):
@@ -53,6 +62,66 @@ def _unsigned(buf: memoryview, pos: int) -> tuple[int, int]:
         if b < 0x80:
             return result, pos
         shift += 7
+
+
+def _zigzag_varint(n: int) -> bytes:
+    n = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+_SMALL = [_zigzag_varint(n) for n in range(1 << 15)]  # offset deltas and record sizes below 32k
+
+
+class _Computed:
+    """Varints for blocks with records or counts beyond the table."""
+
+    def __getitem__(self, n: int) -> bytes:
+        return _zigzag_varint(n)
+
+
+def encode_records(values: list[bytes]) -> bytes:
+    """The records of an uncompressed v2 batch body holding `values`: no key, no headers, offset
+    deltas 0, 1, 2..., timestamp deltas 0 (every record has the batch's timestamp)."""
+    varint = _SMALL if max(len(values), max(map(len, values), default=0) + 12) < len(_SMALL) else _Computed()
+    parts: list[bytes] = []
+    append = parts.append
+    for i, value in enumerate(values):
+        n = len(value)
+        offset, length = varint[i], varint[n]
+        append(varint[n + len(offset) + len(length) + 4] + b"\0\0" + offset + b"\1" + length)
+        append(value)
+        append(b"\0")  # no headers
+    return b"".join(parts)
+
+
+def compressed(body: bytes, compression: int) -> tuple[bytes, int]:
+    """(`body` compressed by the codec numbered `compression`, the batch attributes saying so), or
+    `body` as it is when compressing does not shrink it, as kafka-python does."""
+    if compression:
+        packed = CODECS[compression](body)
+        if len(packed) < len(body):
+            return packed, compression
+    return body, 0
+
+
+def build_batch(body: bytes, attributes: int, count: int, timestamp_ms: int, producer_id: int = -1,
+                producer_epoch: int = -1, base_sequence: int = -1, transactional: bool = False
+                ) -> bytearray:
+    """A whole v2 batch: header and CRC-32C around `count` encoded (and maybe compressed) records.
+    The broker sets the base offset and leader epoch."""
+    if transactional:
+        attributes |= DefaultRecordBatch.TRANSACTIONAL_MASK
+    batch = bytearray(HEADER.size) + body
+    HEADER.pack_into(batch, 0, 0, len(batch) - DefaultRecordBatch.AFTER_LEN_OFFSET, -1, 2, 0, attributes,
+                     count - 1, timestamp_ms, timestamp_ms, producer_id, producer_epoch, base_sequence, count)
+    crc = calc_crc32c(memoryview(batch)[DefaultRecordBatch.ATTRIBUTES_OFFSET:])
+    batch[DefaultRecordBatch.CRC_OFFSET:DefaultRecordBatch.ATTRIBUTES_OFFSET] = crc.to_bytes(4, "big")
+    return batch
 
 
 def decode_records(buf: memoryview, pos: int, count: int, base_offset: int, topic: str, partition: int

@@ -17,14 +17,14 @@ import tempfile
 from collections import Counter
 
 STAGES = [  # (stage, path fragments of its frames), innermost match wins
-    ("inflating (zstd/lz4/gzip)", ("kafka/codec.py", "isal/", "zstandard")),
+    ("zstd/lz4/gzip: inflating (consumer) or compressing (producer)", ("kafka/codec.py", "isal/", "zstandard")),
     ("Kafka record batches: decoding (consumer) or building (producer)", ("uniqcount/record_batches.py",
                                                                       "kafka/record/")),
     ("JSON parsing (uid/ts)", ("uniqcount/frames.py",)),
     ("windows and counters", ("uniqcount/windows.py", "uniqcount/windowset.py", "uniqcount/counters.py",
                               "uniqcount/userset.py", "uniqcount/outliers.py")),
-    ("sending: our outputs and kafka-python's send path", ("uniqcount/outputs.py", "uniqcount/records.py",
-                                                          "kafka/producer/")),
+    ("sending: our outputs and blocks, kafka-python's send path", ("uniqcount/outputs.py", "uniqcount/records.py",
+                                                                   "uniqcount/block_producer.py", "kafka/producer/")),
     ("reading and splitting lines", ("uniqcount/sources.py",)),
     ("kafka-python network, fetch, poll, wakeups", ("kafka/",)),
 ]

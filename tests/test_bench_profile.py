@@ -15,7 +15,7 @@ thread (7): kafka-io;select (selectors.py:468) 4
 def test_innermost_stage_wins_and_threads_are_apart():
     main, threads, total = split(RAW)
     assert total == 15
-    assert main == {"JSON parsing (uid/ts)": 5, "inflating (zstd/lz4/gzip)": 3,
+    assert main == {"JSON parsing (uid/ts)": 5, "zstd/lz4/gzip: inflating (consumer) or compressing (producer)": 3,
                     "Kafka record batches: decoding (consumer) or building (producer)": 2,
                     "other (our loop, startup)": 1}
     assert threads == {"kafka-io": 4}

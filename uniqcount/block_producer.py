@@ -26,9 +26,7 @@ from kafka.producer.producer_batch import ProducerBatch
 from kafka.producer.sender import Sender
 from kafka.structs import TopicPartition
 
-from .record_batches import HEADER, build_batch, compressed, encode_records
-
-RECORD_OVERHEAD = 13  # most bytes a record adds to its value below 2 MB: three varints, four fixed bytes
+from .record_batches import HEADER, RECORD_OVERHEAD, build_batch, compressed, encode_records
 
 
 class BlockRecords:
@@ -100,7 +98,8 @@ def blocks(values: list[bytes], limit: int) -> Iterator[list[bytes]]:
 
 class BlockSender:
     """Sends blocks of values to a topic's partitions in turn, one record batch each, and tells
-    `on_failure(frames, exception)` (from the sender thread) about each batch the broker refused."""
+    `on_failure(frames, exception)` (from the sender thread) about each batch the broker refused.
+    For a producer without transactions (idempotent or not): blocks are not added to one."""
 
     def __init__(self, producer: KafkaProducer, topic: str, on_failure: Callable[[int, BaseException], None]):
         self._producer = producer
@@ -126,9 +125,6 @@ class BlockSender:
         future = batch.produce_future
         future.add_callback(self._acknowledged, len(values))
         future.add_errback(self._on_failure, len(values))
-        transactions = self._producer._transaction_manager
-        if transactions and transactions.is_transactional():
-            transactions.maybe_add_partition_to_transaction(tp)
         accumulator = self._accumulator
         accumulator._appends_in_progress.increment()  # as accumulator.append does, for abort on close
         try:

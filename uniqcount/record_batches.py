@@ -21,15 +21,16 @@ from __future__ import annotations
 
 from typing import Any, Iterator, NamedTuple
 
+from kafka.codec import gzip_encode, lz4_encode, snappy_encode, zstd_encode
 from kafka.consumer.fetcher import Fetcher
 from kafka.errors import CorruptRecordError
-from kafka.codec import gzip_encode, lz4_encode, snappy_encode, zstd_encode
 from kafka.record.default_records import DefaultRecordBatch
-from kafka.record.util import calc_crc32c
+from kafka.record.util import calc_crc32c, encode_varint
 from kafka.structs import TopicPartition
 
 READ_UNCOMMITTED = 0
 HEADER = DefaultRecordBatch.HEADER_STRUCT
+RECORD_OVERHEAD = 13  # most bytes a record adds to its value below 2 MB: three varints, four fixed bytes
 CODECS = {DefaultRecordBatch.CODEC_GZIP: gzip_encode, DefaultRecordBatch.CODEC_SNAPPY: snappy_encode,
           DefaultRecordBatch.CODEC_LZ4: lz4_encode, DefaultRecordBatch.CODEC_ZSTD: zstd_encode}
 
@@ -65,12 +66,8 @@ def _unsigned(buf: memoryview, pos: int) -> tuple[int, int]:
 
 
 def _zigzag_varint(n: int) -> bytes:
-    n = (n << 1) ^ (n >> 63)
     out = bytearray()
-    while n >= 0x80:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
+    encode_varint(n, out.append)
     return bytes(out)
 
 
@@ -87,7 +84,8 @@ class _Computed:
 def encode_records(values: list[bytes]) -> bytes:
     """The records of an uncompressed v2 batch body holding `values`: no key, no headers, offset
     deltas 0, 1, 2..., timestamp deltas 0 (every record has the batch's timestamp)."""
-    varint = _SMALL if max(len(values), max(map(len, values), default=0) + 12) < len(_SMALL) else _Computed()
+    largest = max(len(values), max(map(len, values), default=0) + RECORD_OVERHEAD)
+    varint = _SMALL if largest < len(_SMALL) else _Computed()
     parts: list[bytes] = []
     append = parts.append
     for i, value in enumerate(values):

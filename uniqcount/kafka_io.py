@@ -36,7 +36,7 @@ def producer(settings: dict[str, Any]) -> KafkaProducer:
 
 def consumer(settings: dict[str, Any]) -> KafkaConsumer:
     """Records come as record_batches.Record (offset, key, value), decoded a batch at a time."""
-    return fast_fetch(KafkaConsumer(
+    return _rejoins_until_joined(fast_fetch(KafkaConsumer(
         bootstrap_servers=settings["BOOTSTRAP_SERVERS"],
         group_id=settings["CONSUMER_GROUP"],
         enable_auto_commit=False,
@@ -45,7 +45,28 @@ def consumer(settings: dict[str, Any]) -> KafkaConsumer:
         max_partition_fetch_bytes=settings["MAX_PARTITION_FETCH_BYTES"],
         max_poll_records=settings["MAX_POLL_RECORDS"],
         session_timeout_ms=settings["SESSION_TIMEOUT_MS"],
-    ))
+    )))
+
+
+def _rejoins_until_joined(consumer: KafkaConsumer) -> KafkaConsumer:
+    """Works around a kafka-python 3.0.12 bug that left consumer.py polling forever with no
+    partitions (3 starts in 39). A rejoin asked for by changed metadata or subscription (at every
+    start: the first join comes before the topic's metadata) is noticed by comparing snapshots that
+    the join itself updates. If a poll's time runs out while that join is in flight, the next poll
+    finds nothing to do, and the join's assignment is never taken. Here such a rejoin also sets the
+    coordinator's own flag, which stays set until a join is taken, as for the rejoins the broker
+    asks for."""
+    coordinator = consumer._coordinator
+    need_rejoin = coordinator.need_rejoin
+
+    def need_rejoin_until_joined() -> bool:
+        if need_rejoin():
+            coordinator.request_rejoin()
+            return True
+        return False
+
+    coordinator.need_rejoin = need_rejoin_until_joined
+    return consumer
 
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Any]:

@@ -36,7 +36,7 @@ def producer(settings: dict[str, Any]) -> KafkaProducer:
 
 def consumer(settings: dict[str, Any]) -> KafkaConsumer:
     """Records come as record_batches.Record (offset, key, value), decoded a batch at a time."""
-    return _rejoins_until_joined(fast_fetch(KafkaConsumer(
+    return rejoins_until_joined(fast_fetch(KafkaConsumer(
         bootstrap_servers=settings["BOOTSTRAP_SERVERS"],
         group_id=settings["CONSUMER_GROUP"],
         enable_auto_commit=False,
@@ -48,7 +48,7 @@ def consumer(settings: dict[str, Any]) -> KafkaConsumer:
     )))
 
 
-def _rejoins_until_joined(consumer: KafkaConsumer) -> KafkaConsumer:
+def rejoins_until_joined(consumer: KafkaConsumer) -> KafkaConsumer:
     """Works around a kafka-python 3.0.12 bug that left consumer.py polling forever with no
     partitions (3 starts in 39). A rejoin asked for by changed metadata or subscription (at every
     start: the first join comes before the topic's metadata) is noticed by comparing snapshots that

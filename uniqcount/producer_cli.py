@@ -104,8 +104,8 @@ def run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     in_flight = InFlight(IN_FLIGHT_BYTES)
     read_size = max(settings["PRODUCER_BATCH_BYTES"] * 7 // 8, 1)  # room for the records' overhead
     for batch in source.batches(size=read_size, limit=args.limit):
-        for run in pacer.runs(batch) if pacer else (batch,):
-            futures = sender.send(run)
+        for due in pacer.runs(batch) if pacer else (batch,):
+            futures = sender.send(due)
         size = sum(map(len, batch))
         in_flight.sent(futures[-1], size)
         meter.add(len(batch), size)

@@ -1,12 +1,17 @@
 """The parser: only top-level uid/ts count, whatever the nesting, order and padding; bad frames get a reason."""
 from __future__ import annotations
 
+import gzip
 import json
+import os
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from uniqcount.frames import MAX_TS, InvalidFrame, parse_frame, parse_frames
+from uniqcount.nesting import NotJson, NotObject, top_level
+
+from .helpers import LATE
 
 
 def reason(data: bytes) -> str:
@@ -107,3 +112,102 @@ unusual = st.builds(lambda uid, ts: json.dumps({"ts": ts, "uid": uid}).encode(),
 @given(st.lists(usual | unusual | st.sampled_from([data for data, _ in INVALID]), max_size=40))
 def test_a_batch_parses_as_its_frames_one_by_one(values):
     assert parse_frames(values) == one_by_one(values)
+
+
+# --- hostile bytes: the parser never raises, and every frame gets exactly one verdict -----------
+
+FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", 300))  # more for a long hunt: FUZZ_EXAMPLES=10000
+REAL = [line for line in gzip.open(LATE).read().splitlines()[:200]] if LATE.exists() else \
+    [json.dumps({"n": {"uid": 1, "ts": "x"}, "uid": "u", "pad": "Свобода\\n", "ts": 1468244384}).encode()]
+
+
+def verdict(data: bytes) -> tuple[str, object]:
+    try:
+        return "counted", parse_frame(data)
+    except InvalidFrame as exc:
+        return "dead", exc.reason
+
+
+def one_verdict_each(values: list[bytes]) -> None:
+    pairs, bad = parse_frames(values)
+    indexes = [index for index, _ in bad]
+    assert len(set(indexes)) == len(indexes) and len(pairs) + len(bad) == len(values)
+    assert all(0 <= index < len(values) for index in indexes)
+
+
+def mutated(frame: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
+    """`frame` with each (position, bytes removed, bytes put in) applied in turn."""
+    for position, cut, inserted in edits:
+        at = position % (len(frame) + 1)
+        frame = frame[:at] + inserted + frame[at + cut:]
+    return frame
+
+
+HOSTILE_PIECES = [b"[" * 1500, b"{" * 3, b'{"a":' * 1200, b"]" * 3, b"}", b'"', b"\\", b"\x00", b"\xff", b"\xc3",
+                  b"\xef\xbb\xbf", b"\r\n", b"9" * 5000, b"1e400", b"-", b'"uid":', b'"ts":', b",", b":", b"null"]
+edit = st.tuples(st.integers(0, 1 << 16), st.integers(0, 8), st.binary(max_size=8) | st.sampled_from(HOSTILE_PIECES))
+
+
+@given(st.lists(st.binary(max_size=64), max_size=20))
+def test_arbitrary_bytes_never_raise_out_of_the_parser(values):
+    one_verdict_each(values)
+
+
+@settings(max_examples=FUZZ_EXAMPLES)
+@given(st.lists(st.tuples(st.sampled_from(REAL), st.lists(edit, max_size=4)), min_size=1, max_size=8))
+def test_mutated_real_frames_never_raise_and_get_one_verdict(cases):
+    values = [mutated(frame, edits) for frame, edits in cases]
+    one_verdict_each(values)
+    assert parse_frames(values) == one_by_one(values)
+
+
+def deep(value: bytes, depth: int) -> bytes:
+    return b"[" * depth + value + b"]" * depth
+
+
+@pytest.mark.parametrize("depth", [999, 1000, 5000, 200_000])
+def test_deep_nesting_in_another_key_is_counted_by_the_top_level(depth):
+    frames = [b'{"uid":"x","ts":1468244400,"x":' + deep(b"1", depth) + b"}",
+              b'{"x":' + b'{"uid":' * depth + b"1" + b"}" * depth + b',"ts":"1468244400","uid":"x"}']
+    assert parse_frames(frames) == ([("x", 1468244400)] * 2, [])
+
+
+@pytest.mark.parametrize("data,expected", [
+    (deep(b"", 5000), "not_object"),
+    (b'{"uid":"x","ts":1,"a":' + deep(b"", 5000), "bad_json"),  # never closed
+    (b'{"uid":"x","ts":1,"a":' + deep(b"", 5000) + b"} 7", "bad_json"),  # more after the object
+    (b'{"uid":"x","ts":1,"a":' + deep(b"01", 5000) + b"}", "bad_json"),  # no JSON number
+    (b'{"uid":' + deep(b"", 5000) + b',"ts":1}', "bad_uid"),
+    (b'{"uid":"x","ts":' + deep(b"", 5000) + b"}", "bad_ts"),
+    (b'{"ts":1,"a":' + deep(b"", 5000) + b"}", "no_uid"),
+    (b'{"uid":"\xff","ts":1,"a":' + deep(b"", 5000) + b"}", "bad_json"),
+])
+def test_deep_frames_get_the_reason_a_shallow_one_would(data, expected):
+    assert reason(data) == expected
+
+
+@pytest.mark.parametrize("data", [b'{"uid":"x","ts":' + b"9" * 5000 + b"}", b'{"uid":"x","ts":1e400}',
+                                  b'{"uid":"x","ts":-1e400}', b'{"uid":"x","ts":"\\u0661\\u0662"}',
+                                  b'{"uid":"x","ts":"\xd9\xa1"}', b'{"uid":"x","ts":"' + b"9" * 5000 + b'"}'])
+def test_numbers_out_of_any_range_are_bad_ts(data):
+    assert reason(data) == "bad_ts"
+
+
+def test_a_number_out_of_range_as_uid_is_bad_uid():
+    assert reason(b'{"uid":1e400,"ts":1}') == "bad_uid"
+
+
+@settings(max_examples=FUZZ_EXAMPLES)
+@given(st.lists(st.tuples(st.sampled_from(REAL), st.lists(edit.filter(lambda e: len(e[2]) < 100), max_size=3)),
+                min_size=1, max_size=4))
+def test_the_deep_path_agrees_with_msgspec_on_frames_msgspec_can_read(cases):
+    """nesting.top_level checks the grammar on its own: held against msgspec wherever msgspec can go."""
+    for frame, edits in cases:
+        data = mutated(frame, edits)
+        try:
+            via_scanner = verdict(top_level(data))
+        except NotObject:
+            via_scanner = ("dead", "not_object")
+        except NotJson:
+            via_scanner = ("dead", "bad_json")
+        assert via_scanner == verdict(data), data

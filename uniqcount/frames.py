@@ -11,6 +11,8 @@ from typing import Annotated, Sequence
 
 import msgspec
 
+from .nesting import NotJson, NotObject, top_level
+
 # event times accepted: 1970 .. 9999-12-31 (what a UTC calendar can print)
 MAX_TS = 253402300800
 
@@ -24,8 +26,10 @@ class InvalidFrame(ValueError):
 
 
 class _TopLevel(msgspec.Struct):
-    uid: object = msgspec.UNSET
-    ts: object = msgspec.UNSET
+    """Raw values, decoded one by one: a number out of msgspec's range is then a bad uid or ts, not a
+    document that fails as a whole."""
+    uid: msgspec.Raw = msgspec.UNSET
+    ts: msgspec.Raw = msgspec.UNSET
 
 
 class _Plain(msgspec.Struct):
@@ -37,23 +41,48 @@ class _Plain(msgspec.Struct):
 _decode = msgspec.json.Decoder(_TopLevel).decode
 _decode_plain = msgspec.json.Decoder(_Plain).decode
 
-REASONS = ("bad_json", "not_object", "no_uid", "bad_uid", "no_ts", "bad_ts")
-
 
 def parse_frame(data: bytes) -> tuple[str, int]:
-    """(uid, ts in whole seconds) of a frame, or InvalidFrame with the reason."""
+    """(uid, ts in whole seconds) of a frame, or InvalidFrame with the reason. Never anything else,
+    whatever the bytes: a frame too deeply nested for msgspec is judged by nesting.top_level."""
     try:
-        frame = _decode(data)
-    except msgspec.ValidationError as exc:
-        raise InvalidFrame("not_object", str(exc)) from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 in uid/ts: the latter
-        raise InvalidFrame("bad_json", str(exc)) from None
-    uid = frame.uid
+        frame = _top_level(data)
+    except RecursionError:
+        try:
+            frame = _top_level(top_level(data))
+        except NotObject as exc:
+            raise InvalidFrame("not_object", str(exc)) from None
+        except NotJson as exc:
+            raise InvalidFrame("bad_json", f"nested deeply, {exc}") from None
+    if frame.uid is msgspec.UNSET:
+        raise InvalidFrame("no_uid")
+    uid = _value(frame.uid, "bad_uid")
     if type(uid) is not str:
-        raise InvalidFrame("no_uid" if uid is msgspec.UNSET else "bad_uid", type(uid).__name__)
+        raise InvalidFrame("bad_uid", type(uid).__name__)
     if not uid:
         raise InvalidFrame("bad_uid", "empty")
-    return uid, _seconds(frame.ts)
+    if frame.ts is msgspec.UNSET:
+        raise InvalidFrame("no_ts")
+    return uid, _seconds(_value(frame.ts, "bad_ts"))
+
+
+def _top_level(data: bytes) -> _TopLevel:
+    try:
+        return _decode(data)
+    except msgspec.ValidationError as exc:
+        raise InvalidFrame("not_object", str(exc)) from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise InvalidFrame("bad_json", str(exc)) from None
+
+
+def _value(raw: msgspec.Raw, reason: str) -> object:
+    """One top-level value: invalid UTF-8 in it is bad JSON; a number msgspec cannot hold, `reason`."""
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.ValidationError as exc:  # e.g. "Integer value out of range"
+        raise InvalidFrame(reason, str(exc)) from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise InvalidFrame("bad_json", str(exc)) from None
 
 
 def _seconds(ts: object) -> int:
@@ -71,7 +100,7 @@ def _ts_from_other(ts: object) -> int:
         raise InvalidFrame("no_ts")
     if type(ts) is str:
         text = ts.strip()
-        if "_" in text:  # int() and float() accept "1_000"; JSON numbers do not
+        if "_" in text or not text.isascii():  # int() takes "1_000" and other scripts' digits; JSON does not
             raise InvalidFrame("bad_ts", f"not numeric: {ts[:40]!r}")
         try:
             return int(text)
@@ -98,7 +127,7 @@ def parse_frames(values: Sequence[bytes]) -> tuple[list[tuple[str, int]], list[t
         try:
             try:
                 frame = decode(value)
-            except (msgspec.DecodeError, UnicodeDecodeError):  # ValidationError is a DecodeError
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # ValidationError is a DecodeError
                 append(parse_frame(value))  # raises with the exact reason
             else:
                 ts = frame.ts

@@ -201,3 +201,40 @@ def test_reordering_within_the_lateness_changes_no_granularity(frames, delays, r
     disordered = run(Windows(5, retention, 0, ALL, "year"), arrival)
     assert disordered == in_order and in_order[1] == []
     assert latest(in_order[0]) == brute_force(frames)
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(st.sampled_from("abcdef"), st.integers(utc(2016, 12, 31, 23, 50), utc(2017, 1, 1, 0, 10))),
+                min_size=1, max_size=40),
+       st.integers(0, 10), st.sampled_from([0, 600]))
+def test_at_the_end_of_input_every_window_of_every_granularity_gets_its_final_record(frames, lateness, jump):
+    """The last record of every window a counted frame fell in is final, whatever was still open."""
+    results, dead = run(Windows(lateness, 3600, jump, ALL, "hour"), frames)
+    last = {}
+    for r in results:
+        last[r.granularity, r.start] = r
+    counted = brute_force(frames) if not dead else None
+    assert all(r.final for r in last.values()), [k for k, r in last.items() if not r.final]
+    if counted is not None:
+        assert set(last) == set(counted)
+
+
+def test_the_end_of_input_closes_the_hour_its_last_minute_opened():
+    frames = [("a", utc(2016, 7, 11, 13, 58, 50)), ("b", utc(2016, 7, 11, 13, 59, 50)), ("c", utc(2016, 7, 11, 14, 0, 10))]
+    results, _ = run(Windows(5, 3600, 600, [GRANULARITIES["minute"], GRANULARITIES["hour"]], "hour"), frames)
+    finals = {(r.granularity, r.start): r.users for r in results if r.final}
+    assert finals == {("minute", utc(2016, 7, 11, 13, 58)): 1, ("minute", utc(2016, 7, 11, 13, 59)): 1,
+                      ("minute", utc(2016, 7, 11, 14, 0)): 1, ("hour", utc(2016, 7, 11, 13)): 2,
+                      ("hour", utc(2016, 7, 11, 14)): 1}
+
+
+@given(st.permutations([0, 1, 2]), st.lists(st.integers(0, 590), min_size=3, max_size=3))
+def test_the_first_frames_of_a_stream_are_never_late(order, offsets):
+    """The outlier guard holds the first frames; none of them is late to another once released,
+    whatever their order, when they lie within OUTLIER_JUMP of each other."""
+    base = utc(2016, 7, 11, 13, 50)
+    frames = [(str(i), base + offsets[i]) for i in order]
+    windows = Windows(5, 3600, 600, [GRANULARITIES["minute"]], "hour")
+    results, dead = run(windows, frames)
+    assert windows.late_frames == 0 and not dead
+    assert all(r.revision == 0 for r in results)

@@ -13,7 +13,8 @@ stream does next. So a frame more than `jump` seconds ahead of the largest accep
   confirmation: it goes to the dead letters with reason `ts_outlier`.
 
 At the very start there is no accepted event time yet: the first CONFIRMATIONS frames are held and
-the stream is anchored at their median, so a flipped first frame cannot anchor it either.
+the stream starts from the earliest of them within `jump` of their median, so a flipped first frame
+cannot anchor it either.
 Pure: counts frames, never looks at a clock.
 """
 from __future__ import annotations

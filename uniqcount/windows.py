@@ -143,11 +143,17 @@ class Windows:
             self._release(anchored)
 
     def _release(self, anchored: bool) -> None:
-        """The stream moved on (or starts): accept from the smallest held time (at the start, the
-        median), then decide the held frames again in arrival order; some may be held anew."""
-        held = self.guard.release()
+        """The stream moved on (or starts): accept from the smallest held time, then decide the held
+        frames again in event-time order, so that none is late to another; some may be held anew. At
+        the start, from the smallest time within `jump` of the median: a flipped first frame cannot
+        anchor the stream."""
+        held = sorted(self.guard.release(), key=lambda frame: frame.ts)
         times = [frame.ts for frame in held]
-        anchor = min(times) if anchored else median_low(times)
+        if anchored:
+            anchor = min(times)
+        else:
+            middle = median_low(times)
+            anchor = min(t for t in times if abs(t - middle) <= self.guard.jump)
         self.max_ts = anchor if self.max_ts is None else max(self.max_ts, anchor)
         self._advance(anchor - self.allowed_lateness)
         for frame in held:
@@ -207,9 +213,8 @@ class Windows:
         if self.guard.held:
             for frame in self.guard.release():
                 self._reject("ts_outlier", frame.ref)
-        ends = [start + MINUTE for start in self.minutes] + [w.end for s in self.sets for w in s.open.values()]
-        if ends:
-            self._advance(max(ends))
+        while ends := [start + MINUTE for start in self.minutes] + [w.end for s in self.sets for w in s.open.values()]:
+            self._advance(max(ends))  # again for the windows that the last minutes opened
         self._end_batch()
 
     def provisional(self) -> list[Result]:

@@ -104,10 +104,20 @@ def test_readme_lists_every_setting():
         assert f"| `{name}` | `{setting.flag}` | `{setting.default}` |" in readme, name
 
 
-@pytest.mark.parametrize("name, shown", [("producer.py", b"[BOOTSTRAP_SERVERS, default"),
+@pytest.mark.parametrize("name, shown", [("producer.py", b"[BOOTSTRAP_SERVERS=localhost:9092, from config.env]"),
                                          ("consumer.py", b"(estimate and 95% bounds)")])
 def test_help_works(name, shown):
     """argparse formats help text with %: a literal % in a setting's help once broke --help."""
     done = script(name, "--help")
     assert done.returncode == 0, done.stderr.decode()
     assert shown in b" ".join(done.stdout.split())
+
+
+def test_help_shows_the_values_in_force_and_where_they_come_from(tmp_path: Path):
+    path = tmp_path / "mine.env"
+    path.write_text("TOPIC=from-my-file\nHLL_LG_K=12\n")
+    done = script("consumer.py", "--help", env={"UNIQCOUNT_CONFIG": str(path), "HLL_LG_K": "16"})
+    shown = b" ".join(done.stdout.split())
+    assert b"[TOPIC=from-my-file, from mine.env]" in shown
+    assert b"[HLL_LG_K=16, from environment]" in shown
+    assert b"[OUTLIER_JUMP=600, from default]" in shown

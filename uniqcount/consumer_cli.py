@@ -15,7 +15,7 @@ from kafka import OffsetAndMetadata
 
 from . import config, kafka_io
 from .counting import Counting
-from .outputs import CountedOnly, DeadLetters, FileDeadLetters, KafkaDeadLetters, Records
+from .outputs import CountedOnly, DeadLetters, FileDeadLetters, KafkaDeadLetters, OutputError, Records
 from .progress import status
 from .resume import Resume, decode_metadata, earliest, encode_metadata
 from .sources import Input, InputError
@@ -28,13 +28,13 @@ COMMIT_INTERVAL = 5.0
 
 
 def run_input(args: argparse.Namespace, settings: dict[str, Any]) -> int:
+    source = Input(args.input)
+    dead_letters: DeadLetters = FileDeadLetters(args.dlq) if args.dlq else CountedOnly()
     producer = None
     if args.OUTPUT_TOPIC is not None:  # with --input, Kafka output only when asked for
         kafka_io.require_broker(settings["BOOTSTRAP_SERVERS"])
         kafka_io.create_topics(settings, roles=["OUTPUT_TOPIC"])
         producer = kafka_io.producer(settings)
-    source = Input(args.input)
-    dead_letters: DeadLetters = FileDeadLetters(args.dlq) if args.dlq else CountedOnly()
     counting = Counting(settings, Records(args.quiet, producer, settings["OUTPUT_TOPIC"]), dead_letters)
     for batch in source.batches():
         counting.process(batch, batch)
@@ -171,8 +171,8 @@ def run_kafka(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> config.OneLineParser:
+    parser = config.OneLineParser(
         prog="consumer.py", description=__doc__,
         epilog="Settings come from flags > environment > config.env > defaults. "
                "SIGUSR1 makes a running consumer read up to the current end, emit everything and exit.")
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = config.from_args(args)
     try:
         return run_input(args, settings) if args.input else run_kafka(args, settings)
-    except (InputError, kafka_io.BrokerUnavailable) as exc:
+    except (InputError, OutputError, kafka_io.BrokerUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # e.g. piped into `head`

@@ -3,10 +3,23 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Callable, Protocol
 
 from .records import encode, record_key, record_kind, window_record
 from .windowset import Result
+
+
+class OutputError(Exception):
+    """A result or dead letter that could not be written (full disk, ...): one line for the user."""
+
+
+def _written_to(name: str, write: Callable[[], None]) -> None:
+    try:
+        write()
+    except BrokenPipeError:
+        raise  # the reader went away (e.g. `| head`): not a failure
+    except OSError as exc:
+        raise OutputError(f"cannot write to {name}: {exc.strerror or exc}") from None
 
 
 class Records:
@@ -28,8 +41,7 @@ class Records:
             if self.producer is not None:
                 self.producer.send(self.topic, key=record_key(record), value=data)
         if lines and not self.quiet:
-            sys.stdout.buffer.write(b"\n".join(lines) + b"\n")
-            sys.stdout.buffer.flush()
+            _written_to("stdout", lambda: _write_flush(sys.stdout.buffer, b"\n".join(lines) + b"\n"))
 
 
 class DeadLetters(Protocol):
@@ -66,13 +78,24 @@ class FileDeadLetters:
     everything after the first tab is the frame unchanged."""
 
     def __init__(self, path: str):
-        self.file: BinaryIO = open(path, "wb")
+        """Opened before anything else is done, so a wrong path ends the run before it starts."""
+        self.path = path
+        try:
+            self.file: BinaryIO = open(path, "wb")
+        except OSError as exc:
+            raise OutputError(f"cannot write the dead letters to {path}: {exc.strerror or exc}") from None
 
     def write(self, letters: list[tuple[str, Any]]) -> None:
-        self.file.writelines(reason.encode() + b"\t" + frame + b"\n" for reason, frame in letters)
+        _written_to(self.path, lambda: self.file.writelines(
+            reason.encode() + b"\t" + frame + b"\n" for reason, frame in letters))
 
     def close(self) -> None:
-        self.file.close()
+        _written_to(self.path, self.file.close)
+
+
+def _write_flush(stream: BinaryIO, data: bytes) -> None:
+    stream.write(data)
+    stream.flush()
 
 
 class CountedOnly:

@@ -125,13 +125,13 @@ def run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="producer.py", description=__doc__,
+def build_parser() -> config.OneLineParser:
+    parser = config.OneLineParser(prog="producer.py", description=__doc__,
                                      epilog="Settings come from flags > environment > config.env > defaults.")
     parser.add_argument("--input", metavar="PATH",
                         help="JSON Lines file, plain or gzip (told by its magic bytes), or '-' for stdin "
                              "[default: SAMPLE_PATH]")
-    parser.add_argument("--limit", type=int, metavar="N", help="send at most N frames")
+    parser.add_argument("--limit", type=config.flag_type(config.at_least(0)), metavar="N", help="send at most N frames")
     parser.add_argument("--rate", type=float, metavar="X",
                         help="replay at X times event-time speed (e.g. 1 = real time, 60 = a minute per "
                              "second); default: as fast as possible")
@@ -140,10 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.rate is not None and args.rate <= 0:
-        print("error: --rate must be positive", file=sys.stderr)
-        return 2
+        parser.error("--rate must be positive")
     settings = config.from_args(args)
     try:
         return run(args, settings)

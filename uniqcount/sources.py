@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from isal import igzip_threaded
+from isal.igzip_lib import IsalError
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -64,7 +65,7 @@ class Input:
                     yield kept
                 if remaining == 0:
                     return
-        except (gzip.BadGzipFile, EOFError, OSError) as exc:  # isal raises gzip's own BadGzipFile
+        except (gzip.BadGzipFile, IsalError, EOFError, OSError) as exc:  # isal raises gzip's own BadGzipFile too
             raise InputError(f"{self.name}: unreadable input ({exc})") from None
 
     def _lines(self, size: int) -> Iterator[list[bytes]]:

@@ -126,6 +126,9 @@ SETTINGS: dict[str, Setting] = {
         Setting("SESSION_TIMEOUT_MS", "10000",
                 "consumer: how long the group waits for a crashed consumer before a restarted or other one "
                 "takes its partitions (Kafka's default: 45000)", at_least(1)),
+        Setting("BROKER_WAIT_SECONDS", "600",
+                "how long consumer.py and producer.py wait for a broker that went away (retrying, and saying "
+                "so in the status line) before they stop with one line", at_least(10, float)),
         Setting("ALLOWED_LATENESS", "5",
                 "seconds the watermark trails the largest event time; 0 = emit when a later minute arrives",
                 at_least(0)),

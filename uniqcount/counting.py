@@ -17,13 +17,21 @@ def by_reason(counts: Counter[str]) -> str:
 
 class Counting:
     def __init__(self, settings: dict[str, Any], records: Records, dead_letters: DeadLetters):
-        self.windows = Windows(settings["ALLOWED_LATENESS"], settings["LATE_RETENTION"], settings["OUTLIER_JUMP"],
-                               settings["GRANULARITIES"], settings["EXACT_UP_TO"], settings["HLL_LG_K"])
-        self.invalid: Counter[str] = Counter()
-        self.meter = Meter(settings["STATUS_INTERVAL"])
+        self.settings = settings
         self.early = Ticker(settings["EMIT_EARLY_EVERY"])
         self.records = records
         self.dead_letters = dead_letters
+        self.restart()
+
+    def restart(self) -> None:
+        """Empty state, as in a new process: for a consumer rewound to its committed offsets. The
+        reconciliation counts from here (dead letters written before are left out of it)."""
+        s = self.settings
+        self.windows = Windows(s["ALLOWED_LATENESS"], s["LATE_RETENTION"], s["OUTLIER_JUMP"],
+                               s["GRANULARITIES"], s["EXACT_UP_TO"], s["HLL_LG_K"])
+        self.invalid: Counter[str] = Counter()
+        self.meter = Meter(s["STATUS_INTERVAL"])
+        self.written_before = Counter(self.dead_letters.written)
 
     def process(self, values: list[bytes], refs: list[Any], resume_from: Any = None) -> None:
         """`refs[i]` is what a dead letter of values[i] is made from (the bytes, or the Kafka record)."""
@@ -72,12 +80,15 @@ class Counting:
                 f"dead {sum(dead.values()):,}{f' ({by_reason(dead)})' if dead else ''}, held {w.held_frames:,}")
 
     def summary(self) -> str:
-        """Rates, records, and the reconciliation: frames in = counted + dead-lettered + held (+ frames
-        re-read after a restart that were counted before it). Then the frames too late per granularity:
+        """Rates, records, and the reconciliation: frames in = counted + dead-lettered (written: on
+        Kafka, acknowledged) + held (+ frames re-read after a restart that were counted before it;
+        + dead letters still unacknowledged, after a stop with the broker away). Then the frames too late per granularity:
         those counted by a longer granularity, and the dead-lettered `too_late` ones."""
         w = self.windows
-        dead = self.dead
+        dead = self.dead_letters.written - self.written_before
+        unwritten = sum(self.dead.values()) - sum(dead.values())
         held = f" + held {w.held_frames:,}" if w.held_frames else ""
+        held += f" + dead letters not acknowledged {unwritten:,}" if unwritten else ""
         replayed = f" + re-read after a restart {w.replayed:,}" if w.replayed else ""
         written = self.records.written
         per_granularity = ", ".join(f"{s.name} {s.too_late:,}" for s in w.sets if s.too_late)

@@ -22,7 +22,12 @@ def require_broker(bootstrap: str) -> None:
                                 "(start one with ./run.sh broker start, or fix BOOTSTRAP_SERVERS)")
 
 
+REQUEST_TIMEOUT_MS = 30000
+
+
 def producer(settings: dict[str, Any]) -> KafkaProducer:
+    """Idempotent (kafka-python's default) and retried, in order, for as long as BROKER_WAIT_SECONDS:
+    a send that fails after that is reported, never dropped in silence."""
     compression = settings["PRODUCER_COMPRESSION"]
     return KafkaProducer(
         bootstrap_servers=settings["BOOTSTRAP_SERVERS"],
@@ -31,6 +36,10 @@ def producer(settings: dict[str, Any]) -> KafkaProducer:
         linger_ms=settings["PRODUCER_LINGER_MS"],
         batch_size=settings["PRODUCER_BATCH_BYTES"],
         max_request_size=8 * 1024 * 1024,
+        request_timeout_ms=REQUEST_TIMEOUT_MS,
+        delivery_timeout_ms=max(int(settings["BROKER_WAIT_SECONDS"] * 1000),
+                                REQUEST_TIMEOUT_MS + settings["PRODUCER_LINGER_MS"]),
+        reconnect_backoff_max_ms=2000,
     )
 
 
@@ -45,6 +54,7 @@ def consumer(settings: dict[str, Any]) -> KafkaConsumer:
         max_partition_fetch_bytes=settings["MAX_PARTITION_FETCH_BYTES"],
         max_poll_records=settings["MAX_POLL_RECORDS"],
         session_timeout_ms=settings["SESSION_TIMEOUT_MS"],
+        reconnect_backoff_max_ms=2000,  # back within 2 s of a broker's return, not 30
     )))
 
 

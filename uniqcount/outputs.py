@@ -5,6 +5,7 @@ import sys
 from collections import Counter
 from typing import Any, BinaryIO, Callable, Protocol
 
+from .sends import Sends
 from .records import encode, record_key, record_kind, window_record
 from .windowset import Result
 
@@ -23,11 +24,11 @@ def _written_to(name: str, write: Callable[[], None]) -> None:
 
 
 class Records:
-    """Count records to stdout (one JSON line each, unless quiet) and to a Kafka topic (if a producer)."""
+    """Count records to stdout (one JSON line each, unless quiet) and to a Kafka topic (if sends)."""
 
-    def __init__(self, quiet: bool, producer: Any = None, topic: str = ""):
+    def __init__(self, quiet: bool, sends: Sends | None = None, topic: str = ""):
         self.quiet = quiet
-        self.producer = producer
+        self.sends = sends
         self.topic = topic
         self.written: Counter[str] = Counter()  # records by kind (records.record_kind)
 
@@ -38,8 +39,8 @@ class Records:
             data = encode(record)
             lines.append(data)
             self.written[record_kind(result)] += 1
-            if self.producer is not None:
-                self.producer.send(self.topic, key=record_key(record), value=data)
+            if self.sends is not None:
+                self.sends.send(self.topic, record_key(record), data)
         if lines and not self.quiet:
             _written_to("stdout", lambda: _write_flush(sys.stdout.buffer, b"\n".join(lines) + b"\n"))
 
@@ -49,22 +50,33 @@ class DeadLetters(Protocol):
 
     def close(self) -> None: ...
 
+    @property
+    def written(self) -> Counter[str]:
+        """Dead letters by reason that are safely written (on Kafka: acknowledged)."""
+
 
 class KafkaDeadLetters:
-    """Each frame unchanged (value and key) on the dead-letter topic; why and where from in headers."""
+    """Each frame unchanged (value and key) on the dead-letter topic; why and where from in headers.
+    A record without a value (a tombstone) goes with an empty one and a `null_value` header."""
 
-    def __init__(self, producer: Any, topic: str):
-        self.producer = producer
+    def __init__(self, sends: Sends, topic: str):
+        self.sends = sends
         self.topic = topic
 
     def write(self, letters: list[tuple[str, Any]]) -> None:
         for reason, record in letters:
             headers = [("reason", reason.encode()),
                        ("source", f"{record.topic}/{record.partition}/{record.offset}".encode())]
-            self.producer.send(self.topic, key=_bytes(record.key), value=_bytes(record.value), headers=headers)
+            if record.value is None:
+                headers.append(("null_value", b"true"))
+            self.sends.send(self.topic, _bytes(record.key), _bytes(record.value) or b"", headers, reason)
 
     def close(self) -> None:
         """The producer is shared with the records and closed by its owner."""
+
+    @property
+    def written(self) -> Counter[str]:
+        return self.sends.dead_letters
 
 
 def _bytes(data: Any) -> bytes | None:
@@ -80,6 +92,7 @@ class FileDeadLetters:
     def __init__(self, path: str):
         """Opened before anything else is done, so a wrong path ends the run before it starts."""
         self.path = path
+        self.written: Counter[str] = Counter()
         try:
             self.file: BinaryIO = open(path, "wb")
         except OSError as exc:
@@ -88,6 +101,7 @@ class FileDeadLetters:
     def write(self, letters: list[tuple[str, Any]]) -> None:
         _written_to(self.path, lambda: self.file.writelines(
             reason.encode() + b"\t" + frame + b"\n" for reason, frame in letters))
+        self.written.update(reason for reason, _ in letters)
 
     def close(self) -> None:
         _written_to(self.path, self.file.close)
@@ -101,8 +115,11 @@ def _write_flush(stream: BinaryIO, data: bytes) -> None:
 class CountedOnly:
     """--input without --dlq: dead letters are counted in the summary, not written."""
 
+    def __init__(self) -> None:
+        self.written: Counter[str] = Counter()
+
     def write(self, letters: list[tuple[str, Any]]) -> None:
-        pass
+        self.written.update(reason for reason, _ in letters)
 
     def close(self) -> None:
         pass

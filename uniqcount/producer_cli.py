@@ -21,7 +21,8 @@ from .frames import InvalidFrame, parse_frame
 from .progress import Meter, status
 from .sources import Input, InputError
 
-SETTINGS = ["BOOTSTRAP_SERVERS", "TOPIC", "PRODUCER_COMPRESSION", "PRODUCER_BATCH_BYTES", "SAMPLE_PATH"]
+SETTINGS = ["BOOTSTRAP_SERVERS", "TOPIC", "PRODUCER_COMPRESSION", "PRODUCER_BATCH_BYTES", "SAMPLE_PATH",
+            "BROKER_WAIT_SECONDS"]
 IN_FLIGHT_BYTES = 32 << 20
 
 

@@ -1,0 +1,104 @@
+"""Every record the consumer sends to Kafka (results, dead letters) is kept until the broker has
+acknowledged it, and its outcome is checked before any offset that led to it is committed.
+
+kafka-python retries what can be retried (a leader change, a broker restarting) until the
+producer's delivery timeout, which is BROKER_WAIT_SECONDS: so a failed future means the broker
+refused the record or stayed away too long. A dead letter too large for its topic is sent again as
+a stub (its first bytes, the original size, a `truncated` header), never dropped; any other refusal
+stops the consumer (SendFailed) with nothing committed past it, so that a restart sends it again.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, RecordListTooLargeError
+
+STUB_BYTES = 1024  # of a dead letter too large for its topic: what the stub keeps
+MOST_PENDING_BYTES = 32 << 20  # unacknowledged bytes before send() waits for the broker
+
+
+class SendFailed(Exception):
+    """One line for the user."""
+
+
+@dataclass(slots=True)
+class Pending:
+    future: Any
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    reason: str | None  # a dead letter's reason; None for a result
+
+
+class Sends:
+    def __init__(self, producer: Any, wait_seconds: float):
+        self.producer = producer
+        self.wait_seconds = wait_seconds
+        self.pending: list[Pending] = []
+        self.pending_bytes = 0
+        self.dead_letters: Counter[str] = Counter()  # acknowledged, by reason
+
+    def send(self, topic: str, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]] = (),
+             reason: str | None = None) -> None:
+        item = Pending(None, topic, key, value, list(headers), reason)
+        self._send(item)
+        if self.pending_bytes > MOST_PENDING_BYTES and not self.settle(self.wait_seconds):
+            raise SendFailed(f"the broker acknowledged nothing for {self.wait_seconds:.0f} s (BROKER_WAIT_SECONDS)")
+
+    def _send(self, item: Pending) -> None:
+        try:
+            item.future = self.producer.send(item.topic, key=item.key, value=item.value, headers=item.headers)
+        except MessageSizeTooLargeError as exc:  # over the producer's own max_request_size: refused at once
+            item.future = _Refused(exc)
+        self.pending.append(item)
+        self.pending_bytes += len(item.value) + len(item.key or b"")
+
+    def settle(self, timeout: float | None) -> bool:
+        """True once every record sent so far is acknowledged; False if the broker has not answered
+        within `timeout` seconds (still retrying: ask again later). Raises SendFailed for a refusal."""
+        while self.pending:
+            try:
+                self.producer.flush(timeout)
+            except KafkaTimeoutError:
+                return False
+            pending, self.pending, self.pending_bytes = self.pending, [], 0
+            for item in pending:
+                if item.future.succeeded():
+                    if item.reason is not None:
+                        self.dead_letters[item.reason] += 1
+                else:
+                    self._refused(item, item.future.exception)
+        return True
+
+    def _refused(self, item: Pending, exc: BaseException) -> None:
+        if isinstance(exc, (MessageSizeTooLargeError, RecordListTooLargeError)) and item.reason is not None and \
+                not any(name == "truncated" for name, _ in item.headers):
+            self._send(stub(item))
+            return
+        if isinstance(exc, KafkaTimeoutError):
+            raise SendFailed(f"the broker did not acknowledge a record for {item.topic} within "
+                             f"{self.wait_seconds:.0f} s (BROKER_WAIT_SECONDS); nothing past it is committed, "
+                             "a restart sends it again")
+        raise SendFailed(f"the broker refused a record for {item.topic} ({len(item.value):,} bytes): "
+                         f"{type(exc).__name__}: {exc}; nothing past it is committed, a restart sends it again")
+
+
+def stub(item: Pending) -> Pending:
+    """What stands for a dead letter too large for its topic: the first bytes of key and value, the
+    original size and a `truncated` header, beside the reason and source headers."""
+    headers = [*item.headers, ("original_size", str(len(item.value)).encode()), ("truncated", b"true")]
+    key = item.key[:STUB_BYTES] if item.key is not None else None
+    return Pending(None, item.topic, key, item.value[:STUB_BYTES], headers, item.reason)
+
+
+class _Refused:
+    """A future for a send that the producer refused before it was queued."""
+
+    def __init__(self, exc: BaseException):
+        self.exception = exc
+
+    def succeeded(self) -> bool:
+        return False

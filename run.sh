@@ -38,6 +38,14 @@ ensure_venv() {
   fi
 }
 
+# Ctrl-C (or TERM): both scripts stop (the consumer commits what is acknowledged), one line, exit 130.
+stopped_by_user() {
+  kill -TERM "$1" 2>/dev/null
+  while kill -0 "$1" 2>/dev/null; do wait "$1" 2>/dev/null || true; done
+  echo "run.sh: interrupted; the consumer committed what was acknowledged. ./run.sh starts over" >&2
+  exit 130
+}
+
 # The whole job: broker, topics, sample, then producer and consumer side by side, so counts
 # stream out while the data loads. The consumer drains (SIGUSR1) once the producer is done.
 run_all() {
@@ -48,16 +56,21 @@ run_all() {
   sample=$("$PY" -m uniqcount.sample)
   "$PY" consumer.py &
   consumer_pid=$!
-  trap 'kill -TERM $consumer_pid 2>/dev/null' INT TERM
+  interrupted=0
+  trap 'interrupted=1; kill -TERM $consumer_pid 2>/dev/null' INT TERM
   "$PY" producer.py --input "$sample" || status=$?
+  [ "$interrupted" -eq 0 ] && [ "$status" -ne 130 ] || stopped_by_user "$consumer_pid"
   if [ "$status" -ne 0 ]; then
     kill -TERM "$consumer_pid" 2>/dev/null; wait "$consumer_pid" || true
     die "the producer failed (exit $status)"
   fi
   kill -USR1 "$consumer_pid"
-  wait "$consumer_pid" || die "the consumer failed"
+  wait "$consumer_pid" || status=$?
+  [ "$interrupted" -eq 0 ] || stopped_by_user "$consumer_pid"
+  [ "$status" -eq 0 ] || die "the consumer failed (exit $status)"
   echo "run.sh: done in $((SECONDS - t0)) s. Read the results again with:" >&2
-  echo "  ./run.sh kafka-console-consumer --topic events-output --from-beginning" >&2
+  echo "  ./run.sh kafka-console-consumer --topic events-output --from-beginning --property print.key=true \\" >&2
+  echo "      --property key.separator=' ' --isolation-level read_committed    (Ctrl-C stops it)" >&2
 }
 
 cmd="${1:-all}"

@@ -105,7 +105,8 @@ def test_rate_paces_by_event_time(monkeypatch):
     pacer = producer_cli.Pacer(2.0)
     a, bad, b, b2, c = (b'{"uid":"a","ts":1000}', b"not json", b'{"uid":"b","ts":1010}', b'{"uid":"b","ts":1010}',
                         b'{"uid":"c","ts":1011}')
-    runs = [(clock[0], run) for run in pacer.runs([a, bad, b, b2, c])]
+    frames = [a, bad, b, b2, c]
+    runs = [(clock[0], frames[run]) for run in pacer.runs(frames)]
     assert slept == [5.0, 0.5]
     assert runs == [(100.0, [a, bad]), (105.0, [b, b2]), (105.5, [c])]
 

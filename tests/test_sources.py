@@ -24,10 +24,13 @@ def test_lines_whatever_the_blocks(tmp_path_factory, lines, last_terminated, siz
     path = Path(tmp_path_factory.mktemp("in")) / "frames"
     path.write_bytes(gzip.compress(data) if gzipped else data)
     kept = [text for text, _ in lines if text.strip()]
+    numbered = [(number, text) for number, (text, _) in enumerate(lines, 1) if text.strip()]
     source = Input(str(path))
-    got = [frame for batch in source.batches(size=size, limit=limit) for frame in batch]
+    got = [(n, frame) for numbers, batch in source.numbered_batches(size=size, limit=limit)
+           for n, frame in zip(numbers, batch, strict=True)]
     source.close()
     assert source.gzipped == gzipped
-    assert got == kept[:limit]
+    assert [frame for _, frame in got] == kept[:limit]
+    assert got == numbered[:limit]
     if limit is None:
         assert source.blank_lines == len(lines) - len(kept)

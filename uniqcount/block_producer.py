@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from itertools import cycle
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from kafka import KafkaProducer
 from kafka.errors import IllegalStateError
@@ -28,13 +28,16 @@ from kafka.structs import TopicPartition
 
 from .record_batches import HEADER, RECORD_OVERHEAD, build_batch, compressed, encode_records
 
+LINES_HEADER = "uniqcount.lines"  # "first-last:bytes": input line numbers of a batch's first and last value, its size
+SOURCE_HEADER = "uniqcount.source"  # which input they are lines of (producer_cli.source_id)
+
 
 class BlockRecords:
     """What the accumulator and the sender need of a batch (kafka-python's MemoryRecordsBuilder),
     for a block encoded in advance. It is full from the start: nothing is appended to it."""
 
-    def __init__(self, values: list[bytes], compression: int):
-        body = encode_records(values)
+    def __init__(self, values: list[bytes], compression: int, last_headers: Sequence[tuple[str, bytes]] = ()):
+        body = encode_records(values, last_headers)
         self._encoded_size = HEADER.size + len(body)
         self._body, self._attributes = compressed(body, compression)
         self._count = len(values)
@@ -87,7 +90,7 @@ class BlockRecords:
 
 def blocks(values: list[bytes], limit: int) -> Iterator[list[bytes]]:
     """`values` in runs whose encoded batch stays within `limit` bytes (a value too large for any
-    batch goes alone, for the broker to refuse it by name)."""
+    batch goes alone)."""
     if HEADER.size + sum(map(len, values)) + RECORD_OVERHEAD * len(values) <= limit or len(values) == 1:
         yield values
     else:
@@ -99,15 +102,26 @@ def blocks(values: list[bytes], limit: int) -> Iterator[list[bytes]]:
 class BlockSender:
     """Sends blocks of values to a topic's partitions in turn, one record batch each, and tells
     `on_failure(frames, exception)` (from the sender thread) about each batch the broker refused.
-    For a producer without transactions (idempotent or not): blocks are not added to one."""
+    For a producer without transactions (idempotent or not): blocks are not added to one.
 
-    def __init__(self, producer: KafkaProducer, topic: str, on_failure: Callable[[int, BaseException], None]):
+    Given the topic's `max_message_bytes`, a value whose batch would be larger even compressed is
+    never sent: `on_too_large(line, size)` is told at once, and the other values of its block go.
+    (Sent, the broker would refuse the whole produce request for that partition, the neighbouring
+    batches in it too.) The last record of every batch carries the line numbers of its first and
+    last value (LINES_HEADER) and `source_id` (SOURCE_HEADER): what `--resume` reads back."""
+
+    def __init__(self, producer: KafkaProducer, topic: str, on_failure: Callable[[int, BaseException], None],
+                 max_message_bytes: int | None = None, on_too_large: Callable[[int, int], None] | None = None,
+                 source_id: bytes = b""):
         self._producer = producer
         self._accumulator = producer._accumulator
         self._compression = producer.config["compression_attrs"]
-        self._limit = producer.config["batch_size"]
+        self._limit = min(producer.config["batch_size"], max_message_bytes or producer.config["batch_size"])
+        self._max_message_bytes = max_message_bytes
         self._topic = topic
         self._on_failure = on_failure
+        self._on_too_large = on_too_large
+        self._source_id = source_id
         self._partitions = cycle(sorted(producer.partitions_for(topic)))  # waits for metadata
         sender = producer._sender
         # A block the broker finds too large fails by name. The library would split it into
@@ -115,16 +129,40 @@ class BlockSender:
         sender._can_split = lambda batch, error: (not isinstance(batch.records, BlockRecords)
                                                   and Sender._can_split(sender, batch, error))
 
-    def send(self, values: list[bytes]) -> list[FutureProduceResult]:
-        """One future per batch, done when the broker acknowledged or refused it."""
-        return [self._enqueue(block) for block in blocks(values, self._limit)]
+    def send(self, values: list[bytes], lines: Sequence[int] | None = None) -> list[FutureProduceResult]:
+        """One future per batch, done when the broker acknowledged or refused it. `lines[i]`: the
+        line number of values[i] (default: 1, 2, ...)."""
+        lines = range(1, len(values) + 1) if lines is None else lines
+        futures: list[FutureProduceResult] = []
+        if not values:
+            return futures
+        start = 0
+        for block in blocks(values, self._limit):
+            self._send_block(block, lines[start:start + len(block)], futures)
+            start += len(block)
+        return futures
 
-    def _enqueue(self, values: list[bytes]) -> FutureProduceResult:
+    def _send_block(self, values: list[bytes], lines: Sequence[int], futures: list[FutureProduceResult]) -> None:
+        headers = [(LINES_HEADER, b"%d-%d:%d" % (lines[0], lines[-1], sum(map(len, values)))),
+                   (SOURCE_HEADER, self._source_id)]
+        records = BlockRecords(values, self._compression, headers)
+        if self._max_message_bytes is not None and records.size_in_bytes() > self._max_message_bytes:
+            if len(values) > 1:  # compressing made it larger: halves
+                half = len(values) // 2
+                self._send_block(values[:half], lines[:half], futures)
+                self._send_block(values[half:], lines[half:], futures)
+                return
+            if self._on_too_large is not None:
+                self._on_too_large(lines[0], len(values[0]))
+                return
+        futures.append(self._enqueue(records, len(values)))
+
+    def _enqueue(self, records: BlockRecords, count: int) -> FutureProduceResult:
         tp = TopicPartition(self._topic, next(self._partitions))
-        batch = ProducerBatch(tp, BlockRecords(values, self._compression))
+        batch = ProducerBatch(tp, records)
         future = batch.produce_future
-        future.add_callback(self._acknowledged, len(values))
-        future.add_errback(self._on_failure, len(values))
+        future.add_callback(self._acknowledged, count)
+        future.add_errback(self._on_failure, count)
         accumulator = self._accumulator
         accumulator._appends_in_progress.increment()  # as accumulator.append does, for abort on close
         try:

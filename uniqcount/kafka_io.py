@@ -5,8 +5,8 @@ import time
 from typing import Any, Iterable
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
 from .probe import any_answers
 from .record_batches import fast_fetch
@@ -43,6 +43,18 @@ def producer(settings: dict[str, Any]) -> KafkaProducer:
     )
 
 
+def close_producer(producer: KafkaProducer, timeout: float) -> None:
+    """Close, giving what is unacknowledged `timeout` seconds; past that it is dropped (nothing that
+    depends on it was committed: a restart sends it again). kafka-python 3.0.12's close(timeout)
+    raises instead, from the flush it starts with: so flush here, then force the sender closed."""
+    try:
+        producer.flush(timeout)
+    except KafkaTimeoutError:
+        producer._sender.force_close()  # drops the unsent batches (checked to exist: tests/test_kafka_io.py)
+        producer._sender.join(timeout=5)
+    producer.close(timeout=0)
+
+
 def consumer(settings: dict[str, Any]) -> KafkaConsumer:
     """Records come as record_batches.Record (offset, key, value), decoded a batch at a time."""
     return rejoins_until_joined(fast_fetch(KafkaConsumer(
@@ -77,6 +89,19 @@ def rejoins_until_joined(consumer: KafkaConsumer) -> KafkaConsumer:
 
     coordinator.need_rejoin = need_rejoin_until_joined
     return consumer
+
+
+def max_message_bytes(bootstrap: str, topic: str) -> int | None:
+    """The topic's max.message.bytes (the largest record batch it takes, compressed), or None for a
+    topic that does not exist yet."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        found = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic, ["max.message.bytes"])],
+                                       config_filter="all")
+    finally:
+        admin.close()
+    entry = found.get("topic", {}).get(topic, {}).get("max.message.bytes")
+    return int(entry["value"]) if entry else None
 
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Any]:

@@ -255,11 +255,11 @@ def run_kafka(args: argparse.Namespace, settings: dict[str, Any]) -> int:
             status("consumer: stopped; what was in memory is rebuilt from the committed offsets on restart"
                    + ("" if committed else " (the broker is away: the last commit could not be made)"))
     except SendFailed:
-        producer.close(timeout=0)  # nothing after the failed record may reach the broker
+        kafka_io.close_producer(producer, 0)
         raise
     finally:
         consumer.close(autocommit=False, timeout_ms=int(BROKER_CALL_SECONDS * 1000))
-    producer.close(timeout=BROKER_CALL_SECONDS)
+    kafka_io.close_producer(producer, BROKER_CALL_SECONDS)
     rewound = f"; rebuilt from the committed offsets {run.rewinds} time(s)" if run.rewinds else ""
     status(counting.summary() + rewound)
     return 0

@@ -14,7 +14,8 @@ class BrokerLost(Exception):
 
 
 class Outage:
-    def __init__(self, who: str, limit: float):
+    def __init__(self, who: str, limit: float | None):
+        """`limit` None: never fatal here (kafka-python's delivery timeout decides)."""
         self.who = who
         self.limit = limit
         self.since: float | None = None  # time.time() of the first failure
@@ -26,10 +27,9 @@ class Outage:
         now = time.time()
         if self.since is None:
             self.since = now
-            status(f"{self.who}: broker unreachable ({what}); retrying for up to {self.limit:.0f} s "
-                   "(BROKER_WAIT_SECONDS)")
+            status(f"{self.who}: broker unreachable ({what}); retrying for up to BROKER_WAIT_SECONDS")
         self.what = what
-        if now - self.since > self.limit:
+        if self.limit is not None and now - self.since > self.limit:
             raise BrokerLost(f"the broker stayed unreachable for {now - self.since:.0f} s, longer than "
                              f"BROKER_WAIT_SECONDS={self.limit:.0f} (last: {what}); nothing unacknowledged "
                              "was committed, a restart goes on from there")

@@ -9,21 +9,26 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import uuid
 from collections import deque
 from typing import Any, Iterator
 
+from kafka.errors import KafkaError
 from kafka.producer.future import FutureProduceResult
 from tqdm import tqdm
 
 from . import config, kafka_io
 from .block_producer import BlockSender
 from .frames import InvalidFrame, parse_frame
+from .landed import Landed, read_back, source_id
+from .outage import Outage
 from .progress import Meter, status
 from .sources import Input, InputError
 
 SETTINGS = ["BOOTSTRAP_SERVERS", "TOPIC", "PRODUCER_COMPRESSION", "PRODUCER_BATCH_BYTES", "SAMPLE_PATH",
             "BROKER_WAIT_SECONDS"]
 IN_FLIGHT_BYTES = 32 << 20
+OUTAGE_AFTER = 10.0  # seconds a batch may wait for its acknowledgement before the broker counts as away
 
 
 class Pacer:
@@ -34,19 +39,18 @@ class Pacer:
         self.first_ts: int | None = None
         self.started = 0.0
 
-    def runs(self, frames: list[bytes]) -> Iterator[list[bytes]]:
-        """`frames` in runs that are due now, sleeping before each run until it is."""
-        run: list[bytes] = []
-        for frame in frames:
+    def runs(self, frames: list[bytes]) -> Iterator[slice]:
+        """`frames` in runs (slices of it) that are due now, sleeping before each run until it is."""
+        start = 0
+        for index, frame in enumerate(frames):
             delay = self._delay(frame)
             if delay > 0.002:
-                if run:
-                    yield run
-                    run = []
+                if index > start:
+                    yield slice(start, index)
+                    start = index
                 time.sleep(delay)
-            run.append(frame)
-        if run:
-            yield run
+        if start < len(frames):
+            yield slice(start, len(frames))
 
     def _delay(self, frame: bytes) -> float:
         try:
@@ -71,57 +75,112 @@ class Failures:
         self.first = self.first or f"{type(exc).__name__}: {exc}"
 
 
+class TooLarge:
+    """Frames larger than the topic takes, even compressed: never sent, each named by its line."""
+
+    def __init__(self, topic: str, limit: int | None):
+        self.topic = topic
+        self.limit = limit
+        self.count = 0
+
+    def __call__(self, line: int, size: int) -> None:
+        self.count += 1
+        status(f"producer: line {line:,} ({size:,} bytes) is larger than {self.topic} takes "
+               f"(max.message.bytes {self.limit:,}), even compressed: not sent")
+
+
 class InFlight:
     """kafka-python 3 has no `buffer_memory` bound: a producer reading faster than the broker
     acknowledges would hold the whole input in memory (1.5 GB for the canonical sample). After each
-    block, this waits for the oldest blocks' batches until at most `limit` bytes are unacknowledged."""
+    block, this waits for the oldest blocks' batches until at most `limit` bytes are unacknowledged.
+    A block unacknowledged for OUTAGE_AFTER seconds means the broker is away: said (Outage) until
+    it is back. kafka-python retries until BROKER_WAIT_SECONDS, then fails the block (Failures)."""
 
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, outage: Outage):
         self.limit = limit
-        self.blocks: deque[tuple[FutureProduceResult, int]] = deque()
+        self.outage = outage
+        self.blocks: deque[tuple[FutureProduceResult, int, float]] = deque()
         self.bytes = 0
 
     def sent(self, last: FutureProduceResult, size: int) -> None:
-        self.blocks.append((last, size))
+        self.blocks.append((last, size, time.monotonic()))
         self.bytes += size
         while self.bytes > self.limit:
-            future, size = self.blocks.popleft()
-            self.bytes -= size
-            future.wait()  # failures are counted by Failures
+            self._wait_oldest()
+        while self.blocks and self.blocks[0][0].is_done:
+            self._wait_oldest()
+        if self.blocks and time.monotonic() - self.blocks[0][2] > OUTAGE_AFTER:
+            self.outage.failed(f"{len(self.blocks):,} batches unacknowledged")
+
+    def _wait_oldest(self) -> None:
+        future, size, sent_at = self.blocks[0]
+        while not future.wait(1.0):  # failures are counted by Failures
+            if time.monotonic() - sent_at > OUTAGE_AFTER:
+                self.outage.failed(f"{len(self.blocks):,} batches unacknowledged")
+        self.blocks.popleft()
+        self.bytes -= size
+        self.outage.ended()
+
+    def drain(self) -> None:
+        while self.blocks:
+            self._wait_oldest()
 
 
 def run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     path = args.input or str(config.REPO / settings["SAMPLE_PATH"])
+    if args.resume and path == "-":
+        raise InputError("--resume needs a file: what stdin gave before is gone")
     source = Input(path)
-    kafka_io.require_broker(settings["BOOTSTRAP_SERVERS"])
+    bootstrap, topic = settings["BOOTSTRAP_SERVERS"], settings["TOPIC"]
+    kafka_io.require_broker(bootstrap)
+    this_input = uuid.uuid4().hex[:16].encode() if path == "-" else source_id(path)
+    landed = read_back(bootstrap, topic, this_input, 2 * IN_FLIGHT_BYTES) if args.resume else Landed()
+    if args.resume:
+        status(f"producer: --resume: {landed.lines:,} lines of {source.name} are in {topic} already; "
+               "sending the others")
     producer = kafka_io.producer(settings)
-    topic = settings["TOPIC"]
     failures = Failures()
-    sender = BlockSender(producer, topic, failures)
+    producer.partitions_for(topic)  # waits for the topic's metadata (a broker may create it now)
+    too_large = TooLarge(topic, kafka_io.max_message_bytes(bootstrap, topic))
+    sender = BlockSender(producer, topic, failures, too_large.limit, too_large, this_input)
     pacer = Pacer(args.rate) if args.rate else None
     meter = Meter(0)
     bar = tqdm(total=source.size, unit="B", unit_scale=True, desc=f"producing to {topic}",
                disable=not sys.stderr.isatty() or source.size is None, file=sys.stderr)
-    in_flight = InFlight(IN_FLIGHT_BYTES)
+    in_flight = InFlight(IN_FLIGHT_BYTES, Outage("producer", None))
     read_size = max(settings["PRODUCER_BATCH_BYTES"] * 7 // 8, 1)  # room for the records' overhead
-    for batch in source.batches(size=read_size, limit=args.limit):
-        for due in pacer.runs(batch) if pacer else (batch,):
-            futures = sender.send(due)
-        size = sum(map(len, batch))
-        in_flight.sent(futures[-1], size)
-        meter.add(len(batch), size)
-        if not bar.disable:
-            position = source.position() or 0
-            bar.update(position - bar.n)
-            bar.set_postfix_str(f"{meter.frames:,} frames, {meter.frame_rate:,.0f}/s")
-    producer.flush()  # waits for every acknowledgement
+    try:
+        for lines, batch in source.numbered_batches(size=read_size, limit=args.limit):
+            meter.add(len(batch), sum(map(len, batch)))
+            if args.resume:
+                lines, batch = landed.missing(lines, batch)
+                if not batch:
+                    continue
+            futures = [future for due in (pacer.runs(batch) if pacer else (slice(None),))
+                       for future in sender.send(batch[due], lines[due])]
+            if futures:
+                in_flight.sent(futures[-1], sum(map(len, batch)))
+            if not bar.disable:
+                position = source.position() or 0
+                bar.update(position - bar.n)
+                bar.set_postfix_str(f"{meter.frames:,} frames, {meter.frame_rate:,.0f}/s")
+        in_flight.drain()  # every acknowledgement, or the failure, of every block
+    except KeyboardInterrupt:
+        kafka_io.close_producer(producer, 5)  # a few seconds for the blocks on their way
+        status(f"producer: interrupted after {meter.frames:,} frames; `producer.py --resume` with the same "
+               "input sends the rest, none twice")
+        return 130
     producer.close()
     bar.close()
     source.close()
+    skipped = f"; {landed.lines:,} lines already in the topic" if args.resume else ""
+    refused = f"; {too_large.count:,} too large, not sent" if too_large.count else ""
     status(f"producer: {meter.rates()} to {topic} from {source.name}; "
-           f"{source.blank_lines:,} blank lines skipped; {failures.count:,} not acknowledged")
+           f"{source.blank_lines:,} blank lines skipped{skipped}{refused}; {failures.count:,} not acknowledged")
     if failures.count:
-        status(f"error: {failures.count:,} frames were not acknowledged by the broker: {failures.first}")
+        status(f"error: {failures.count:,} frames were not acknowledged by the broker: {failures.first} "
+               f"(kafka-python retries for BROKER_WAIT_SECONDS={settings['BROKER_WAIT_SECONDS']:.0f}); "
+               "`producer.py --resume` sends what is missing")
         return 1
     return 0
 
@@ -133,6 +192,9 @@ def build_parser() -> config.OneLineParser:
                         help="JSON Lines file, plain or gzip (told by its magic bytes), or '-' for stdin "
                              "[default: SAMPLE_PATH]")
     parser.add_argument("--limit", type=config.flag_type(config.at_least(0)), metavar="N", help="send at most N frames")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue a load of the same input that was killed: the lines already in the topic "
+                             "(read back from it) are not sent again")
     parser.add_argument("--rate", type=float, metavar="X",
                         help="replay at X times event-time speed (e.g. 1 = real time, 60 = a minute per "
                              "second); default: as fast as possible")
@@ -151,3 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, kafka_io.BrokerUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KafkaError as exc:  # what kafka-python gave up on, and no retry can mend
+        print(f"error: Kafka: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("producer: interrupted", file=sys.stderr)
+        return 130

@@ -19,7 +19,7 @@ decompressed buffer are internals; tests/test_record_batches.py checks them agai
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Iterator, NamedTuple, Sequence
 
 from kafka.codec import gzip_encode, lz4_encode, snappy_encode, zstd_encode
 from kafka.consumer.fetcher import Fetcher
@@ -81,9 +81,10 @@ class _Computed:
         return _zigzag_varint(n)
 
 
-def encode_records(values: list[bytes]) -> bytes:
-    """The records of an uncompressed v2 batch body holding `values`: no key, no headers, offset
-    deltas 0, 1, 2..., timestamp deltas 0 (every record has the batch's timestamp)."""
+def encode_records(values: list[bytes], last_headers: Sequence[tuple[str, bytes]] = ()) -> bytes:
+    """The records of an uncompressed v2 batch body holding `values`: no key, offset deltas 0, 1,
+    2..., timestamp deltas 0 (every record has the batch's timestamp), no headers but
+    `last_headers` on the last record (one set per batch, not per frame)."""
     largest = max(len(values), max(map(len, values), default=0) + RECORD_OVERHEAD)
     varint = _SMALL if largest < len(_SMALL) else _Computed()
     parts: list[bytes] = []
@@ -94,6 +95,14 @@ def encode_records(values: list[bytes]) -> bytes:
         append(varint[n + len(offset) + len(length) + 4] + b"\0\0" + offset + b"\1" + length)
         append(value)
         append(b"\0")  # no headers
+    if last_headers and values:
+        i, value = len(values) - 1, values[-1]
+        offset, length = varint[i], varint[len(value)]
+        headers = _zigzag_varint(len(last_headers)) + b"".join(
+            _zigzag_varint(len(key.encode())) + key.encode() + _zigzag_varint(len(data)) + data
+            for key, data in last_headers)
+        parts[-3:] = [_zigzag_varint(len(value) + len(offset) + len(length) + 3 + len(headers)) + b"\0\0" + offset
+                      + b"\1" + length, value, headers]
     return b"".join(parts)
 
 

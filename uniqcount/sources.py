@@ -11,7 +11,7 @@ from __future__ import annotations
 import gzip
 import sys
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, Sequence
 
 from isal import igzip_threaded
 from isal.igzip_lib import IsalError
@@ -53,16 +53,28 @@ class Input:
     def batches(self, size: int = 1 << 18, limit: int | None = None) -> Iterator[list[bytes]]:
         """Lists of the non-blank lines (at most `limit` in all) of each block of up to `size` bytes,
         without line terminators; blank lines are skipped and counted."""
+        for _, kept in self.numbered_batches(size, limit):
+            yield kept
+
+    def numbered_batches(self, size: int = 1 << 18, limit: int | None = None
+                         ) -> Iterator[tuple[Sequence[int], list[bytes]]]:
+        """batches() with the line number (from 1, blank lines counted) of each line kept: a range,
+        free, unless the block had blank lines."""
         remaining = limit
+        first = 1
         try:
             for lines in self._lines(size):
                 kept = [line for line in lines if line and not line.isspace()]
-                self.blank_lines += len(lines) - len(kept)
+                numbers: Sequence[int] = range(first, first + len(lines))
+                if len(kept) < len(lines):
+                    self.blank_lines += len(lines) - len(kept)
+                    numbers = [n for n, line in zip(numbers, lines) if line and not line.isspace()]
+                first += len(lines)
                 if remaining is not None:
-                    kept = kept[:remaining]
+                    kept, numbers = kept[:remaining], numbers[:remaining]
                     remaining -= len(kept)
                 if kept:
-                    yield kept
+                    yield numbers, kept
                 if remaining == 0:
                     return
         except (gzip.BadGzipFile, IsalError, EOFError, OSError) as exc:  # isal raises gzip's own BadGzipFile too

@@ -78,12 +78,13 @@ def start_consumer(env: dict, log: Path) -> subprocess.Popen:
 
 
 def wait_committed(bootstrap: str, env: dict, timeout: float = 60) -> int:
+    """The first committed offset (0 while the year that began with the first frame is open)."""
     group = KafkaConsumer(bootstrap_servers=bootstrap, group_id=env["CONSUMER_GROUP"], enable_auto_commit=False)
     try:
         deadline = time.monotonic() + timeout
         while True:
             committed = group.committed(TopicPartition(env["TOPIC"], 0))
-            if committed:
+            if committed is not None:
                 return committed
             assert time.monotonic() < deadline, "the consumer never committed"
             time.sleep(0.5)
@@ -224,8 +225,8 @@ def test_an_output_topic_that_refuses_records_stops_the_consumer_in_one_line_wit
     failed = script("consumer.py", "--exit-at-end", "--quiet", env=env)
     lines = failed.stderr.decode().strip().splitlines()
     assert failed.returncode == 1 and "Traceback" not in failed.stderr.decode()
-    assert lines[-1].startswith(f"error: the broker refused a record for {env['OUTPUT_TOPIC']}") and \
-        "MessageSizeTooLargeError" in lines[-1]
+    assert lines[-1].startswith(f"error: a record for {env['OUTPUT_TOPIC']} is ") and \
+        "more than the topic takes (max.message.bytes 100)" in lines[-1]
     group = KafkaConsumer(bootstrap_servers=bootstrap, group_id=env["CONSUMER_GROUP"], enable_auto_commit=False)
     assert group.committed(TopicPartition(env["TOPIC"], 0)) is None
     group.close()

@@ -17,7 +17,7 @@ from .kafka_loop import run_kafka
 from .outage import BrokerLost
 from .outputs import CountedOnly, DeadLetters, FileDeadLetters, OutputError, Records
 from .progress import status
-from .sends import SendFailed, Sends
+from .sends import SendFailed
 from .sources import Input, InputError
 
 SETTINGS = ["BOOTSTRAP_SERVERS", "TOPIC", "CONSUMER_GROUP", "OUTPUT_TOPIC", "DLQ_TOPIC", "ALLOWED_LATENESS",
@@ -34,7 +34,7 @@ def run_input(args: argparse.Namespace, settings: dict[str, Any]) -> int:
         kafka_io.require_broker(settings["BOOTSTRAP_SERVERS"])
         kafka_io.create_topics(settings, roles=["OUTPUT_TOPIC"])
         producer = kafka_io.producer(settings)
-        sends = Sends(producer, settings["BROKER_WAIT_SECONDS"])
+        sends = kafka_io.checked_sends(producer, settings, ["OUTPUT_TOPIC"])
     counting = Counting(settings, Records(args.quiet, sends, settings["OUTPUT_TOPIC"]), dead_letters)
     for batch in source.batches():
         counting.process(batch, batch)

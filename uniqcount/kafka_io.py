@@ -10,6 +10,7 @@ from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
 from .probe import any_answers
 from .record_batches import fast_fetch
+from .sends import Sends
 
 
 class BrokerUnavailable(Exception):
@@ -41,6 +42,16 @@ def producer(settings: dict[str, Any]) -> KafkaProducer:
                                 REQUEST_TIMEOUT_MS + settings["PRODUCER_LINGER_MS"]),
         reconnect_backoff_max_ms=2000,
     )
+
+
+def checked_sends(producer: KafkaProducer, settings: dict[str, Any], roles: Iterable[str]) -> Sends:
+    """Sends to the topics named by `roles`, with their metadata and max.message.bytes fetched now,
+    so that no send waits for metadata during an outage."""
+    topics = [settings[role] for role in roles]
+    for topic in topics:
+        producer.partitions_for(topic)
+    limits = {topic: max_message_bytes(settings["BOOTSTRAP_SERVERS"], topic) for topic in topics}
+    return Sends(producer, settings["BROKER_WAIT_SECONDS"], limits)
 
 
 def close_producer(producer: KafkaProducer, timeout: float) -> None:

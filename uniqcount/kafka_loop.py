@@ -182,11 +182,11 @@ class KafkaRun:
         self.rewind = None
         self.rewinds += 1
         for tp in self.consumer.assignment():
-            committed = self._retried("read the committed offset", self.consumer.committed, tp)
-            if committed is None:
+            offset = self._retried("read the committed offset", self.consumer.committed, tp)
+            if offset is None:
                 self.consumer.seek_to_beginning(tp)
             else:
-                self.consumer.seek(tp, committed.offset)
+                self.consumer.seek(tp, offset)
 
 
 class Rebalance(ConsumerRebalanceListener):
@@ -215,9 +215,7 @@ def run_kafka(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     outage = Outage("consumer", settings["BROKER_WAIT_SECONDS"])
     consumer = kafka_io.consumer(settings)
     producer = kafka_io.producer(settings)
-    for topic in (settings["OUTPUT_TOPIC"], settings["DLQ_TOPIC"]):
-        producer.partitions_for(topic)  # metadata now, so that no send waits for it during an outage
-    sends = Sends(producer, settings["BROKER_WAIT_SECONDS"])
+    sends = kafka_io.checked_sends(producer, settings, ["OUTPUT_TOPIC", "DLQ_TOPIC"])
     counting = Counting(settings, Records(args.quiet, sends, settings["OUTPUT_TOPIC"]),
                         KafkaDeadLetters(sends, settings["DLQ_TOPIC"]))
     run = KafkaRun(consumer, counting, sends, outage, settings["BOOTSTRAP_SERVERS"])

@@ -3,9 +3,13 @@ acknowledged it, and its outcome is checked before any offset that led to it is 
 
 kafka-python retries what can be retried (a leader change, a broker restarting) until the
 producer's delivery timeout, which is BROKER_WAIT_SECONDS: so a failed future means the broker
-refused the record or stayed away too long. A dead letter too large for its topic is sent again as
-a stub (its first bytes, the original size, a `truncated` header), never dropped; any other refusal
-stops the consumer (SendFailed) with nothing committed past it, so that a restart sends it again.
+refused the record or stayed away too long, and stops the consumer (SendFailed) with nothing
+committed past it, so that a restart sends it again.
+
+A record larger than its topic's max.message.bytes is never sent: kafka-python 3.0.12's idempotent
+producer takes the broker's refusal as fatal and fails every later send with it. A dead letter
+that large goes as a stub (its first bytes, the original size, a `truncated` header), never dropped;
+a result that large (a topic set up far too small) is SendFailed at once.
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, RecordListTooLargeError
+from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
 STUB_BYTES = 1024  # of a dead letter too large for its topic: what the stub keeps
 MOST_PENDING_BYTES = 32 << 20  # unacknowledged bytes before send() waits for the broker
@@ -33,10 +37,15 @@ class Pending:
     reason: str | None  # a dead letter's reason; None for a result
 
 
+RECORD_OVERHEAD = 96  # most bytes a batch of one record adds to its key, value and headers
+
+
 class Sends:
-    def __init__(self, producer: Any, wait_seconds: float):
+    def __init__(self, producer: Any, wait_seconds: float, max_message_bytes: dict[str, int | None]):
+        """`max_message_bytes`: of each topic sent to (None: unknown, nothing checked)."""
         self.producer = producer
         self.wait_seconds = wait_seconds
+        self.max_message_bytes = max_message_bytes
         self.pending: list[Pending] = []
         self.pending_bytes = 0
         self.dead_letters: Counter[str] = Counter()  # acknowledged, by reason
@@ -44,6 +53,11 @@ class Sends:
     def send(self, topic: str, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]] = (),
              reason: str | None = None) -> None:
         item = Pending(None, topic, key, value, list(headers), reason)
+        limit = self.max_message_bytes.get(topic)
+        if limit is not None and size(item) > limit:
+            if reason is None or size(item := stub(item)) > limit:
+                raise SendFailed(f"a record for {topic} is {size(item):,} bytes, more than the topic takes "
+                                 f"(max.message.bytes {limit:,}); nothing past it is committed")
         self._send(item)
         if self.pending_bytes > MOST_PENDING_BYTES and not self.settle(self.wait_seconds):
             raise SendFailed(f"the broker acknowledged nothing for {self.wait_seconds:.0f} s (BROKER_WAIT_SECONDS)")
@@ -74,16 +88,17 @@ class Sends:
         return True
 
     def _refused(self, item: Pending, exc: BaseException) -> None:
-        if isinstance(exc, (MessageSizeTooLargeError, RecordListTooLargeError)) and item.reason is not None and \
-                not any(name == "truncated" for name, _ in item.headers):
-            self._send(stub(item))
-            return
         if isinstance(exc, KafkaTimeoutError):
             raise SendFailed(f"the broker did not acknowledge a record for {item.topic} within "
                              f"{self.wait_seconds:.0f} s (BROKER_WAIT_SECONDS); nothing past it is committed, "
                              "a restart sends it again")
         raise SendFailed(f"the broker refused a record for {item.topic} ({len(item.value):,} bytes): "
                          f"{type(exc).__name__}: {exc}; nothing past it is committed, a restart sends it again")
+
+
+def size(item: Pending) -> int:
+    """An upper bound of the record batch that holds only this record, uncompressed."""
+    return RECORD_OVERHEAD + len(item.key or b"") + len(item.value) + sum(len(k) + len(v) + 4 for k, v in item.headers)
 
 
 def stub(item: Pending) -> Pending:

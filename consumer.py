@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Counts unique users per minute from the `events` topic (or a file / stdin). See --help."""
+import signal
 import sys
 
-from uniqcount import venv
+signal.signal(signal.SIGINT, lambda *_: sys.exit(130))  # Ctrl-C while starting: no traceback
+from uniqcount import venv  # noqa: E402
 
 venv.ensure()
 from uniqcount.consumer_cli import main  # noqa: E402

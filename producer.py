@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Streams a JSON Lines sample (plain or gzip) into the `events` topic. See --help."""
+import signal
 import sys
 
-from uniqcount import venv
+signal.signal(signal.SIGINT, lambda *_: sys.exit(130))  # Ctrl-C while starting: no traceback
+from uniqcount import venv  # noqa: E402
 
 venv.ensure()
 from uniqcount.producer_cli import main  # noqa: E402

@@ -18,7 +18,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
 from tests.conftest import free_port
-from tests.helpers import LATE, as_truth, kafka_env, latest_per_key, needs_samples, produce, script, truth_windows
+from tests.helpers import DATA, LATE, as_truth, kafka_env, latest_per_key, needs_samples, produce, script, truth_windows
 from uniqcount.config import REPO
 from uniqcount.kafka_io import read_topic
 from uniqcount.localbroker import LocalBroker
@@ -298,3 +298,38 @@ def test_ctrl_c_stops_the_producer_in_one_line(bootstrap):
     _, err = producer.communicate(timeout=30)
     assert producer.returncode == 130 and b"Traceback" not in err
     assert err.decode().strip().splitlines()[-1].startswith("producer: interrupted after")
+
+
+def test_a_producer_whose_broker_stays_away_past_broker_wait_seconds_ends_in_one_line(own_broker, tmp_path):
+    env = kafka_env(own_broker.bootstrap, BROKER_WAIT_SECONDS="10")
+    log = tmp_path / "producer.log"
+    producer = subprocess.Popen([str(REPO / ".venv/bin/python"), "producer.py", "--input", str(LATE), "--rate", "10"],
+                                cwd=REPO, env={**os.environ, **env}, stderr=open(log, "wb"))
+    try:
+        time.sleep(4)
+        own_broker.kill()
+        code = producer.wait(timeout=120)
+    finally:
+        producer.kill()
+        own_broker.start()
+    text = log.read_text()
+    assert "producer: broker unreachable" in text and "Traceback" not in text, text[-2000:]
+    last = text.strip().splitlines()[-1]
+    assert code == 1 and last.startswith("error: ") and "--resume" in last, text[-2000:]
+
+
+def test_ctrl_c_stops_run_sh_and_both_scripts_in_one_line(bootstrap, tmp_path):
+    """SIGINT to run.sh's whole process group, as Ctrl-C in a terminal sends it, once the producer runs."""
+    env = {**kafka_env(bootstrap), "SAMPLE_PATH": str(DATA / "sample-week.jsonl.gz")}
+    run = subprocess.Popen(["./run.sh"], cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while subprocess.run(["pgrep", "-s", str(run.pid), "-f", "producer.py"], capture_output=True).returncode:
+        assert time.monotonic() < deadline and run.poll() is None, "the producer never started"
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGINT)
+    _, err = run.communicate(timeout=60)
+    text = err.decode()
+    assert run.returncode == 130 and "Traceback" not in text, text[-3000:]
+    assert text.strip().splitlines()[-1].startswith("run.sh: interrupted"), text[-3000:]
+    assert subprocess.run(["pgrep", "-s", str(run.pid)], capture_output=True).returncode == 1, "a script outlived run.sh"

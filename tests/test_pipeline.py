@@ -5,12 +5,15 @@ import gzip
 import json
 import signal
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from tests.helpers import (ORDERED, as_truth, follow, kafka_env, needs_samples, of, produce, script,
+from tests.helpers import (ORDERED, VIA, as_truth, follow, kafka_env, needs_samples, of, produce, run_consumer, script,
                            start_consumer, truth_minutes)
 from uniqcount import producer_cli
+from uniqcount.config import REPO
 from uniqcount.kafka_io import read_topic
 
 
@@ -129,3 +132,29 @@ def test_idle_stream_closes_with_the_wall_clock_then_drains_on_sigusr1(bootstrap
         assert b"done: 3 frames" in consumer.stderr.read()
     finally:
         consumer.kill()
+
+
+ISSUE_EXAMPLE = b'{"uid":"a","ts":1468245530}\n{"uid":"b","ts":1468245590}\n{"uid":"c","ts":1468245610}\n'
+
+
+@pytest.mark.parametrize("via", VIA)
+def test_at_the_end_every_window_is_final_and_the_first_frame_is_not_late(via, request, tmp_path):
+    """13:58:50, 13:59:50, 14:00:10: the 14:00 hour (opened by the last minute) gets its final record,
+    and the first frame is no late frame of 13:58."""
+    records, dead, _ = run_consumer(via, ISSUE_EXAMPLE, "--granularities", "minute,hour",
+                                    request=request, tmp_path=tmp_path)
+    last = {(r["granularity"], r["window_start"]): r for r in records}
+    assert {key: (r["unique_users"], r["final"], r["revision"], r["late_frames"]) for key, r in last.items()} == {
+        ("minute", 1468245480): (1, True, 0, 0), ("minute", 1468245540): (1, True, 0, 0),
+        ("minute", 1468245600): (1, True, 0, 0), ("hour", 1468242000): (2, True, 0, 0),
+        ("hour", 1468245600): (1, True, 0, 0)}
+    assert dead == []
+
+
+def test_the_scripts_run_with_the_project_venv_from_another_python():
+    """As the README shows them, `./consumer.py` with a Python that has not the packages (-S: no
+    site-packages) runs again with .venv instead of failing with ModuleNotFoundError."""
+    base = Path(sys.base_prefix) / "bin" / "python3"
+    for name in ("consumer.py", "producer.py"):
+        result = subprocess.run([str(base), "-S", name, "--help"], cwd=REPO, capture_output=True)
+        assert result.returncode == 0 and b"usage:" in result.stdout, result.stderr

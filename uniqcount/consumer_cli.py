@@ -77,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = config.from_args(args)
     try:
         return run_input(args, settings) if args.input else run_kafka(args, settings)
-    except (InputError, OutputError, SendFailed, BrokerLost, kafka_io.BrokerUnavailable) as exc:
+    except BrokerLost as exc:
+        print(f"error: {exc}; nothing unacknowledged was committed, a restart goes on from there", file=sys.stderr)
+        return 1
+    except (InputError, OutputError, SendFailed, kafka_io.BrokerUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KafkaError as exc:  # what kafka-python gave up on, and no retry can mend

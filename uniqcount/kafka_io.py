@@ -23,13 +23,12 @@ def require_broker(bootstrap: str) -> None:
                                 "(start one with ./run.sh broker start, or fix BOOTSTRAP_SERVERS)")
 
 
-REQUEST_TIMEOUT_MS = 30000
-
-
 def producer(settings: dict[str, Any]) -> KafkaProducer:
     """Idempotent (kafka-python's default) and retried, in order, for as long as BROKER_WAIT_SECONDS:
     a send that fails after that is reported, never dropped in silence."""
     compression = settings["PRODUCER_COMPRESSION"]
+    wait_ms = int(settings["BROKER_WAIT_SECONDS"] * 1000)
+    request_timeout_ms = min(30000, wait_ms // 2)  # the delivery timeout must hold one request and the linger
     return KafkaProducer(
         bootstrap_servers=settings["BOOTSTRAP_SERVERS"],
         acks="all",
@@ -37,9 +36,8 @@ def producer(settings: dict[str, Any]) -> KafkaProducer:
         linger_ms=settings["PRODUCER_LINGER_MS"],
         batch_size=settings["PRODUCER_BATCH_BYTES"],
         max_request_size=8 * 1024 * 1024,
-        request_timeout_ms=REQUEST_TIMEOUT_MS,
-        delivery_timeout_ms=max(int(settings["BROKER_WAIT_SECONDS"] * 1000),
-                                REQUEST_TIMEOUT_MS + settings["PRODUCER_LINGER_MS"]),
+        request_timeout_ms=request_timeout_ms,
+        delivery_timeout_ms=max(wait_ms, request_timeout_ms + settings["PRODUCER_LINGER_MS"]),
         reconnect_backoff_max_ms=2000,
     )
 

@@ -14,8 +14,7 @@ class BrokerLost(Exception):
 
 
 class Outage:
-    def __init__(self, who: str, limit: float | None):
-        """`limit` None: never fatal here (kafka-python's delivery timeout decides)."""
+    def __init__(self, who: str, limit: float):
         self.who = who
         self.limit = limit
         self.since: float | None = None  # time.time() of the first failure
@@ -29,10 +28,9 @@ class Outage:
             self.since = now
             status(f"{self.who}: broker unreachable ({what}); retrying for up to BROKER_WAIT_SECONDS")
         self.what = what
-        if self.limit is not None and now - self.since > self.limit:
+        if now - self.since > self.limit:
             raise BrokerLost(f"the broker stayed unreachable for {now - self.since:.0f} s, longer than "
-                             f"BROKER_WAIT_SECONDS={self.limit:.0f} (last: {what}); nothing unacknowledged "
-                             "was committed, a restart goes on from there")
+                             f"BROKER_WAIT_SECONDS={self.limit:.0f} (last: {what})")
 
     def ended(self) -> None:
         if self.since is not None:

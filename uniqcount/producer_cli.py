@@ -7,6 +7,7 @@ PRODUCER_BATCH_BYTES, becomes one record batch.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 import uuid
@@ -21,14 +22,14 @@ from . import config, kafka_io
 from .block_producer import BlockSender
 from .frames import InvalidFrame, parse_frame
 from .landed import Landed, read_back, source_id
-from .outage import Outage
+from .outage import BrokerLost, Outage
 from .progress import Meter, status
 from .sources import Input, InputError
 
 SETTINGS = ["BOOTSTRAP_SERVERS", "TOPIC", "PRODUCER_COMPRESSION", "PRODUCER_BATCH_BYTES", "SAMPLE_PATH",
             "BROKER_WAIT_SECONDS"]
 IN_FLIGHT_BYTES = 32 << 20
-OUTAGE_AFTER = 10.0  # seconds a batch may wait for its acknowledgement before the broker counts as away
+OUTAGE_AFTER = 5.0  # seconds a batch may wait for its acknowledgement before the broker counts as away
 
 
 class Pacer:
@@ -147,7 +148,7 @@ def run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     meter = Meter(0)
     bar = tqdm(total=source.size, unit="B", unit_scale=True, desc=f"producing to {topic}",
                disable=not sys.stderr.isatty() or source.size is None, file=sys.stderr)
-    in_flight = InFlight(IN_FLIGHT_BYTES, Outage("producer", None))
+    in_flight = InFlight(IN_FLIGHT_BYTES, Outage("producer", settings["BROKER_WAIT_SECONDS"]))
     read_size = max(settings["PRODUCER_BATCH_BYTES"] * 7 // 8, 1)  # room for the records' overhead
     try:
         for lines, batch in source.numbered_batches(size=read_size, limit=args.limit):
@@ -160,11 +161,17 @@ def run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
                        for future in sender.send(batch[due], lines[due])]
             if futures:
                 in_flight.sent(futures[-1], sum(map(len, batch)))
+            if failures.count:  # what follows a refused block would only leave gaps: --resume fills them
+                break
             if not bar.disable:
                 position = source.position() or 0
                 bar.update(position - bar.n)
                 bar.set_postfix_str(f"{meter.frames:,} frames, {meter.frame_rate:,.0f}/s")
         in_flight.drain()  # every acknowledgement, or the failure, of every block
+    except BrokerLost as exc:
+        kafka_io.close_producer(producer, 0)
+        status(f"error: {exc}; `producer.py --resume` sends what is missing")
+        return 1
     except KeyboardInterrupt:
         kafka_io.close_producer(producer, 5)  # a few seconds for the blocks on their way
         status(f"producer: interrupted after {meter.frames:,} frames; `producer.py --resume` with the same "
@@ -203,6 +210,7 @@ def build_parser() -> config.OneLineParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C from here: KeyboardInterrupt, handled
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.rate is not None and args.rate <= 0:

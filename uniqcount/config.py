@@ -49,11 +49,18 @@ def granularity_name(text: str) -> str:
     return name
 
 
-def lg_k(text: str) -> int:
-    value = int(text)
-    if not 4 <= value <= 21:
-        raise ValueError("DataSketches HLL takes lg_k from 4 to 21")
-    return value
+def in_range(low: int, high: int, why: str) -> Callable[[str], int]:
+    """A whole number from `low` to `high`; `why` says the range to the user."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise ValueError(why)
+        return value
+    return parse
+
+
+lg_k = in_range(4, 21, "DataSketches HLL takes lg_k from 4 to 21")
+port = in_range(1, 65535, "a port is 1 to 65535")
 
 
 def auto_or_boolean(text: str) -> str | bool:
@@ -68,13 +75,6 @@ def at_least(low: float, kind: Callable[[str], Any] = int) -> Callable[[str], An
             raise ValueError(f"must be at least {low}")
         return value
     return parse
-
-
-def port(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 65535:
-        raise ValueError("a port is 1 to 65535")
-    return value
 
 
 def bootstrap_servers(text: str) -> str:

@@ -6,7 +6,7 @@ producer's delivery timeout, which is BROKER_WAIT_SECONDS: so a failed future me
 refused the record or stayed away too long, and stops the consumer (SendFailed) with nothing
 committed past it, so that a restart sends it again.
 
-A record larger than its topic's max.message.bytes is never sent: kafka-python 3.0.12's idempotent
+A record larger than its topic's max.message.bytes (or the producer's max_request_size) is never sent: kafka-python 3.0.12's idempotent
 producer takes the broker's refusal as fatal and fails every later send with it. A dead letter
 that large goes as a stub (its first bytes, the original size, a `truncated` header), never dropped;
 a result that large (a topic set up far too small) is SendFailed at once.
@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+from kafka.errors import KafkaTimeoutError
 
 STUB_BYTES = 1024  # of a dead letter too large for its topic: what the stub keeps
 MOST_PENDING_BYTES = 32 << 20  # unacknowledged bytes before send() waits for the broker
@@ -42,7 +42,8 @@ RECORD_OVERHEAD = 96  # most bytes a batch of one record adds to its key, value 
 
 class Sends:
     def __init__(self, producer: Any, wait_seconds: float, max_message_bytes: dict[str, int | None]):
-        """`max_message_bytes`: of each topic sent to (None: unknown, nothing checked)."""
+        """`max_message_bytes`: of each topic sent to (None: unknown; the producer's max_request_size
+        bounds every record anyway)."""
         self.producer = producer
         self.wait_seconds = wait_seconds
         self.max_message_bytes = max_message_bytes
@@ -53,8 +54,8 @@ class Sends:
     def send(self, topic: str, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]] = (),
              reason: str | None = None) -> None:
         item = Pending(None, topic, key, value, list(headers), reason)
-        limit = self.max_message_bytes.get(topic)
-        if limit is not None and size(item) > limit:
+        limit = min(self.max_message_bytes.get(topic) or 1 << 62, self.producer.config["max_request_size"])
+        if size(item) > limit:
             if reason is None or size(item := stub(item)) > limit:
                 raise SendFailed(f"a record for {topic} is {size(item):,} bytes, more than the topic takes "
                                  f"(max.message.bytes {limit:,}); nothing past it is committed")
@@ -63,10 +64,7 @@ class Sends:
             raise SendFailed(f"the broker acknowledged nothing for {self.wait_seconds:.0f} s (BROKER_WAIT_SECONDS)")
 
     def _send(self, item: Pending) -> None:
-        try:
-            item.future = self.producer.send(item.topic, key=item.key, value=item.value, headers=item.headers)
-        except MessageSizeTooLargeError as exc:  # over the producer's own max_request_size: refused at once
-            item.future = _Refused(exc)
+        item.future = self.producer.send(item.topic, key=item.key, value=item.value, headers=item.headers)
         self.pending.append(item)
         self.pending_bytes += len(item.value) + len(item.key or b"")
 
@@ -107,13 +105,3 @@ def stub(item: Pending) -> Pending:
     headers = [*item.headers, ("original_size", str(len(item.value)).encode()), ("truncated", b"true")]
     key = item.key[:STUB_BYTES] if item.key is not None else None
     return Pending(None, item.topic, key, item.value[:STUB_BYTES], headers, item.reason)
-
-
-class _Refused:
-    """A future for a send that the producer refused before it was queued."""
-
-    def __init__(self, exc: BaseException):
-        self.exception = exc
-
-    def succeeded(self) -> bool:
-        return False

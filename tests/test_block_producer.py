@@ -72,10 +72,11 @@ def test_block_records_take_the_producer_state_set_before_the_drain():
 @given(st.lists(st.binary(max_size=500), min_size=1, max_size=200), st.integers(min_value=1, max_value=5000))
 def test_blocks_keep_order_and_fit(values, limit):
     parts = list(blocks(values, limit))
-    assert [v for part in parts for v in part] == values
-    for part in parts:
+    assert [v for part, _ in parts for v in part] == values
+    for part, size in parts:
         encoded = HEADER.size + len(encode_records(part))
         assert encoded <= limit or len(part) == 1
+        assert size == sum(map(len, part))
 
 
 def sent(bootstrap: str, topic: str, values: list[bytes], **options) -> tuple[list, list]:

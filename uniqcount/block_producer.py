@@ -29,7 +29,8 @@ from kafka.structs import TopicPartition
 from .record_batches import HEADER, RECORD_OVERHEAD, build_batch, compressed, encode_records
 
 LINES_HEADER = "uniqcount.lines"  # "first-last:bytes": input line numbers of a batch's first and last value, its size
-SOURCE_HEADER = "uniqcount.source"  # which input they are lines of (producer_cli.source_id)
+SOURCE_HEADER = "uniqcount.source"  # which input they are lines of (landed.source_id)
+HEADERS_ROOM = 128  # bytes kept free in every batch for those two headers
 
 
 class BlockRecords:
@@ -88,11 +89,12 @@ class BlockRecords:
         return self._count
 
 
-def blocks(values: list[bytes], limit: int) -> Iterator[list[bytes]]:
+def blocks(values: list[bytes], limit: int) -> Iterator[tuple[list[bytes], int]]:
     """`values` in runs whose encoded batch stays within `limit` bytes (a value too large for any
-    batch goes alone)."""
-    if HEADER.size + sum(map(len, values)) + RECORD_OVERHEAD * len(values) <= limit or len(values) == 1:
-        yield values
+    batch goes alone), each with the bytes of its values."""
+    size = sum(map(len, values))
+    if HEADER.size + size + RECORD_OVERHEAD * len(values) <= limit or len(values) == 1:
+        yield values, size
     else:
         half = len(values) // 2
         yield from blocks(values[:half], limit)
@@ -134,28 +136,22 @@ class BlockSender:
         line number of values[i] (default: 1, 2, ...)."""
         lines = range(1, len(values) + 1) if lines is None else lines
         futures: list[FutureProduceResult] = []
-        if not values:
-            return futures
         start = 0
-        for block in blocks(values, self._limit):
-            self._send_block(block, lines[start:start + len(block)], futures)
+        for block, size in blocks(values, self._limit - HEADERS_ROOM) if values else ():
+            block_lines = lines[start:start + len(block)]
             start += len(block)
+            headers = [(LINES_HEADER, b"%d-%d:%d" % (block_lines[0], block_lines[-1], size)),
+                       (SOURCE_HEADER, self._source_id)]
+            records = BlockRecords(block, self._compression, headers)
+            if self._too_large(records):  # alone in its block (blocks() fits the others within the limit)
+                self._on_too_large(block_lines[0], size)
+            else:
+                futures.append(self._enqueue(records, len(block)))
         return futures
 
-    def _send_block(self, values: list[bytes], lines: Sequence[int], futures: list[FutureProduceResult]) -> None:
-        headers = [(LINES_HEADER, b"%d-%d:%d" % (lines[0], lines[-1], sum(map(len, values)))),
-                   (SOURCE_HEADER, self._source_id)]
-        records = BlockRecords(values, self._compression, headers)
-        if self._max_message_bytes is not None and records.size_in_bytes() > self._max_message_bytes:
-            if len(values) > 1:  # compressing made it larger: halves
-                half = len(values) // 2
-                self._send_block(values[:half], lines[:half], futures)
-                self._send_block(values[half:], lines[half:], futures)
-                return
-            if self._on_too_large is not None:
-                self._on_too_large(lines[0], len(values[0]))
-                return
-        futures.append(self._enqueue(records, len(values)))
+    def _too_large(self, records: BlockRecords) -> bool:
+        return (self._on_too_large is not None and self._max_message_bytes is not None
+                and records.size_in_bytes() > self._max_message_bytes)
 
     def _enqueue(self, records: BlockRecords, count: int) -> FutureProduceResult:
         tp = TopicPartition(self._topic, next(self._partitions))

@@ -152,7 +152,8 @@ def run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     read_size = max(settings["PRODUCER_BATCH_BYTES"] * 7 // 8, 1)  # room for the records' overhead
     try:
         for lines, batch in source.numbered_batches(size=read_size, limit=args.limit):
-            meter.add(len(batch), sum(map(len, batch)))
+            size = sum(map(len, batch))
+            meter.add(len(batch), size)
             if args.resume:
                 lines, batch = landed.missing(lines, batch)
                 if not batch:
@@ -160,7 +161,7 @@ def run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
             futures = [future for due in (pacer.runs(batch) if pacer else (slice(None),))
                        for future in sender.send(batch[due], lines[due])]
             if futures:
-                in_flight.sent(futures[-1], sum(map(len, batch)))
+                in_flight.sent(futures[-1], size)
             if failures.count:  # what follows a refused block would only leave gaps: --resume fills them
                 break
             if not bar.disable:

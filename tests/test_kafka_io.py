@@ -43,3 +43,15 @@ def test_a_rejoin_that_outlasts_a_poll_still_takes_its_assignment(bootstrap, top
     finally:
         consumer.close()
         admin.close()
+
+
+@pytest.mark.kafka
+def test_the_private_parts_close_producer_uses_exist(bootstrap):
+    """kafka-python 3.0.12's close(timeout) raises from its flush instead of dropping what is left, so
+    close_producer forces the sender closed, a private method: this fails if an upgrade removes it.
+    What it does with the broker gone: test_faults.py's producer and consumer outages."""
+    producer = kafka_io.producer({**config.load(), "BOOTSTRAP_SERVERS": bootstrap})
+    try:
+        assert callable(producer._sender.force_close) and callable(producer._sender.join)
+    finally:
+        kafka_io.close_producer(producer, 5)

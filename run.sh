@@ -40,7 +40,7 @@ ensure_venv() {
 
 # Ctrl-C (or TERM): both scripts stop (the consumer commits what is acknowledged), one line, exit 130.
 stopped_by_user() {
-  kill -TERM "$1" 2>/dev/null
+  kill -TERM "$1" 2>/dev/null || true  # it may be gone already (set -e would end run.sh here)
   while kill -0 "$1" 2>/dev/null; do wait "$1" 2>/dev/null || true; done
   echo "run.sh: interrupted; the consumer committed what was acknowledged. ./run.sh starts over" >&2
   exit 130
@@ -57,14 +57,14 @@ run_all() {
   "$PY" consumer.py &
   consumer_pid=$!
   interrupted=0
-  trap 'interrupted=1; kill -TERM $consumer_pid 2>/dev/null' INT TERM
+  trap 'interrupted=1; kill -TERM $consumer_pid 2>/dev/null || true' INT TERM
   "$PY" producer.py --input "$sample" || status=$?
   [ "$interrupted" -eq 0 ] && [ "$status" -ne 130 ] || stopped_by_user "$consumer_pid"
   if [ "$status" -ne 0 ]; then
-    kill -TERM "$consumer_pid" 2>/dev/null; wait "$consumer_pid" || true
+    kill -TERM "$consumer_pid" 2>/dev/null || true; wait "$consumer_pid" || true
     die "the producer failed (exit $status)"
   fi
-  kill -USR1 "$consumer_pid"
+  kill -USR1 "$consumer_pid" 2>/dev/null || true  # if it died, wait says how
   wait "$consumer_pid" || status=$?
   [ "$interrupted" -eq 0 ] || stopped_by_user "$consumer_pid"
   [ "$status" -eq 0 ] || die "the consumer failed (exit $status)"

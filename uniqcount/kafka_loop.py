@@ -89,29 +89,30 @@ class KafkaRun:
         self.last_frame = time.monotonic()
         self.watermark_at_last_frame = windows.watermark
 
-    def _retried(self, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
-        """A call the loop cannot go on without: tried until it answers or the outage is too long."""
-        while True:
-            try:
-                result = call(*args, timeout_ms=int(BROKER_CALL_SECONDS * 1000), **kwargs)
-            except KafkaError as exc:
-                if not retriable(exc):
-                    raise
-                self.outage.failed(f"{what}: {type(exc).__name__}")
-                time.sleep(1.0)
-            else:
-                self.outage.ended()
-                return result
-
-    def end_offsets(self) -> dict[Any, int] | None:
+    def _tried(self, what: str, call: Any, *args: Any, **kwargs: Any) -> tuple[bool, Any]:
+        """One try of a call to the broker: (True, its result), or (False, None) when the broker did
+        not answer (said as an outage). Errors no retry can mend are raised."""
         try:
-            return self.consumer.end_offsets(list(self.consumer.assignment()),
-                                             timeout_ms=int(BROKER_CALL_SECONDS * 1000))
+            result = call(*args, timeout_ms=int(BROKER_CALL_SECONDS * 1000), **kwargs)
         except KafkaError as exc:
             if not retriable(exc):
                 raise
-            self.outage.failed(f"end offsets: {type(exc).__name__}")
-            return None
+            self.outage.failed(f"{what}: {type(exc).__name__}")
+            return False, None
+        self.outage.ended()
+        return True, result
+
+    def _retried(self, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+        """A call the loop cannot go on without: tried until it answers or the outage is too long."""
+        while True:
+            answered, result = self._tried(what, call, *args, **kwargs)
+            if answered:
+                return result
+            time.sleep(1.0)
+
+    def end_offsets(self) -> dict[Any, int] | None:
+        _, ends = self._tried("end offsets", self.consumer.end_offsets, list(self.consumer.assignment()))
+        return ends
 
     def caught_up(self, ends: dict[Any, int]) -> bool:
         for tp, end in ends.items():
@@ -157,19 +158,13 @@ class KafkaRun:
             return False
         state = (first.max_ts, first.watermark) if first else (windows.max_ts, windows.watermark)
         metadata = encode_metadata(*state, windows.finished_until)
-        try:
-            self.consumer.commit({tp: OffsetAndMetadata(o, metadata, -1) for tp, o in offsets.items()},
-                                 timeout_ms=int(BROKER_CALL_SECONDS * 1000))
+        try:  # membership errors are not retriable: _tried raises them
+            committed, _ = self._tried("commit", self.consumer.commit,
+                                       {tp: OffsetAndMetadata(o, metadata, -1) for tp, o in offsets.items()})
         except MEMBERSHIP_LOST as exc:
             self.rewind = self.rewind or f"the group refused the commit ({type(exc).__name__})"
             return False
-        except KafkaError as exc:
-            if not retriable(exc):
-                raise
-            self.outage.failed(f"commit: {type(exc).__name__}")
-            return False
-        self.outage.ended()
-        return True
+        return committed
 
     def rewind_to_committed(self) -> None:
         """What a restart would do, without one: forget the state and re-read from the committed

@@ -110,14 +110,18 @@ class InFlight:
             self._wait_oldest()
         while self.blocks and self.blocks[0][0].is_done:
             self._wait_oldest()
-        if self.blocks and time.monotonic() - self.blocks[0][2] > OUTAGE_AFTER:
+        if self.blocks:
+            self._away_since(self.blocks[0][2])
+
+    def _away_since(self, sent_at: float) -> None:
+        """The oldest block unacknowledged for OUTAGE_AFTER seconds: the broker is away."""
+        if time.monotonic() - sent_at > OUTAGE_AFTER:
             self.outage.failed(f"{len(self.blocks):,} batches unacknowledged")
 
     def _wait_oldest(self) -> None:
         future, size, sent_at = self.blocks[0]
         while not future.wait(1.0):  # failures are counted by Failures
-            if time.monotonic() - sent_at > OUTAGE_AFTER:
-                self.outage.failed(f"{len(self.blocks):,} batches unacknowledged")
+            self._away_since(sent_at)
         self.blocks.popleft()
         self.bytes -= size
         self.outage.ended()

@@ -4,10 +4,10 @@ import signal
 import sys
 
 signal.signal(signal.SIGINT, lambda *_: sys.exit(130))  # Ctrl-C while starting: no traceback
-from uniqcount import venv  # noqa: E402
+from uniqcount.cli import venv  # noqa: E402
 
 venv.ensure()
-from uniqcount.producer_cli import main  # noqa: E402
+from uniqcount.cli.producer import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -51,9 +51,9 @@ stopped_by_user() {
 run_all() {
   ensure_venv
   local t0=$SECONDS sample consumer_pid status=0
-  "$PY" -m uniqcount.brokerctl ensure
-  "$PY" -m uniqcount.brokerctl topics
-  sample=$("$PY" -m uniqcount.sample)
+  "$PY" -m uniqcount.devtools.brokerctl ensure
+  "$PY" -m uniqcount.devtools.brokerctl topics
+  sample=$("$PY" -m uniqcount.devtools.sample)
   "$PY" consumer.py &
   consumer_pid=$!
   interrupted=0
@@ -82,14 +82,14 @@ case "$cmd" in
     exec "$PY" -m pytest "$@" ;;
   bench)
     ensure_venv
-    "$PY" -m uniqcount.brokerctl ensure
+    "$PY" -m uniqcount.devtools.brokerctl ensure
     exec "$PY" -m bench "$@" ;;
   broker)
     ensure_venv
-    exec "$PY" -m uniqcount.brokerctl "$@" ;;
+    exec "$PY" -m uniqcount.devtools.brokerctl "$@" ;;
   kafka-topics|kafka-console-consumer|kafka-console-producer|kafka-consumer-groups)
     ensure_venv
-    exec "$PY" -m uniqcount.brokerctl tool "$cmd" "$@" ;;
+    exec "$PY" -m uniqcount.devtools.brokerctl tool "$cmd" "$@" ;;
   all)
     run_all ;;
   *)

@@ -17,10 +17,10 @@ from typing import Any, Callable
 import msgspec
 import numpy
 
-from uniqcount import config
-from uniqcount.frames import _Plain, parse_frames
-from uniqcount.sample import ensure_sample
-from uniqcount.sources import Input
+from uniqcount.runtime import config
+from uniqcount.core.frames import _Plain, parse_frames
+from uniqcount.devtools.sample import ensure_sample
+from uniqcount.runtime.sources import Input
 
 BLOCK = 1 << 18
 NEWLINE, OPEN, CLOSE = ord("\n"), ord("{"), ord("}")

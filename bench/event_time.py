@@ -14,12 +14,12 @@ import argparse
 import sys
 
 from bench.truth import unique_users
-from uniqcount.counting import Counting
-from uniqcount.config import load
-from uniqcount.outputs import CountedOnly, Records
-from uniqcount.sources import Input
-from uniqcount.granularities import parse_granularities
-from uniqcount.windowset import Result
+from uniqcount.runtime.counting import Counting
+from uniqcount.runtime.config import load
+from uniqcount.runtime.outputs import CountedOnly, Records
+from uniqcount.runtime.sources import Input
+from uniqcount.core.granularities import parse_granularities
+from uniqcount.core.windowset import Result
 
 
 class Collect(Records):

@@ -19,9 +19,9 @@ from typing import Iterable
 
 from bench.measure import generated_once, machine, measured, summary_line, write_result
 from bench.truth import exact_unique_users
-from uniqcount.config import REPO
-from uniqcount.counters import hll_relative_standard_error
-from uniqcount.granularities import GRANULARITIES
+from uniqcount.runtime.config import REPO
+from uniqcount.core.counters import hll_relative_standard_error
+from uniqcount.core.granularities import GRANULARITIES
 
 def generated(days: int) -> Path:
     """One frame per second for `days` days, 50,000 users, 256-byte frames (the traps kept)."""

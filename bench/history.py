@@ -19,9 +19,9 @@ from pathlib import Path
 from bench.granularities import latest_records, markdown, table
 from bench.measure import generated_once, measured, summary_line, write_result
 from bench.truth import by_full_parse
-from uniqcount.config import REPO, load
-from uniqcount.counters import DEFAULT_LG_K
-from uniqcount.kafka_io import read_topic
+from uniqcount.runtime.config import REPO, load
+from uniqcount.core.counters import DEFAULT_LG_K
+from uniqcount.kafka_client.kafka_io import read_topic
 
 START = 1685577600  # 2023-06-01 00:00 UTC
 

@@ -19,9 +19,9 @@ import subprocess
 import sys
 import uuid
 
-from uniqcount.config import REPO, load
-from uniqcount.frames import InvalidFrame, parse_frame
-from uniqcount.kafka_io import read_topic
+from uniqcount.runtime.config import REPO, load
+from uniqcount.core.frames import InvalidFrame, parse_frame
+from uniqcount.kafka_client.kafka_io import read_topic
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "TOPIC": f"lat-{run}", "OUTPUT_TOPIC": f"lat-out-{run}", "DLQ_TOPIC": f"lat-dlq-{run}",
            "CONSUMER_GROUP": f"lat-{run}", "ALLOWED_LATENESS": str(args.lateness), "STATUS_INTERVAL": "0",
            "GRANULARITIES": "minute"}
-    subprocess.run([sys.executable, "-m", "uniqcount.brokerctl", "topics"], env={**env, "RESET_TOPICS": "false"},
+    subprocess.run([sys.executable, "-m", "uniqcount.devtools.brokerctl", "topics"], env={**env, "RESET_TOPICS": "false"},
                    cwd=REPO, check=True, capture_output=True)
     consumer = subprocess.Popen([sys.executable, str(REPO / "consumer.py"), "--quiet"], env=env, cwd=REPO,
                                 stderr=subprocess.PIPE)

@@ -14,8 +14,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from uniqcount import generate
-from uniqcount.config import REPO
+from uniqcount.devtools import generate
+from uniqcount.runtime.config import REPO
 
 RESULTS = REPO / "bench" / "results"
 
@@ -62,7 +62,7 @@ def machine() -> dict[str, str | int]:
 
 
 def generated_once(path: Path, generator_args: list[str]) -> Path:
-    """`python -m uniqcount.generate ARGS` into `path`, unless an earlier run left it there; a run
+    """`python -m uniqcount.devtools.generate ARGS` into `path`, unless an earlier run left it there; a run
     cut short leaves only a `.partial.gz` behind, never a half file under the real name."""
     if not path.exists():
         print(f"generating {path} ...", file=sys.stderr)

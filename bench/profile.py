@@ -18,14 +18,14 @@ from collections import Counter
 
 STAGES = [  # (stage, path fragments of its frames), innermost match wins
     ("zstd/lz4/gzip: inflating (consumer) or compressing (producer)", ("kafka/codec.py", "isal/", "zstandard")),
-    ("Kafka record batches: decoding (consumer) or building (producer)", ("uniqcount/record_batches.py",
+    ("Kafka record batches: decoding (consumer) or building (producer)", ("uniqcount/kafka_client/record_batches.py",
                                                                       "kafka/record/")),
-    ("JSON parsing (uid/ts)", ("uniqcount/frames.py",)),
-    ("windows and counters", ("uniqcount/windows.py", "uniqcount/windowset.py", "uniqcount/counters.py",
-                              "uniqcount/userset.py", "uniqcount/outliers.py")),
-    ("sending: our outputs and blocks, kafka-python's send path", ("uniqcount/outputs.py", "uniqcount/records.py",
-                                                                   "uniqcount/block_producer.py", "kafka/producer/")),
-    ("reading and splitting lines", ("uniqcount/sources.py",)),
+    ("JSON parsing (uid/ts)", ("uniqcount/core/frames.py",)),
+    ("windows and counters", ("uniqcount/core/partition.py", "uniqcount/core/windowset.py", "uniqcount/core/counters.py",
+                              "uniqcount/core/userset.py", "uniqcount/core/outliers.py")),
+    ("sending: our outputs and blocks, kafka-python's send path", ("uniqcount/runtime/outputs.py", "uniqcount/core/records.py",
+                                                                   "uniqcount/kafka_client/block_producer.py", "kafka/producer/")),
+    ("reading and splitting lines", ("uniqcount/runtime/sources.py",)),
     ("kafka-python network, fetch, poll, wakeups", ("kafka/",)),
 ]
 

@@ -7,7 +7,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from uniqcount.granularities import GRANULARITIES
+from uniqcount.core.granularities import GRANULARITIES
 
 
 def truth_file(sample: str | Path) -> Path:

@@ -10,8 +10,10 @@ import pytest
 
 from kafka import KafkaAdminClient
 
-from uniqcount import brokerctl, config
-from uniqcount.localbroker import BrokerError
+from uniqcount.devtools import brokerctl
+
+from uniqcount.runtime import config
+from uniqcount.devtools.localbroker import BrokerError
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer
 
-from uniqcount.config import REPO
-from uniqcount.kafka_io import read_topic
+from uniqcount import REPO
+from uniqcount.kafka_client.kafka_io import read_topic
 
 DATA = REPO.parent / "shared" / "data"
 ORDERED = DATA / "sample-ordered.jsonl.gz"

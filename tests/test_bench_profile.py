@@ -4,9 +4,9 @@ from __future__ import annotations
 from bench.profile import split
 
 RAW = """\
-thread (1): MainThread;<module> (consumer.py:8);process (uniqcount/counting.py:30);parse_frames (uniqcount/frames.py:92) 5
-thread (1): MainThread;take (uniqcount/record_batches.py:120);zstd_decode (kafka/codec.py:325) 3
-thread (1): MainThread;poll (kafka/consumer/group.py:827);take (uniqcount/record_batches.py:120) 2
+thread (1): MainThread;<module> (consumer.py:8);process (uniqcount/runtime/counting.py:30);parse_frames (uniqcount/core/frames.py:92) 5
+thread (1): MainThread;take (uniqcount/kafka_client/record_batches.py:120);zstd_decode (kafka/codec.py:325) 3
+thread (1): MainThread;poll (kafka/consumer/group.py:827);take (uniqcount/kafka_client/record_batches.py:120) 2
 thread (1): MainThread;<module> (consumer.py:8) 1
 thread (7): kafka-io;select (selectors.py:468) 4
 """

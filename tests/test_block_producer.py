@@ -9,9 +9,9 @@ from kafka.admin import NewTopic
 from kafka.errors import MessageSizeTooLargeError
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
-from uniqcount.block_producer import BlockRecords, BlockSender, blocks
-from uniqcount.kafka_io import read_topic
-from uniqcount.record_batches import HEADER, build_batch, compressed, encode_records
+from uniqcount.kafka_client.block_producer import BlockRecords, BlockSender, blocks
+from uniqcount.kafka_client.kafka_io import read_topic
+from uniqcount.kafka_client.record_batches import HEADER, build_batch, compressed, encode_records
 
 CODECS = {"none": 0, "gzip": 1, "lz4": 3, "zstd": 4}
 value = st.one_of(st.binary(max_size=300),

@@ -15,8 +15,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
-from uniqcount.config import REPO
-from uniqcount.localbroker import BrokerError, classpath, new_cluster_id
+from uniqcount import REPO
+from uniqcount.devtools.localbroker import BrokerError, classpath, new_cluster_id
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.kafka
@@ -76,7 +76,7 @@ def test_10000_messages_round_trip_byte_exact(bootstrap, topic_name):
 def brokerctl(home: Path, port: int, controller_port: int, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, LOCAL_BROKER_DIR=str(home), BOOTSTRAP_SERVERS=f"127.0.0.1:{port}",
                LOCAL_CONTROLLER_PORT=str(controller_port), LOCAL_BROKER_HEAP="384m")
-    return subprocess.run([sys.executable, "-m", "uniqcount.brokerctl", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "uniqcount.devtools.brokerctl", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=180)
 
 
@@ -117,7 +117,7 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
 
 def test_unreachable_configured_broker_is_not_replaced(tmp_path):
     env = dict(os.environ, BOOTSTRAP_SERVERS="broker.invalid:9092", LOCAL_BROKER_DIR=str(tmp_path))
-    result = subprocess.run([sys.executable, "-m", "uniqcount.brokerctl", "ensure"], cwd=REPO, env=env,
+    result = subprocess.run([sys.executable, "-m", "uniqcount.devtools.brokerctl", "ensure"], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=60)
     assert "does not answer; not starting a local one" in one_error_line(result)
     assert not (tmp_path / "broker.pid").exists()
@@ -134,7 +134,7 @@ def test_port_taken(tmp_path):
 def test_broker_dying_on_start_points_to_its_log(tmp_path):
     env = dict(os.environ, LOCAL_BROKER_DIR=str(tmp_path), BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}",
                LOCAL_CONTROLLER_PORT=str(free_port()), LOCAL_BROKER_HEAP="1k")
-    result = subprocess.run([sys.executable, "-m", "uniqcount.brokerctl", "start"], cwd=REPO, env=env,
+    result = subprocess.run([sys.executable, "-m", "uniqcount.devtools.brokerctl", "start"], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=120)
     line = one_error_line(result)
     assert "exited during start-up" in line and str(tmp_path / "logs") in line
@@ -149,7 +149,7 @@ def _path_without(*commands: str) -> str:
 def test_no_java(tmp_path):
     env = dict(os.environ, PATH=_path_without("java"), LOCAL_BROKER_DIR=str(tmp_path),
                BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}", LOCAL_CONTROLLER_PORT=str(free_port()))
-    result = subprocess.run([sys.executable, "-m", "uniqcount.brokerctl", "start"], cwd=REPO, env=env,
+    result = subprocess.run([sys.executable, "-m", "uniqcount.devtools.brokerctl", "start"], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=60)
     assert "Java not found" in one_error_line(result)
 

@@ -5,8 +5,8 @@ import base64
 
 import yaml
 
-from uniqcount.config import REPO
-from uniqcount.localbroker import kafka_version
+from uniqcount import REPO
+from uniqcount.devtools.localbroker import kafka_version
 
 
 def _kafka_service() -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from uniqcount.counters import DEFAULT_LG_K, HllCounter, hll_relative_standard_error
+from uniqcount.core.counters import DEFAULT_LG_K, HllCounter, hll_relative_standard_error
 
 
 def windows(count: int, seed: int) -> list[list[str]]:

@@ -15,7 +15,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from tests.helpers import (LATE, ORDERED, VIA, as_truth, follow, kafka_env, latest_per_key, needs_samples, of,
                            produce, run_consumer, script, start_consumer, truth_minutes,
                            truth_windows)
-from uniqcount.kafka_io import read_topic
+from uniqcount.kafka_client.kafka_io import read_topic
 
 
 def minutes_of(lines: list[bytes]) -> list[dict]:

@@ -19,9 +19,9 @@ from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
 from tests.conftest import free_port
 from tests.helpers import DATA, LATE, as_truth, kafka_env, latest_per_key, needs_samples, produce, script, truth_windows
-from uniqcount.config import REPO
-from uniqcount.kafka_io import read_topic
-from uniqcount.localbroker import LocalBroker
+from uniqcount import REPO
+from uniqcount.kafka_client.kafka_io import read_topic
+from uniqcount.devtools.localbroker import LocalBroker
 
 pytestmark = [pytest.mark.kafka, needs_samples]
 ALL = ["minute", "hour", "day", "week", "month", "year"]

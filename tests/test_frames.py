@@ -8,8 +8,8 @@ import os
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from uniqcount.frames import MAX_TS, InvalidFrame, parse_frame, parse_frames
-from uniqcount.nesting import NotJson, NotObject, top_level
+from uniqcount.core.frames import MAX_TS, InvalidFrame, parse_frame, parse_frames
+from uniqcount.core.nesting import NotJson, NotObject, top_level
 
 from .helpers import LATE
 

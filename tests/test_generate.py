@@ -5,8 +5,8 @@ import json
 import re
 from collections import Counter
 
-from uniqcount.frames import parse_frame
-from uniqcount.generate import START_TS, frames
+from uniqcount.core.frames import parse_frame
+from uniqcount.devtools.generate import START_TS, frames
 
 
 def sample(**knobs):

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from uniqcount.granularities import GRANULARITIES, parse_granularities
+from uniqcount.core.granularities import GRANULARITIES, parse_granularities
 
 UTC = timezone.utc
 timestamps = st.integers(min_value=0, max_value=2**33)  # 1970 .. 2242

@@ -1,6 +1,6 @@
 """Every granularity from one stream: calendar boundaries, feeding from closed minutes, late frames
 per granularity, provisional and HLL records. Expected windows come from `datetime`, not from
-uniqcount.granularities."""
+uniqcount.core.granularities."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -8,13 +8,13 @@ from datetime import datetime, timedelta, timezone
 
 from hypothesis import given, settings, strategies as st
 
-from uniqcount import counting
-from uniqcount.config import load
-from uniqcount.counters import hll_relative_standard_error
-from uniqcount.counting import Counting
-from uniqcount.granularities import GRANULARITIES
-from uniqcount.outputs import CountedOnly, Records
-from uniqcount.windows import Windows
+from uniqcount.runtime import counting
+from uniqcount.runtime.config import load
+from uniqcount.core.counters import hll_relative_standard_error
+from uniqcount.runtime.counting import Counting
+from uniqcount.core.granularities import GRANULARITIES
+from uniqcount.runtime.outputs import CountedOnly, Records
+from uniqcount.core.partition import Windows
 
 ALL = list(GRANULARITIES.values())
 NAMES = list(GRANULARITIES)

@@ -8,9 +8,9 @@ import pytest
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.admin import NewPartitions, NewTopic
 
-from uniqcount import config, kafka_io
+from uniqcount.runtime import config
 
-
+from uniqcount.kafka_client import kafka_io
 def poll_for(consumer, seconds: float) -> None:
     """Poll as consumer.py does, 200 ms at a time."""
     deadline = time.monotonic() + seconds

@@ -12,9 +12,9 @@ import pytest
 
 from tests.helpers import (ORDERED, VIA, as_truth, follow, kafka_env, needs_samples, of, produce, run_consumer, script,
                            start_consumer, truth_minutes)
-from uniqcount import producer_cli
-from uniqcount.config import REPO
-from uniqcount.kafka_io import read_topic
+from uniqcount.cli import producer as producer_cli
+from uniqcount import REPO
+from uniqcount.kafka_client.kafka_io import read_topic
 
 
 @needs_samples

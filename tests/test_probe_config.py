@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from uniqcount import config
-from uniqcount.probe import is_local, kafka_answers, parse_servers
+from uniqcount import REPO
+from uniqcount.runtime import config
+from uniqcount.kafka_client.probe import is_local, kafka_answers, parse_servers
 from tests.conftest import free_port
 from tests.helpers import script
 
@@ -99,7 +100,7 @@ def test_config_env_documents_every_setting():
 
 
 def test_readme_lists_every_setting():
-    readme = (config.REPO / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     for name, setting in config.SETTINGS.items():
         assert f"| `{name}` | `{setting.flag}` | `{setting.default}` |" in readme, name
 

@@ -7,7 +7,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import CorruptRecordError
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
-from uniqcount.record_batches import Record, _decode, fast_fetch
+from uniqcount.kafka_client.record_batches import Record, _decode, fast_fetch
 
 CODECS = {"none": 0, "gzip": 1, "lz4": 3, "zstd": 4}
 

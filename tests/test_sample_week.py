@@ -8,7 +8,7 @@ import gzip
 import pytest
 
 from tests.helpers import VIA, WEEK, as_truth, latest_per_key, run_consumer, truth_windows
-from uniqcount.counters import DEFAULT_LG_K, hll_relative_standard_error
+from uniqcount.core.counters import DEFAULT_LG_K, hll_relative_standard_error
 
 needs_week = pytest.mark.skipif(not WEEK.exists(), reason="../shared/data is not beside the repo")
 

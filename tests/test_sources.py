@@ -6,7 +6,7 @@ from pathlib import Path
 
 from hypothesis import given, settings, strategies as st
 
-from uniqcount.sources import Input
+from uniqcount.runtime.sources import Input
 
 line = st.text(alphabet="ab{}\" \x00é", max_size=12).map(str.encode)
 blank = st.sampled_from([b"", b"  ", b"\t"])

@@ -8,8 +8,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
 from tests.helpers import ORDERED, kafka_env, needs_samples, script
-from uniqcount.config import REPO
-from uniqcount.kafka_io import read_topic
+from uniqcount import REPO
+from uniqcount.kafka_client.kafka_io import read_topic
 
 
 def one_line_error(result: subprocess.CompletedProcess, says: str) -> None:

@@ -5,9 +5,9 @@ from collections import defaultdict
 
 from hypothesis import given, strategies as st
 
-from uniqcount.outliers import CONFIRMATIONS, PATIENCE
-from uniqcount.userset import CompactUsers
-from uniqcount.windows import Windows
+from uniqcount.core.outliers import CONFIRMATIONS, PATIENCE
+from uniqcount.core.userset import CompactUsers
+from uniqcount.core.partition import Windows
 
 _refs = iter(range(1 << 62))
 

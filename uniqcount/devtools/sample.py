@@ -1,7 +1,7 @@
 """The sample ./run.sh loads: SAMPLE_PATH if present, else downloaded from SAMPLE_URL, else generated
 in the canonical shape (1,000,000 frames of ~2 KB, 1000 frames/s, 100,000 users).
 
-    python -m uniqcount.sample      prints the sample's path on stdout, progress on stderr
+    python -m uniqcount.devtools.sample      prints the sample's path on stdout, progress on stderr
 """
 from __future__ import annotations
 
@@ -14,9 +14,12 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from . import config, generate
-from .progress import status
-from .sources import GZIP_MAGIC
+from uniqcount import REPO
+from uniqcount.runtime import config
+
+from uniqcount.devtools import generate
+from uniqcount.runtime.progress import status
+from uniqcount.runtime.sources import GZIP_MAGIC
 
 TIMEOUT = 10.0
 
@@ -46,7 +49,7 @@ def generate_canonical(target: Path) -> None:
 
 
 def ensure_sample(settings: dict) -> Path:
-    path = config.REPO / settings["SAMPLE_PATH"]
+    path = REPO / settings["SAMPLE_PATH"]
     if path.exists():
         status(f"sample: using {path}")
         return path

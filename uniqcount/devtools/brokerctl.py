@@ -13,10 +13,11 @@ import subprocess
 import sys
 from typing import Any
 
-from . import config
-from .kafka_io import create_topics
-from .localbroker import REPO, TOOLS, BrokerError, LocalBroker, tool_command
-from .probe import any_answers, is_local, parse_servers
+from uniqcount.runtime import config
+from uniqcount.kafka_client.kafka_io import create_topics
+from uniqcount import REPO
+from uniqcount.devtools.localbroker import TOOLS, BrokerError, LocalBroker, tool_command
+from uniqcount.kafka_client.probe import any_answers, is_local, parse_servers
 
 
 def local_broker(settings: dict[str, Any]) -> LocalBroker:

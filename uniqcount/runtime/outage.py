@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-from .progress import status
+from uniqcount.runtime.progress import status
 
 
 class BrokerLost(Exception):

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from kafka import KafkaConsumer, TopicPartition
 
-from .block_producer import LINES_HEADER, SOURCE_HEADER
+from uniqcount.kafka_client.block_producer import LINES_HEADER, SOURCE_HEADER
 
 STEP_RECORDS = 4096  # records read back at first; doubled at each step back
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from .frames import parse_frames
-from .outputs import DeadLetters, Records
-from .progress import Meter, Ticker
-from .records import iso_utc
-from .windows import Windows
+from uniqcount.core.frames import parse_frames
+from uniqcount.runtime.outputs import DeadLetters, Records
+from uniqcount.runtime.progress import Meter, Ticker
+from uniqcount.core.records import iso_utc
+from uniqcount.core.partition import Windows
 
 
 def by_reason(counts: Counter[str]) -> str:

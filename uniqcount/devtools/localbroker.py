@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .probe import kafka_answers, port_in_use
+from uniqcount.kafka_client.probe import kafka_answers, port_in_use
 
-REPO = Path(__file__).resolve().parent.parent
+from uniqcount import REPO
 POM = REPO / "broker" / "pom.xml"
 BROKER_LOG_CONFIG = REPO / "broker" / "log4j2.properties"
 TOOLS_LOG_CONFIG = REPO / "broker" / "tools-log4j2.properties"
@@ -253,7 +253,7 @@ class LocalBroker:
             "num.network.threads": "2",
             "num.io.threads": "4",
         }
-        lines = ["# written by uniqcount.localbroker on every start; edit the code, not this file"]
+        lines = ["# written by uniqcount.devtools.localbroker on every start; edit the code, not this file"]
         return "\n".join(lines + [f"{k}={v}" for k, v in settings.items()]) + "\n"
 
     def _wait_ready(self, proc: subprocess.Popen | None, timeout: float) -> None:

@@ -26,7 +26,7 @@ from kafka.producer.producer_batch import ProducerBatch
 from kafka.producer.sender import Sender
 from kafka.structs import TopicPartition
 
-from .record_batches import HEADER, RECORD_OVERHEAD, build_batch, compressed, encode_records
+from uniqcount.kafka_client.record_batches import HEADER, RECORD_OVERHEAD, build_batch, compressed, encode_records
 
 LINES_HEADER = "uniqcount.lines"  # "first-last:bytes": input line numbers of a batch's first and last value, its size
 SOURCE_HEADER = "uniqcount.source"  # which input they are lines of (landed.source_id)

@@ -15,10 +15,10 @@ from typing import Any, Callable, Iterable, Mapping, NoReturn
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
-from .granularities import GRANULARITIES, parse_granularities
-from .probe import parse_servers
+from uniqcount.core.granularities import GRANULARITIES, parse_granularities
+from uniqcount.kafka_client.probe import parse_servers
 
-REPO = Path(__file__).resolve().parent.parent
+from uniqcount import REPO
 DEFAULT_CONFIG_FILE = REPO / "config.env"
 
 

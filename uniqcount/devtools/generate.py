@@ -1,6 +1,6 @@
 """Generates frames in the format of the problem's original data generator, with its knobs.
 
-    python -m uniqcount.generate -c 1000000 -r 1000 -n 100000 -s 2048 -o data/stream.jsonl.gz
+    python -m uniqcount.devtools.generate -c 1000000 -r 1000 -n 100000 -s 2048 -o data/stream.jsonl.gz
 
 Every trap of the original is here: up to a few random keys before `uid`/`ts`, `uid` before or
 after `ts` at random, strings with JSON escapes and Cyrillic UTF-8, numbers, booleans, arrays,
@@ -8,7 +8,7 @@ nested objects that hold `uid`/`ts` keys of their own, repeated top-level keys, 
 keys up to the size limit. Frame i has event time start + (i // rate) * interval; a delayed frame
 gets 1..delay seconds less. Same knobs and seed, same bytes.
 
-    python -m uniqcount.generate -c 3153600 -r 1 --interval 20 -n 50000 -s 256   # two sparse years
+    python -m uniqcount.devtools.generate -c 3153600 -r 1 --interval 20 -n 50000 -s 256   # two sparse years
 """
 from __future__ import annotations
 
@@ -121,7 +121,7 @@ def open_output(path: str) -> BinaryIO:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m uniqcount.generate", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m uniqcount.devtools.generate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--count", type=int, default=1_000_000, help="frames (default 1000000)")
     parser.add_argument("-r", "--rate", type=int, default=1000, help="frames per second of event time (1000)")

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Sequence
 
 import msgspec
 
-from .nesting import NotJson, NotObject, top_level
+from uniqcount.core.nesting import NotJson, NotObject, top_level
 
 # event times accepted: 1970 .. 9999-12-31 (what a UTC calendar can print)
 MAX_TS = 253402300800

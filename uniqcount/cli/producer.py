@@ -18,13 +18,16 @@ from kafka.errors import KafkaError
 from kafka.producer.future import FutureProduceResult
 from tqdm import tqdm
 
-from . import config, kafka_io
-from .block_producer import BlockSender
-from .frames import InvalidFrame, parse_frame
-from .landed import Landed, read_back, source_id
-from .outage import BrokerLost, Outage
-from .progress import Meter, status
-from .sources import Input, InputError
+from uniqcount import REPO
+from uniqcount.runtime import config
+
+from uniqcount.kafka_client import kafka_io
+from uniqcount.kafka_client.block_producer import BlockSender
+from uniqcount.core.frames import InvalidFrame, parse_frame
+from uniqcount.kafka_client.landed import Landed, read_back, source_id
+from uniqcount.runtime.outage import BrokerLost, Outage
+from uniqcount.runtime.progress import Meter, status
+from uniqcount.runtime.sources import Input, InputError
 
 SETTINGS = ["BOOTSTRAP_SERVERS", "TOPIC", "PRODUCER_COMPRESSION", "PRODUCER_BATCH_BYTES", "SAMPLE_PATH",
             "BROKER_WAIT_SECONDS"]
@@ -132,7 +135,7 @@ class InFlight:
 
 
 def run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
-    path = args.input or str(config.REPO / settings["SAMPLE_PATH"])
+    path = args.input or str(REPO / settings["SAMPLE_PATH"])
     if args.resume and path == "-":
         raise InputError("--resume needs a file: what stdin gave before is gone")
     source = Input(path)

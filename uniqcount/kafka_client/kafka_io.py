@@ -8,9 +8,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
-from .probe import any_answers
-from .record_batches import fast_fetch
-from .sends import Sends
+from uniqcount.kafka_client.probe import any_answers
+from uniqcount.kafka_client.record_batches import fast_fetch
+from uniqcount.kafka_client.sends import Sends
 
 
 class BrokerUnavailable(Exception):

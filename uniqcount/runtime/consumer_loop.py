@@ -21,14 +21,14 @@ from kafka import ConsumerRebalanceListener, OffsetAndMetadata
 from kafka.errors import (CommitFailedError, IllegalGenerationError, KafkaError, RebalanceInProgressError,
                           UnknownMemberIdError)
 
-from . import kafka_io
-from .counting import Counting
-from .outage import Outage
-from .outputs import KafkaDeadLetters, Records
-from .probe import any_answers
-from .progress import status
-from .resume import Resume, decode_metadata, earliest, encode_metadata
-from .sends import SendFailed, Sends
+from uniqcount.kafka_client import kafka_io
+from uniqcount.runtime.counting import Counting
+from uniqcount.runtime.outage import Outage
+from uniqcount.runtime.outputs import KafkaDeadLetters, Records
+from uniqcount.kafka_client.probe import any_answers
+from uniqcount.runtime.progress import status
+from uniqcount.runtime.resume import Resume, decode_metadata, earliest, encode_metadata
+from uniqcount.kafka_client.sends import SendFailed, Sends
 
 COMMIT_INTERVAL = 5.0
 BROKER_CALL_SECONDS = 5.0  # one try of a call to the broker (commit, offsets) before it counts as failed

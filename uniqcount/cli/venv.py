@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from uniqcount import REPO
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 
 

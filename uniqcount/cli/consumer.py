@@ -11,14 +11,16 @@ from typing import Any
 
 from kafka.errors import KafkaError
 
-from . import config, kafka_io
-from .counting import Counting
-from .kafka_loop import run_kafka
-from .outage import BrokerLost
-from .outputs import CountedOnly, DeadLetters, FileDeadLetters, OutputError, Records
-from .progress import status
-from .sends import SendFailed
-from .sources import Input, InputError
+from uniqcount.runtime import config
+
+from uniqcount.kafka_client import kafka_io
+from uniqcount.runtime.counting import Counting
+from uniqcount.runtime.consumer_loop import run_kafka
+from uniqcount.runtime.outage import BrokerLost
+from uniqcount.runtime.outputs import CountedOnly, DeadLetters, FileDeadLetters, OutputError, Records
+from uniqcount.runtime.progress import status
+from uniqcount.kafka_client.sends import SendFailed
+from uniqcount.runtime.sources import Input, InputError
 
 SETTINGS = ["BOOTSTRAP_SERVERS", "TOPIC", "CONSUMER_GROUP", "OUTPUT_TOPIC", "DLQ_TOPIC", "ALLOWED_LATENESS",
             "LATE_RETENTION", "OUTLIER_JUMP", "GRANULARITIES", "EXACT_UP_TO", "HLL_LG_K", "EMIT_EARLY_EVERY", "IDLE_FLUSH_SECONDS", "STATUS_INTERVAL",

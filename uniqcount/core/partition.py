@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from statistics import median_low
 from typing import Any, Iterator, Sequence
 
-from .counters import DEFAULT_LG_K, NewUsers
-from .granularities import GRANULARITIES, Granularity
-from .outliers import Held, OutlierGuard
-from .windowset import Late, Result, WindowSet
+from uniqcount.core.counters import DEFAULT_LG_K, NewUsers
+from uniqcount.core.granularities import GRANULARITIES, Granularity
+from uniqcount.core.outliers import Held, OutlierGuard
+from uniqcount.core.windowset import Late, Result, WindowSet
 
 MINUTE = 60
 _FAR = 1 << 62

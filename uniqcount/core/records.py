@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import msgspec
 
-from .windowset import Result
+from uniqcount.core.windowset import Result
 
 _encode = msgspec.json.Encoder().encode
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Iterable, Iterator
 
-from .counters import DEFAULT_LG_K, ExactCounter, FrozenExactCounter, HllCounter, NewUsers
-from .granularities import Granularity
+from uniqcount.core.counters import DEFAULT_LG_K, ExactCounter, FrozenExactCounter, HllCounter, NewUsers
+from uniqcount.core.granularities import Granularity
 
 _FAR = 1 << 62
 

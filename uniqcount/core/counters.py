@@ -16,7 +16,7 @@ from typing import Iterable
 
 from datasketches import hll_sketch, hll_union, tgt_hll_type
 
-from .userset import CompactUsers
+from uniqcount.core.userset import CompactUsers
 
 DEFAULT_LG_K = 14
 _STDDEVS_95 = 2  # DataSketches bounds at 2 standard deviations: about 95.4% confidence

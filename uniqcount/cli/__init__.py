@@ -1,0 +1,1 @@
+"""The command-line entry points behind consumer.py and producer.py."""

@@ -1,0 +1,1 @@
+"""Developer tools: the local KRaft broker, the sample and its generator."""

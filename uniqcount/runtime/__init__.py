@@ -1,0 +1,1 @@
+"""The runtime around the core: the consumer loop and its rebalances, sources, sinks, settings, progress."""

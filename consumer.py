@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Counts unique users per minute from the `events` topic (or a file / stdin). See --help."""
+"""Counts unique users per minute, hour, day, week, month and year from the `events` topic (or a
+file / stdin). See --help."""
 import signal
 import sys
 

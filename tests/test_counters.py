@@ -62,5 +62,5 @@ def test_merge_is_the_union_and_serialisation_round_trips():
     low, high = merged.bounds()
     assert abs(merged.count() - 50_000) <= 3 * hll_relative_standard_error(DEFAULT_LG_K) * 50_000
     assert low <= 50_000 <= high
-    restored = HllCounter.deserialize(merged.serialize())
+    restored = HllCounter.from_bytes(merged.to_bytes())
     assert (restored.count(), restored.bounds(), restored.lg_k) == (merged.count(), merged.bounds(), DEFAULT_LG_K)

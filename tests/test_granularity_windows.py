@@ -14,7 +14,7 @@ from uniqcount.core.counters import hll_relative_standard_error
 from uniqcount.runtime.counting import Counting
 from uniqcount.core.granularities import GRANULARITIES
 from uniqcount.runtime.outputs import CountedOnly, Records
-from uniqcount.core.partition import Windows
+from tests.collected import Collected, collected
 
 ALL = list(GRANULARITIES.values())
 NAMES = list(GRANULARITIES)
@@ -49,7 +49,7 @@ def brute_force(frames: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[in
     return {key: (len(users[key]), counts[key]) for key in users}
 
 
-def run(windows: Windows, frames: list[tuple[str, int]]):
+def run(windows: Collected, frames: list[tuple[str, int]]):
     """All frames in one batch, then the end of input: (results, dead letters)."""
     windows.add_many(frames, frames)
     windows.flush()
@@ -67,7 +67,7 @@ NEW_YEAR = utc(2024, 1, 1)  # a Monday; 2023-12-31 is a Sunday in ISO week 2023-
 
 
 def test_year_change_closes_minute_to_year_at_the_same_instant():
-    windows = Windows(allowed_lateness=0, granularities=ALL, exact_up_to="year")
+    windows = collected(allowed_lateness=0, granularities=ALL, exact_up_to="year")
     windows.add_many([("a", NEW_YEAR - 1), ("b", NEW_YEAR - 1)], "ab")
     assert windows.take()[0] == []
     windows.add_many([("c", NEW_YEAR)], "c")
@@ -84,7 +84,7 @@ def test_leap_day_and_an_iso_week_across_a_year_change():
     frames = [("a", utc(2024, 2, 28, 23, 59, 59)), ("b", utc(2024, 2, 29, 12)), ("c", utc(2024, 3, 1)),
               ("d", utc(2020, 12, 31, 12)), ("e", utc(2021, 1, 3, 23, 59, 59)), ("f", utc(2021, 1, 4))]
     frames.sort(key=lambda f: f[1])
-    results, dead = run(Windows(allowed_lateness=0, granularities=ALL, exact_up_to="year"), frames)
+    results, dead = run(collected(allowed_lateness=0, granularities=ALL, exact_up_to="year"), frames)
     assert dead == []
     spans = {(r.granularity, r.start): r.end for r in results}
     assert spans["day", utc(2024, 2, 29)] == utc(2024, 3, 1)
@@ -97,7 +97,7 @@ def test_leap_day_and_an_iso_week_across_a_year_change():
 
 
 def test_longer_windows_get_a_provisional_record_whenever_a_minute_closes():
-    windows = Windows(allowed_lateness=0, granularities=ALL)
+    windows = collected(allowed_lateness=0, granularities=ALL)
     windows.add_many([("a", 60), ("b", 61), ("a", 125)], "aba")
     results, _ = windows.take()
     assert [(r.granularity, r.final, r.users, r.frames) for r in results] == [
@@ -109,7 +109,7 @@ def test_longer_windows_get_a_provisional_record_whenever_a_minute_closes():
 
 
 def test_early_records_count_the_open_minute_in_every_window():
-    windows = Windows(allowed_lateness=0, granularities=ALL)
+    windows = collected(allowed_lateness=0, granularities=ALL)
     windows.add_many([("a", 60), ("b", 130), ("c", 131)], "abc")  # minute 60 closed, minute 120 open
     windows.take()
     early = windows.provisional()
@@ -123,7 +123,7 @@ def test_early_records_count_the_open_minute_in_every_window():
 
 
 def test_a_frame_too_late_for_its_minute_corrects_the_hour_or_counts_in_the_open_day():
-    windows = Windows(allowed_lateness=0, late_retention=200, granularities=ALL[:3], exact_up_to="day")
+    windows = collected(allowed_lateness=0, late_retention=200, granularities=ALL[:3], exact_up_to="day")
     windows.add_many([("a", 10), ("b", 3700)], "ab")  # hour 0 closed and kept until 3600 + 200
     windows.take()
     windows.add_many([("late", 20)], ["late"])
@@ -143,7 +143,7 @@ def test_a_frame_too_late_for_its_minute_corrects_the_hour_or_counts_in_the_open
 
 def test_a_long_window_is_rebuilt_from_the_earliest_batch_of_its_minutes():
     """Minute 120's first frame came in batch 1, minute 60's in batch 2: the hour needs batch 1."""
-    windows = Windows(allowed_lateness=5, granularities=ALL[:2])
+    windows = collected(allowed_lateness=5, granularities=ALL[:2])
     windows.add_many([("a", 121)], "a", resume_from=1)
     windows.add_many([("b", 119)], "b", resume_from=2)
     windows.add_many([("c", 190)], "c", resume_from=3)
@@ -152,7 +152,7 @@ def test_a_long_window_is_rebuilt_from_the_earliest_batch_of_its_minutes():
 
 
 def test_hll_records_carry_bounds_that_hold_the_truth():
-    windows = Windows(allowed_lateness=0, granularities=ALL)
+    windows = collected(allowed_lateness=0, granularities=ALL)
     frames = [(f"user-{i % 30_000}", 3600 * 24 + i // 10) for i in range(144_000)]  # 4 hours
     results, _ = run(windows, frames)
     days = [r for r in results if r.granularity == "day" and r.final]
@@ -187,7 +187,7 @@ window_frames = st.lists(st.tuples(st.sampled_from("abcdefgh"),
 @settings(deadline=None)
 @given(frames=window_frames)
 def test_with_enough_retention_any_order_ends_exact_at_every_granularity(frames):
-    results, dead = run(Windows(0, 7 * 86_400, granularities=ALL, exact_up_to="year"), frames)
+    results, dead = run(collected(0, 7 * 86_400, granularities=ALL, exact_up_to="year"), frames)
     assert dead == [] and latest(results) == brute_force(frames)
 
 
@@ -197,8 +197,8 @@ def test_with_enough_retention_any_order_ends_exact_at_every_granularity(frames)
 def test_reordering_within_the_lateness_changes_no_granularity(frames, delays, retention):
     arrival = [f for _, f in sorted(zip((ts + d for (_, ts), d in zip(frames, delays)), frames),
                                     key=lambda pair: pair[0])]
-    in_order = run(Windows(5, retention, 0, ALL, "year"), frames)
-    disordered = run(Windows(5, retention, 0, ALL, "year"), arrival)
+    in_order = run(collected(5, retention, 0, ALL, "year"), frames)
+    disordered = run(collected(5, retention, 0, ALL, "year"), arrival)
     assert disordered == in_order and in_order[1] == []
     assert latest(in_order[0]) == brute_force(frames)
 
@@ -209,7 +209,7 @@ def test_reordering_within_the_lateness_changes_no_granularity(frames, delays, r
        st.integers(0, 10), st.sampled_from([0, 600]))
 def test_at_the_end_of_input_every_window_of_every_granularity_gets_its_final_record(frames, lateness, jump):
     """The last record of every window a counted frame fell in is final, whatever was still open."""
-    results, dead = run(Windows(lateness, 3600, jump, ALL, "hour"), frames)
+    results, dead = run(collected(lateness, 3600, jump, ALL, "hour"), frames)
     last = {}
     for r in results:
         last[r.granularity, r.start] = r
@@ -221,7 +221,7 @@ def test_at_the_end_of_input_every_window_of_every_granularity_gets_its_final_re
 
 def test_the_end_of_input_closes_the_hour_its_last_minute_opened():
     frames = [("a", utc(2016, 7, 11, 13, 58, 50)), ("b", utc(2016, 7, 11, 13, 59, 50)), ("c", utc(2016, 7, 11, 14, 0, 10))]
-    results, _ = run(Windows(5, 3600, 600, [GRANULARITIES["minute"], GRANULARITIES["hour"]], "hour"), frames)
+    results, _ = run(collected(5, 3600, 600, [GRANULARITIES["minute"], GRANULARITIES["hour"]], "hour"), frames)
     finals = {(r.granularity, r.start): r.users for r in results if r.final}
     assert finals == {("minute", utc(2016, 7, 11, 13, 58)): 1, ("minute", utc(2016, 7, 11, 13, 59)): 1,
                       ("minute", utc(2016, 7, 11, 14, 0)): 1, ("hour", utc(2016, 7, 11, 13)): 2,
@@ -234,7 +234,7 @@ def test_the_first_frames_of_a_stream_are_never_late(order, offsets):
     whatever their order, when they lie within OUTLIER_JUMP of each other."""
     base = utc(2016, 7, 11, 13, 50)
     frames = [(str(i), base + offsets[i]) for i in order]
-    windows = Windows(5, 3600, 600, [GRANULARITIES["minute"]], "hour")
+    windows = collected(5, 3600, 600, [GRANULARITIES["minute"]], "hour")
     results, dead = run(windows, frames)
     assert windows.late_frames == 0 and not dead
     assert all(r.revision == 0 for r in results)

@@ -5,12 +5,16 @@ import time
 import uuid
 
 import pytest
-from kafka import KafkaAdminClient, TopicPartition
+from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
 from kafka.admin import NewPartitions, NewTopic
-
-from uniqcount.runtime import config
+from kafka.consumer.fetcher import Fetcher
 
 from uniqcount.kafka_client import kafka_io
+from uniqcount.kafka_client.block_producer import BlockSender
+from uniqcount.kafka_client.internals import LibraryMismatch
+from uniqcount.kafka_client.record_batches import FastPartitionRecords, Record, fast_fetch
+from uniqcount.runtime import config
+
 def poll_for(consumer, seconds: float) -> None:
     """Poll as consumer.py does, 200 ms at a time."""
     deadline = time.monotonic() + seconds
@@ -45,13 +49,58 @@ def test_a_rejoin_that_outlasts_a_poll_still_takes_its_assignment(bootstrap, top
         admin.close()
 
 
+def test_a_missing_internal_is_one_line_naming_it():
+    class Consumer:  # a kafka-python whose fetcher has no PartitionRecords
+        _fetcher = object()
+
+    with pytest.raises(LibraryMismatch, match=r"has no _fetcher.PartitionRecords, which the fast record-batch "
+                                              r"reader needs: uniqcount is written for kafka-python 3.0.12"):
+        fast_fetch(Consumer())
+    assert "_fetcher.PartitionRecords" not in vars(Fetcher)  # nothing was patched on the library itself
+
+
 @pytest.mark.kafka
-def test_the_private_parts_close_producer_uses_exist(bootstrap):
-    """kafka-python 3.0.12's close(timeout) raises from its flush instead of dropping what is left, so
-    close_producer forces the sender closed, a private method: this fails if an upgrade removes it.
-    What it does with the broker gone: test_faults.py's producer and consumer outages."""
-    producer = kafka_io.producer({**config.load(), "BOOTSTRAP_SERVERS": bootstrap})
+def test_the_internals_the_patches_need_exist_in_the_installed_library(bootstrap):
+    """The start-up checks pass on the pinned kafka-python (they would stop consumer.py otherwise)."""
+    settings = {**config.load(), "BOOTSTRAP_SERVERS": bootstrap, "CONSUMER_GROUP": f"group-{uuid.uuid4().hex[:8]}"}
+    producer = kafka_io.producer(settings)
+    consumer = kafka_io.consumer(settings)
     try:
-        assert callable(producer._sender.force_close) and callable(producer._sender.join)
+        assert consumer._fetcher.PartitionRecords is FastPartitionRecords
     finally:
+        consumer.close()
         kafka_io.close_producer(producer, 5)
+
+
+def values(count: int) -> list[bytes]:
+    return [b'{"uid":"u%d","ts":%d}' % (i, 1_700_000_000 + i) for i in range(count)]
+
+
+@pytest.mark.kafka
+def test_the_fast_paths_are_the_ones_in_use(bootstrap, topic_name, monkeypatch):
+    """The library's own per-record paths are made to fail: the block sender must never call
+    KafkaProducer.send, and the consumer must never take kafka-python's record iterator. What comes
+    back are uniqcount's own Records, every value intact."""
+    KafkaAdminClient(bootstrap_servers=bootstrap).create_topics([NewTopic(topic_name, 1, 1)])
+    monkeypatch.setattr(KafkaProducer, "send", lambda *_, **__: pytest.fail("the per-record send was used"))
+    monkeypatch.setattr(Fetcher.PartitionRecords, "take",
+                        lambda *_, **__: pytest.fail("kafka-python's record iterator was used"))
+    settings = {**config.load(), "BOOTSTRAP_SERVERS": bootstrap, "CONSUMER_GROUP": f"group-{uuid.uuid4().hex[:8]}"}
+    producer = kafka_io.producer(settings)
+    sender = BlockSender(producer, topic_name, on_failure=lambda *_: pytest.fail("a block was refused"))
+    futures = sender.send(values(500))
+    producer.flush(30)
+    assert all(f.is_done and f.succeeded() for f in futures)
+    kafka_io.close_producer(producer, 5)
+    consumer = kafka_io.consumer(settings)
+    got = []
+    try:
+        consumer.subscribe([topic_name])
+        deadline = time.monotonic() + 30
+        while len(got) < 500 and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=200).values():
+                got += records
+    finally:
+        consumer.close()
+    assert all(type(record) is Record for record in got)
+    assert [bytes(record.value) for record in got] == values(500)

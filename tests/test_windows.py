@@ -7,7 +7,7 @@ from hypothesis import given, strategies as st
 
 from uniqcount.core.outliers import CONFIRMATIONS, PATIENCE
 from uniqcount.core.userset import CompactUsers
-from uniqcount.core.partition import Windows
+from tests.collected import collected
 
 _refs = iter(range(1 << 62))
 
@@ -43,7 +43,7 @@ def brute_force(frames):
 
 
 def test_minute_emitted_when_a_later_minute_arrives_with_lateness_0():
-    windows = Windows(allowed_lateness=0)
+    windows = collected(allowed_lateness=0)
     windows.add_many([("a", 60), ("b", 119), ("a", 100)], "xyz")
     assert windows.take() == ([], [])
     windows.add_many([("c", 120)], "w")
@@ -53,7 +53,7 @@ def test_minute_emitted_when_a_later_minute_arrives_with_lateness_0():
 
 
 def test_lateness_delays_the_close_by_that_much_event_time():
-    windows = Windows(allowed_lateness=5)
+    windows = collected(allowed_lateness=5)
     windows.add_many([("a", 60), ("b", 124)], "ab")
     assert windows.take()[0] == []
     windows.add_many([("late-but-in-time", 119), ("c", 125)], "lc")
@@ -62,7 +62,7 @@ def test_lateness_delays_the_close_by_that_much_event_time():
 
 
 def test_late_frame_within_retention_emits_a_correction():
-    windows = Windows(allowed_lateness=0, late_retention=3600)
+    windows = collected(allowed_lateness=0, late_retention=3600)
     windows.add_many([("a", 60), ("b", 130)], "ab")
     windows.take()
     windows.add_many([("c", 61), ("a", 62)], ["c", "a-again"])  # a new user, and one already counted
@@ -75,7 +75,7 @@ def test_late_frame_within_retention_emits_a_correction():
 
 
 def test_late_frame_past_retention_is_dead_lettered_too_late():
-    windows = Windows(allowed_lateness=0, late_retention=120)
+    windows = collected(allowed_lateness=0, late_retention=120)
     windows.add_many([("a", 60), ("b", 300)], "ab")  # watermark 300: minute 60 kept until 120 + 120
     windows.take()
     windows.add_many([("c", 61)], ["frame-c"])
@@ -84,7 +84,7 @@ def test_late_frame_past_retention_is_dead_lettered_too_late():
 
 
 def test_kept_windows_are_forgotten_after_retention():
-    windows = Windows(allowed_lateness=0, late_retention=120)
+    windows = collected(allowed_lateness=0, late_retention=120)
     windows.add_many([("a", 0), ("b", 60), ("c", 120), ("d", 179)], "abcd")
     assert sorted(windows.sets[0].kept) == [0, 60]  # minute 0 until the watermark reaches 60 + 120
     windows.add_many([("e", 185)], "e")
@@ -92,7 +92,7 @@ def test_kept_windows_are_forgotten_after_retention():
 
 
 def test_a_late_frame_of_a_minute_that_had_none_makes_its_first_record():
-    windows = Windows(allowed_lateness=0)
+    windows = collected(allowed_lateness=0)
     windows.add_many([("a", 0), ("b", 200)], "ab")
     windows.take()
     windows.add_many([("c", 70)], "c")
@@ -110,7 +110,7 @@ def test_kept_minute_of_50000_users_is_compact():
 
 
 def test_one_frame_far_ahead_is_held_then_dead_lettered_and_moves_nothing():
-    windows = Windows(allowed_lateness=5, outlier_jump=600)
+    windows = collected(allowed_lateness=5, outlier_jump=600)
     stream = [(f"u{i}", 1000 + i // 10) for i in range(PATIENCE + 50)]
     flipped = ("flip", 1000 + (1 << 30))
     results, dead = feed(windows, stream[:20] + [flipped] + stream[20:])
@@ -120,7 +120,7 @@ def test_one_frame_far_ahead_is_held_then_dead_lettered_and_moves_nothing():
 
 
 def test_a_genuine_jump_is_confirmed_by_the_frames_that_follow():
-    windows = Windows(allowed_lateness=5, outlier_jump=600)
+    windows = collected(allowed_lateness=5, outlier_jump=600)
     before = [(f"u{i}", 1000 + i) for i in range(100)]
     after = [(f"v{i}", 90_000 + i) for i in range(100)]  # the stream resumes a day later
     results, dead = feed(windows, before + after)
@@ -130,7 +130,7 @@ def test_a_genuine_jump_is_confirmed_by_the_frames_that_follow():
 
 
 def test_a_flipped_first_frame_does_not_anchor_the_stream():
-    windows = Windows(allowed_lateness=5, outlier_jump=600)
+    windows = collected(allowed_lateness=5, outlier_jump=600)
     stream = [(f"u{i}", 5000 + i) for i in range(PATIENCE + 10)]
     flipped = ("flip", 5000 + (1 << 31))
     results, dead = feed(windows, [flipped] + stream)
@@ -139,7 +139,7 @@ def test_a_flipped_first_frame_does_not_anchor_the_stream():
 
 
 def test_a_frame_years_behind_is_too_late():
-    windows = Windows(allowed_lateness=5, outlier_jump=600)
+    windows = collected(allowed_lateness=5, outlier_jump=600)
     stream = [(f"u{i}", 10**9 + i) for i in range(200)]
     past = ("past", 10**9 - (1 << 28))
     results, dead = feed(windows, stream[:100] + [past] + stream[100:])
@@ -148,14 +148,14 @@ def test_a_frame_years_behind_is_too_late():
 
 
 def test_fewer_frames_than_the_anchor_needs_are_still_counted():
-    windows = Windows(outlier_jump=600)
+    windows = collected(outlier_jump=600)
     frames = [("a", 100), ("b", 700)][:CONFIRMATIONS - 1]
     results, dead = feed(windows, frames)
     assert dead == [] and latest(results) == brute_force(frames)
 
 
 def test_idle_advance_closes_windows_and_never_goes_back():
-    windows = Windows(allowed_lateness=5)
+    windows = collected(allowed_lateness=5)
     windows.add_many([("a", 100)], "a")
     windows.advance_watermark(119)
     assert windows.take()[0] == []
@@ -166,7 +166,7 @@ def test_idle_advance_closes_windows_and_never_goes_back():
 
 
 def test_provisional_records_show_open_minutes_that_grew():
-    windows = Windows(allowed_lateness=5)
+    windows = collected(allowed_lateness=5)
     windows.add_many([("a", 100), ("b", 101)], "ab")
     (early,) = windows.provisional()
     assert (early.start, early.users, early.final) == (60, 2, False)
@@ -178,7 +178,7 @@ def test_provisional_records_show_open_minutes_that_grew():
 def test_resume_continues_with_the_committed_event_time():
     """Restart at a commit whose watermark was 995 when its batch began, and whose minutes up to 960
     were emitted and forgotten by the time of the commit."""
-    windows = Windows(allowed_lateness=5, late_retention=60, outlier_jump=600)
+    windows = collected(allowed_lateness=5, late_retention=60, outlier_jump=600)
     windows.resume(max_ts=1000, watermark=995, done_until=960)
     frames = [("too-late-then", 800), ("counted-then", 959), ("a", 1001), ("b", 961)]
     windows.add_many(frames, [uid for uid, _ in frames])
@@ -196,7 +196,7 @@ frames_strategy = st.lists(st.tuples(st.sampled_from("abcdefgh"), st.integers(0,
 @given(frames=frames_strategy.map(lambda f: sorted(f, key=lambda x: x[1])), lateness=st.integers(0, 7),
        jump=st.sampled_from([0, 30, 600]))
 def test_sorted_input_gives_exact_counts_per_minute(frames, lateness, jump):
-    results, dead = feed(Windows(lateness, outlier_jump=jump), frames)
+    results, dead = feed(collected(lateness, outlier_jump=jump), frames)
     if jump < 600:  # gaps wider than the jump are confirmed by later frames, or dead-lettered at the end
         for _, ref in dead:
             frames.remove(ref)
@@ -207,15 +207,15 @@ def test_sorted_input_gives_exact_counts_per_minute(frames, lateness, jump):
 @given(frames=frames_strategy, cuts=st.lists(st.integers(0, 50), max_size=10),
        lateness=st.integers(0, 7), retention=st.sampled_from([0, 60, 3600]))
 def test_batch_boundaries_never_change_the_answers(frames, cuts, lateness, retention):
-    one = feed(Windows(lateness, retention), frames)
-    cut = feed(Windows(lateness, retention), frames, cuts)
+    one = feed(collected(lateness, retention), frames)
+    cut = feed(collected(lateness, retention), frames, cuts)
     assert latest(cut[0]) == latest(one[0]) and cut[1] == one[1]
 
 
 @given(frames=frames_strategy, lateness=st.integers(0, 7), retention=st.sampled_from([0, 60, 3600]),
        jump=st.sampled_from([0, 30, 600]))
 def test_every_frame_is_counted_or_dead_lettered(frames, lateness, retention, jump):
-    windows = Windows(lateness, retention, jump)
+    windows = collected(lateness, retention, jump)
     results, dead = feed(windows, frames)
     assert windows.counted_frames + len(dead) == len(frames) and windows.held_frames == 0
     assert sum(n for _, _, n in latest(results)) == windows.counted_frames
@@ -224,7 +224,7 @@ def test_every_frame_is_counted_or_dead_lettered(frames, lateness, retention, ju
 @given(frames=frames_strategy)
 def test_with_enough_retention_any_order_ends_exact(frames):
     """However disordered, the latest record per minute counts every frame (600 s < 1 h retention)."""
-    results, dead = feed(Windows(0, 3600), frames)
+    results, dead = feed(collected(0, 3600), frames)
     assert dead == [] and latest(results) == brute_force(frames)
 
 
@@ -236,7 +236,7 @@ def test_reordering_within_the_allowed_lateness_changes_nothing(frames, delays, 
     delays = [min(d, lateness) for d in delays]
     arrival = [f for _, f in sorted(zip((ts + d for (_, ts), d in zip(frames, delays)), frames),
                                     key=lambda pair: pair[0])]
-    in_order = feed(Windows(lateness, outlier_jump=600), frames)
-    disordered = feed(Windows(lateness, outlier_jump=600), arrival)
+    in_order = feed(collected(lateness, outlier_jump=600), frames)
+    disordered = feed(collected(lateness, outlier_jump=600), arrival)
     assert disordered[0] == in_order[0] and disordered[1] == in_order[1] == []
     assert latest(in_order[0]) == brute_force(frames)

@@ -1,12 +1,12 @@
-"""consumer.py: frames (Kafka topic, file or stdin) -> exact unique users per UTC minute.
+"""consumer.py: frames (Kafka topic, file or stdin) -> unique users per UTC minute, hour, day, ISO
+week, month and year (GRANULARITIES; exact up to EXACT_UP_TO, HyperLogLog beyond).
 
-Records go to the output topic (key `minute:<window_start>`) and, one JSON line each, to stdout.
+Records go to the output topic (key `<granularity>:<window_start>`) and, one JSON line each, to stdout.
 Frames that are not counted go to the dead-letter topic (with --input: to --dlq PATH, or counted).
 """
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from kafka.errors import KafkaError
@@ -14,18 +14,20 @@ from kafka.errors import KafkaError
 from uniqcount.runtime import config
 
 from uniqcount.kafka_client import kafka_io
+from uniqcount.kafka_client.internals import LibraryMismatch
 from uniqcount.runtime.counting import Counting
 from uniqcount.runtime.consumer_loop import run_kafka
 from uniqcount.runtime.outage import BrokerLost
 from uniqcount.runtime.outputs import CountedOnly, DeadLetters, FileDeadLetters, OutputError, Records
-from uniqcount.runtime.progress import status
+from uniqcount.runtime.progress import error, status
 from uniqcount.kafka_client.sends import SendFailed
 from uniqcount.runtime.sources import Input, InputError
 
 SETTINGS = ["BOOTSTRAP_SERVERS", "TOPIC", "CONSUMER_GROUP", "OUTPUT_TOPIC", "DLQ_TOPIC", "ALLOWED_LATENESS",
             "LATE_RETENTION", "OUTLIER_JUMP", "GRANULARITIES", "EXACT_UP_TO", "HLL_LG_K", "EMIT_EARLY_EVERY", "IDLE_FLUSH_SECONDS", "STATUS_INTERVAL",
             "FETCH_MAX_BYTES", "MAX_PARTITION_FETCH_BYTES", "MAX_POLL_RECORDS",
-            "PRODUCER_COMPRESSION", "PRODUCER_LINGER_MS", "PRODUCER_BATCH_BYTES", "BROKER_WAIT_SECONDS"]
+            "PRODUCER_COMPRESSION", "PRODUCER_LINGER_MS", "PRODUCER_BATCH_BYTES", "BROKER_WAIT_SECONDS",
+            "SESSION_TIMEOUT_MS"]
 
 
 def run_input(args: argparse.Namespace, settings: dict[str, Any]) -> int:
@@ -80,13 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run_input(args, settings) if args.input else run_kafka(args, settings)
     except BrokerLost as exc:
-        print(f"error: {exc}; nothing unacknowledged was committed, a restart goes on from there", file=sys.stderr)
-        return 1
-    except (InputError, OutputError, SendFailed, kafka_io.BrokerUnavailable) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return error(f"{exc}; nothing unacknowledged was committed, a restart goes on from there")
+    except (InputError, OutputError, SendFailed, kafka_io.BrokerUnavailable, LibraryMismatch) as exc:
+        return error(str(exc))
     except KafkaError as exc:  # what kafka-python gave up on, and no retry can mend
-        print(f"error: Kafka: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        return error(f"Kafka: {type(exc).__name__}: {exc}")
     except BrokenPipeError:  # e.g. piped into `head`
         return 0

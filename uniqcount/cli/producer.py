@@ -22,11 +22,12 @@ from uniqcount import REPO
 from uniqcount.runtime import config
 
 from uniqcount.kafka_client import kafka_io
+from uniqcount.kafka_client.internals import LibraryMismatch
 from uniqcount.kafka_client.block_producer import BlockSender
 from uniqcount.core.frames import InvalidFrame, parse_frame
 from uniqcount.kafka_client.landed import Landed, read_back, source_id
 from uniqcount.runtime.outage import BrokerLost, Outage
-from uniqcount.runtime.progress import Meter, status
+from uniqcount.runtime.progress import Meter, error, status
 from uniqcount.runtime.sources import Input, InputError
 
 SETTINGS = ["BOOTSTRAP_SERVERS", "TOPIC", "PRODUCER_COMPRESSION", "PRODUCER_BATCH_BYTES", "SAMPLE_PATH",
@@ -226,12 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = config.from_args(args)
     try:
         return run(args, settings)
-    except (InputError, kafka_io.BrokerUnavailable) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except (InputError, kafka_io.BrokerUnavailable, LibraryMismatch) as exc:
+        return error(str(exc))
     except KafkaError as exc:  # what kafka-python gave up on, and no retry can mend
-        print(f"error: Kafka: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        return error(f"Kafka: {type(exc).__name__}: {exc}")
     except KeyboardInterrupt:
-        print("producer: interrupted", file=sys.stderr)
+        status("producer: interrupted")
         return 130

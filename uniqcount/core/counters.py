@@ -8,15 +8,20 @@ Exact counters grow with the users (8 bytes each once frozen, see userset.py): f
 an hour, not for a year of users. An HLL sketch has a fixed size (about 2^lg_k bytes with HLL_8)
 whatever the users, gives its own 95% bounds, serialises (checkpoints) and merges (partial counts of
 several partitions of the same window).
+
+Everything a counter holds can be written as bytes (`to_bytes`) and read back: exact sets as their
+64-bit hashes, sketches in DataSketches' compact form. A counter read back holds hashes, not uid
+strings; so that it goes on exactly as the original would, HLL sketches are fed the uids' 64-bit
+hashes too, never the strings.
 """
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Iterable, Sequence, Union
 
 from datasketches import hll_sketch, hll_union, tgt_hll_type
 
-from uniqcount.core.userset import CompactUsers
+from uniqcount.core.userset import CompactUsers, hashes_bytes, hashes_from, uid_hash
 
 DEFAULT_LG_K = 14
 _STDDEVS_95 = 2  # DataSketches bounds at 2 standard deviations: about 95.4% confidence
@@ -28,52 +33,77 @@ def hll_relative_standard_error(lg_k: int) -> float:
 
 
 class NewUsers:
-    """The users of one closed minute, handed to every longer window that holds it."""
+    """The users of one minute, handed to every longer window that holds it: uid strings, plus the
+    hashes of those counted before a restore (`restored`)."""
 
-    __slots__ = ("uids", "lg_k", "_sketch")
+    __slots__ = ("uids", "lg_k", "restored", "_sketch")
 
-    def __init__(self, uids: set[str], lg_k: int = DEFAULT_LG_K):
+    def __init__(self, uids: set[str], lg_k: int = DEFAULT_LG_K, restored: set[int] | None = None):
         self.uids = uids
         self.lg_k = lg_k
+        self.restored = restored
         self._sketch: hll_sketch | None = None
+
+    def hashes(self) -> set[int]:
+        hashes = set(map(uid_hash, self.uids))
+        return hashes | self.restored if self.restored else hashes
 
     def sketch(self) -> hll_sketch:
         """Built on first need, then shared by the day, week, month and year windows."""
         if self._sketch is None:
-            self._sketch = hll_sketch(self.lg_k, tgt_hll_type.HLL_8)
-            for uid in self.uids:
-                self._sketch.update(uid)
+            self._sketch = sketch = hll_sketch(self.lg_k, tgt_hll_type.HLL_8)
+            for h in self.hashes():
+                sketch.update(h)
         return self._sketch
 
 
 class ExactCounter:
-    """An open exact window: the uid strings themselves (shared with the minute sets that fed them)."""
+    """An open exact window: the uid strings themselves (shared with the minute sets that fed them),
+    or, once it holds users read back from a snapshot, their hashes."""
 
-    __slots__ = ("uids",)
+    __slots__ = ("uids", "hashed")
     estimate = "exact"
 
-    def __init__(self) -> None:
+    def __init__(self, hashed: set[int] | None = None) -> None:
         self.uids: set[str] = set()
+        self.hashed = hashed  # None: every user is in `uids`
+
+    def _hashes(self) -> set[int]:
+        if self.hashed is None:
+            self.hashed, self.uids = set(map(uid_hash, self.uids)), set()
+        return self.hashed
 
     def add(self, uid: str) -> None:
-        self.uids.add(uid)
+        if self.hashed is None:
+            self.uids.add(uid)
+        else:
+            self.hashed.add(uid_hash(uid))
 
     def add_users(self, users: NewUsers) -> None:
-        self.uids.update(users.uids)
+        if self.hashed is None and not users.restored:
+            self.uids.update(users.uids)
+        else:
+            self._hashes().update(users.hashes())
 
     def count(self) -> int:
-        return len(self.uids)
+        return len(self.uids) if self.hashed is None else len(self.hashed)
 
     def bounds(self) -> None:
         return None
 
-    def peek(self, pending: Iterable[set[str]]) -> tuple[int, None]:
-        """The count with the uids of minutes not closed yet, leaving the window unchanged."""
-        return len(self.uids.union(*pending)), None
+    def hash_set(self) -> set[int]:
+        return set(map(uid_hash, self.uids)) if self.hashed is None else self.hashed
 
     def frozen(self) -> FrozenExactCounter:
         """Closed: only membership and the count are needed from now on."""
-        return FrozenExactCounter(self.uids)
+        return FrozenExactCounter(self.uids, self.hashed or ())
+
+    def to_bytes(self) -> bytes:
+        return hashes_bytes(self.hash_set())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ExactCounter:
+        return cls(set(hashes_from(data)))
 
 
 class FrozenExactCounter(CompactUsers):
@@ -87,6 +117,16 @@ class FrozenExactCounter(CompactUsers):
 
     def bounds(self) -> None:
         return None
+
+    def hash_set(self) -> set[int]:
+        return set(self.hashes())
+
+    def to_bytes(self) -> bytes:
+        return hashes_bytes(self.hashes())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> FrozenExactCounter:
+        return cls(hashes=hashes_from(data))
 
 
 class HllCounter:
@@ -105,7 +145,7 @@ class HllCounter:
         return self.union.lg_config_k
 
     def add(self, uid: str) -> None:
-        self.union.update(uid)
+        self.union.update(uid_hash(uid))
 
     def add_users(self, users: NewUsers) -> None:
         self.union.update(users.sketch())
@@ -117,14 +157,6 @@ class HllCounter:
         return (math.floor(self.union.get_lower_bound(_STDDEVS_95)),
                 math.ceil(self.union.get_upper_bound(_STDDEVS_95)))
 
-    def peek(self, pending: Iterable[set[str]]) -> tuple[int, tuple[int, int]]:
-        """The estimate and bounds with the uids of minutes not closed yet, leaving the window unchanged."""
-        copy = HllCounter(sketch=self.sketch())
-        for uids in pending:
-            for uid in uids:
-                copy.add(uid)
-        return copy.count(), copy.bounds()
-
     def frozen(self) -> HllCounter:
         return self
 
@@ -135,11 +167,11 @@ class HllCounter:
     def nbytes(self) -> int:
         return self.sketch().get_compact_serialization_bytes()
 
-    def serialize(self) -> bytes:
+    def to_bytes(self) -> bytes:
         return self.sketch().serialize_compact()
 
     @classmethod
-    def deserialize(cls, data: bytes) -> HllCounter:
+    def from_bytes(cls, data: bytes) -> HllCounter:
         return cls(sketch=hll_sketch.deserialize(data))
 
     def merge(self, other: HllCounter) -> HllCounter:
@@ -148,3 +180,23 @@ class HllCounter:
         merged.union.update(self.sketch())
         merged.union.update(other.sketch())
         return merged
+
+
+Counter = Union[ExactCounter, FrozenExactCounter, HllCounter]
+
+
+def union_of(counters: Sequence[Counter], pending: Iterable[NewUsers] = ()) -> tuple[int, tuple[int, int] | None]:
+    """Users and bounds of the union of one window's counters (several partitions' parts) and of
+    minutes not closed yet, leaving them all unchanged."""
+    pending = list(pending)
+    if isinstance(counters[0], HllCounter):
+        union = HllCounter(max(c.lg_k for c in counters))
+        for counter in counters:
+            union.union.update(counter.sketch())
+        for users in pending:
+            union.union.update(users.sketch())
+        return union.count(), union.bounds()
+    if all(isinstance(c, ExactCounter) and c.hashed is None for c in counters) and \
+            not any(users.restored for users in pending):
+        return len(set().union(*(c.uids for c in counters), *(users.uids for users in pending))), None
+    return len(set().union(*(c.hash_set() for c in counters), *(users.hashes() for users in pending))), None

@@ -26,6 +26,17 @@ CONFIRMATIONS = 3
 PATIENCE = 1000
 
 
+def plain(ref: Any) -> Any:
+    """A held frame's ref, self-contained: views (into a whole inflated batch, say) become bytes,
+    in a tuple (a record) too, so that a held frame keeps its own bytes and nothing else."""
+    if isinstance(ref, memoryview):
+        return bytes(ref)
+    if isinstance(ref, tuple) and any(isinstance(part, memoryview) for part in ref):
+        parts = [bytes(part) if isinstance(part, memoryview) else part for part in ref]
+        return type(ref)._make(parts) if hasattr(ref, "_make") else tuple(parts)
+    return ref
+
+
 @dataclass(slots=True)
 class Held:
     uid: str

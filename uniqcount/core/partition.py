@@ -1,6 +1,8 @@
-"""Unique users per UTC minute, hour, day, ISO week, month and year in event time: the clock that
-decides each frame once (watermark, lateness, outliers, restarts) and the open minutes that feed every
-granularity. Pure: no I/O, no clock; the edges pass frames in and take results out.
+"""The counter of one input partition: unique users per UTC minute, hour, day, ISO week, month and
+year in event time. Its clock decides each frame once (watermark, lateness, outliers, restarts) and
+its open minutes feed every granularity. Each partition has its own, so that one partition's frames
+never move another's watermark; merge.py makes one answer of several. Pure: no I/O, no clock; every
+call hands back what it emits (`Emitted`), and `snapshot` / `restore` (state.py) write the state out.
 
 - The watermark is the largest accepted event time minus the allowed lateness (or a later point an
   idle stream was advanced to). A window [start, end) is final once the watermark reaches `end`; it
@@ -23,15 +25,20 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from statistics import median_low
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, NamedTuple, Sequence
 
 from uniqcount.core.counters import DEFAULT_LG_K, NewUsers
 from uniqcount.core.granularities import GRANULARITIES, Granularity
-from uniqcount.core.outliers import Held, OutlierGuard
-from uniqcount.core.windowset import Late, Result, WindowSet
+from uniqcount.core.outliers import Held, OutlierGuard, plain
+from uniqcount.core.windowset import FAR, Late, Result, WindowSet, provisional
 
 MINUTE = 60
-_FAR = 1 << 62
+
+
+class Emitted(NamedTuple):
+    """What a call made: records, oldest first, and the (reason, ref) of frames not counted."""
+    results: list[Result]
+    dead: list[tuple[str, Any]]
 
 
 @dataclass(slots=True)
@@ -41,9 +48,13 @@ class OpenMinute:
     users: set[str] = field(default_factory=set)
     frames: int = 0
     reported: int = 0  # frames in the last provisional record
+    restored: set[int] | None = None  # hashes of the users counted before a restore
+
+    def new_users(self, lg_k: int) -> NewUsers:
+        return NewUsers(self.users, lg_k, self.restored)
 
 
-class Windows:
+class PartitionCounter:
     def __init__(self, allowed_lateness: int = 5, late_retention: int = 3600, outlier_jump: int = 0,
                  granularities: Sequence[Granularity] = (GRANULARITIES["minute"],), exact_up_to: str = "hour",
                  lg_k: int = DEFAULT_LG_K):
@@ -56,8 +67,8 @@ class Windows:
         self.guard = OutlierGuard(outlier_jump)
         self.sets = [WindowSet(g, g.name in exact, late_retention, lg_k) for g in granularities]
         self.minutes: dict[int, OpenMinute] = {}
-        self.results: list[Result] = []  # outbox, oldest first
-        self.dead: list[tuple[str, Any]] = []  # outbox: (reason, ref) of frames not counted
+        self.results: list[Result] = []  # made by the call under way, handed back by _emitted
+        self.dead: list[tuple[str, Any]] = []
         self.max_ts: int | None = None
         self.watermark: int | None = None
         self.counted_frames = 0
@@ -65,10 +76,17 @@ class Windows:
         self.rejected: Counter[str] = Counter()
         self.replayed = 0  # frames of windows finished before a restart: counted then, skipped now
         self.done_until: int | None = None  # windows ending by then were finished before a restart
-        self._next_end = _FAR  # end of the oldest open window of any granularity
+        self.forget_cap: int | None = None  # a merge keeps kept windows until every partition is past them
+        self._next_end = FAR  # end of the oldest open window of any granularity
 
-    def add_many(self, frames: Sequence[tuple[str, int]], refs: Sequence[Any], resume_from: Any = None) -> None:
-        """Decide every (uid, ts) frame; `refs[i]` names frame i in the dead letters (e.g. its bytes)."""
+    def _emitted(self) -> Emitted:
+        emitted = Emitted(self.results, self.dead)
+        self.results, self.dead = [], []
+        return emitted
+
+    def add_many(self, frames: Sequence[tuple[str, int]], refs: Sequence[Any], resume_from: Any = None) -> Emitted:
+        """Decide every (uid, ts) frame; `refs[i]` names frame i in the dead letters. Refs are handed
+        back as given, except for held frames, which keep plain copies (`plain`)."""
         guard, minutes = self.guard, self.minutes
         fast = 0
         for (uid, ts), ref in zip(frames, refs):
@@ -83,12 +101,13 @@ class Windows:
             guard.accepted += fast
             fast = 0
             if guard.suspect(ts, self.max_ts):
-                self._hold(Held(uid, ts, ref, resume_from, guard.accepted))
+                self._hold(Held(uid, ts, plain(ref), resume_from, guard.accepted))
             else:
                 self._accept(uid, ts, ref, resume_from)
         self.counted_frames += fast
         guard.accepted += fast
         self._end_batch()
+        return self._emitted()
 
     def _accept(self, uid: str, ts: int, ref: Any, resume_from: Any) -> None:
         start = ts - ts % MINUTE
@@ -120,7 +139,7 @@ class Windows:
     def _late(self, uid: str, ts: int, ref: Any, resume_from: Any) -> None:
         """Each granularity decides; the frame counts if any counts it. A frame re-read after a
         restart whose windows were all finished before it was counted then (or too late then)."""
-        watermark = self.watermark if self.watermark is not None else -_FAR
+        watermark = self.watermark if self.watermark is not None else -FAR
         verdicts = {s.add_late(uid, ts, resume_from, watermark, self.done_until) for s in self.sets}
         if Late.COUNTED in verdicts:
             self.late_frames += 1
@@ -173,16 +192,31 @@ class Windows:
         the windows of every granularity that end by it."""
         for start in sorted(s for s in self.minutes if s + MINUTE <= watermark):
             minute = self.minutes.pop(start)
-            users = NewUsers(minute.users, self.lg_k)
+            users = minute.new_users(self.lg_k)
             for windows in self.sets:
                 windows.add_minute(start, users, minute.frames, minute.resume_from)
         for windows in self.sets:
-            windows.close_until(watermark, self.results)
-        self._next_end = min(min(self.minutes, default=_FAR) + MINUTE, *(s.next_end for s in self.sets))
+            self.results += windows.close_until(watermark)
+        self._next_end = min(min(self.minutes, default=FAR) + MINUTE, *(s.next_end for s in self.sets))
 
     def _end_batch(self) -> None:
+        forget_until = self.forget_until
         for windows in self.sets:
-            windows.end_batch(self.watermark, self.results)
+            self.results += windows.end_batch(forget_until)
+
+    @property
+    def forget_until(self) -> int | None:
+        """Kept windows ending by then are forgotten: past retention here, and in every merged partition."""
+        if self.watermark is None:
+            return None
+        horizon = self.watermark if self.forget_cap is None else min(self.watermark, self.forget_cap)
+        return horizon - self.late_retention
+
+    def reindex(self) -> None:
+        """After the minutes and windows were filled in from outside (state.restore)."""
+        for windows in self.sets:
+            windows.next_end = min((w.end for w in windows.open.values()), default=FAR)
+        self._next_end = min(min(self.minutes, default=FAR) + MINUTE, *(s.next_end for s in self.sets))
 
     def resume(self, max_ts: int | None, watermark: int | None, done_until: int | None) -> None:
         """Continue a stream from a committed point with the event-time state it had (resume.py);
@@ -190,23 +224,19 @@ class Windows:
         if self.max_ts is None:
             self.max_ts, self.watermark, self.done_until = max_ts, watermark, done_until
 
-    @property
-    def finished_until(self) -> int | None:
-        """Windows ending by then are emitted and forgotten: no frame can change them any more."""
-        return None if self.watermark is None else self.watermark - self.late_retention
-
-    def advance_watermark(self, watermark: int) -> None:
+    def advance_watermark(self, watermark: int) -> Emitted:
         """Move the watermark on without a frame (an idle stream); never backwards."""
         if self.watermark is not None:
             self._advance(watermark)
             self._end_batch()
+        return self._emitted()
 
     def settle(self) -> None:
         """Start a stream that has fewer frames than the anchor needs (end of input, idle)."""
         if self.max_ts is None and self.guard.held:
             self._release(anchored=False)
 
-    def flush(self) -> None:
+    def flush(self) -> Emitted:
         """End of input: decide held frames (anchor if the stream never started, else they are
         outliers) and close every open window of every granularity."""
         self.settle()
@@ -216,21 +246,22 @@ class Windows:
         while ends := [start + MINUTE for start in self.minutes] + [w.end for s in self.sets for w in s.open.values()]:
             self._advance(max(ends))  # again for the windows that the last minutes opened
         self._end_batch()
+        return self._emitted()
+
+    def open_minutes(self) -> list[tuple[int, NewUsers, int, bool]]:
+        """(start, users, frames, grew since the last provisional records) of every open minute, oldest
+        first; from now on they count as reported."""
+        minutes = [(m.start, m.new_users(self.lg_k), m.frames, m.frames != m.reported)
+                   for _, m in sorted(self.minutes.items())]
+        for minute in self.minutes.values():
+            minute.reported = minute.frames
+        return minutes
 
     def provisional(self) -> list[Result]:
         """Early results: every window holding an open minute that grew since the last provisional
         records, counted as if its open minutes closed now."""
-        minutes = [(m.start, m.users, m.frames, m.frames != m.reported) for _, m in sorted(self.minutes.items())]
-        for minute in self.minutes.values():
-            minute.reported = minute.frames
-        if not any(grew for *_, grew in minutes):
-            return []
-        return [result for windows in self.sets for result in windows.provisional(minutes)]
-
-    def take(self) -> tuple[list[Result], list[tuple[str, Any]]]:
-        results, dead = self.results, self.dead
-        self.results, self.dead = [], []
-        return results, dead
+        minutes = self.open_minutes()
+        return [r for windows in self.sets for r in provisional([(windows, minutes)])]
 
     def resume_points(self) -> Iterator[Any]:
         """`resume_from` of everything still in memory: re-reading from the earliest rebuilds it all."""

@@ -2,6 +2,9 @@
 
 The key makes `events-output` compactable: the latest record of a key is the window's answer
 (a correction replaces the record before it, a final record replaces the provisional ones).
+A consumer that owns only some of the input topic's partitions says so in every record
+(`"partial": true`, `"partitions"`) and in its key (`minute:1718000000:partial:0,2`): its records
+never replace the answers of the whole topic.
 """
 from __future__ import annotations
 
@@ -33,6 +36,9 @@ def window_record(result: Result) -> dict:
     }
     if result.bounds is not None:
         record["lower_bound"], record["upper_bound"] = result.bounds
+    if result.partitions is not None:
+        record["partial"] = True
+        record["partitions"] = list(result.partitions)
     return record
 
 
@@ -42,7 +48,8 @@ def record_kind(result: Result) -> str:
 
 
 def record_key(record: dict) -> bytes:
-    return f"{record['granularity']}:{record['window_start']}".encode()
+    partial = f":partial:{','.join(map(str, record['partitions']))}" if record.get("partial") else ""
+    return f"{record['granularity']}:{record['window_start']}{partial}".encode()
 
 
 def encode(record: dict) -> bytes:

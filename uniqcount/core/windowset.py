@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator, Sequence
 
-from uniqcount.core.counters import DEFAULT_LG_K, ExactCounter, FrozenExactCounter, HllCounter, NewUsers
+from uniqcount.core.counters import DEFAULT_LG_K, Counter, ExactCounter, HllCounter, NewUsers, union_of
 from uniqcount.core.granularities import Granularity
 
-_FAR = 1 << 62
+FAR = 1 << 62  # later than any event time
 
 
 @dataclass(slots=True)
@@ -33,6 +33,7 @@ class Result:
     late_frames: int
     estimate: str = "exact"
     bounds: tuple[int, int] | None = None  # HLL: the sketch's 95% bounds
+    partitions: tuple[int, ...] | None = None  # counted from these partitions only, of a topic with more
 
 
 @dataclass(slots=True)
@@ -40,7 +41,7 @@ class Window:
     start: int
     end: int
     resume_from: Any  # opaque to the core: where the edge must re-read from to rebuild this window
-    counter: ExactCounter | FrozenExactCounter | HllCounter  # open: ExactCounter or HllCounter; kept: frozen
+    counter: Counter  # open: ExactCounter or HllCounter; kept: frozen
     frames: int = 0
     revision: int = -1  # of the last final record; -1: none yet (e.g. a window made only of late frames)
     late_frames: int = 0
@@ -66,7 +67,7 @@ class WindowSet:
         self.late_retention = late_retention
         self.open: dict[int, Window] = {}
         self.kept: dict[int, Window] = {}
-        self.next_end = _FAR  # end of the oldest open window
+        self.next_end = FAR  # end of the oldest open window
         self.too_late = 0  # frames too late for this granularity (maybe counted by a longer one)
         self.corrections = 0
         self._grown: set[int] = set()  # open windows grown since their last record
@@ -126,10 +127,11 @@ class WindowSet:
         self._dirty.add(start)
         return Late.COUNTED
 
-    def close_until(self, watermark: int, results: list[Result]) -> None:
+    def close_until(self, watermark: int) -> list[Result]:
         """Final records of the windows ending by the watermark, oldest first; kept for late frames."""
+        results: list[Result] = []
         if watermark < self.next_end:
-            return
+            return results
         for start in sorted(s for s, w in self.open.items() if w.end <= watermark):
             window = self.open.pop(start)
             self._grown.discard(start)
@@ -138,11 +140,14 @@ class WindowSet:
             if self.late_retention > 0:
                 window.counter = window.counter.frozen()
                 self.kept[start] = window
-        self.next_end = min((w.end for w in self.open.values()), default=_FAR)
+        self.next_end = min((w.end for w in self.open.values()), default=FAR)
+        return results
 
-    def end_batch(self, watermark: int | None, results: list[Result]) -> None:
+    def end_batch(self, forget_until: int | None) -> list[Result]:
         """One record per window changed in this batch: a correction of each kept window that took late
-        frames, a provisional record of each open one that grew. Then forget what is past retention."""
+        frames, a provisional record of each open one that grew. Then forget the kept windows ending by
+        `forget_until` (past retention here and, for a merge of partitions, in every partition)."""
+        results: list[Result] = []
         for start in sorted(self._dirty):
             kept = self.kept[start]
             kept.revision += 1
@@ -152,32 +157,18 @@ class WindowSet:
         for start in sorted(self._grown):
             results.append(self._result(self.open[start], final=False))
         self._grown.clear()
-        if watermark is not None and self.kept:
-            horizon = watermark - self.late_retention
-            for start in [s for s, w in self.kept.items() if w.end <= horizon]:
+        if forget_until is not None and self.kept:
+            for start in [s for s, w in self.kept.items() if w.end <= forget_until]:
                 del self.kept[start]
+        return results
 
     def _result(self, window: Window, final: bool) -> Result:
         counter = window.counter
         return Result(self.name, window.start, window.end, counter.count(), window.frames, final,
                       max(window.revision, 0), window.late_frames, counter.estimate, counter.bounds())
 
-    def provisional(self, minutes: Iterable[tuple[int, set[str], int, bool]]) -> list[Result]:
-        """Early records of the windows holding an open minute that grew: (start, uids, frames, grew)
-        of every open minute, each window counted as if its open minutes closed now; nothing changes."""
-        groups: dict[int, list[tuple[set[str], int, bool]]] = defaultdict(list)
-        for minute_start, uids, frames, grew in minutes:
-            groups[self.span(minute_start)[0]].append((uids, frames, grew))
-        results = []
-        for start, group in sorted(groups.items()):
-            if not any(grew for _, _, grew in group):
-                continue
-            window = self.open.get(start) or Window(start, self.span(start)[1], None, self._counter())
-            users, bounds = window.counter.peek([uids for uids, _, _ in group])
-            frames = window.frames + sum(f for _, f, _ in group)
-            results.append(Result(self.name, start, window.end, users, frames, False, 0, 0,
-                                  window.counter.estimate, bounds))
-        return results
+    def get(self, start: int) -> Window | None:
+        return self.open.get(start) or self.kept.get(start)
 
     def windows(self) -> Iterator[Window]:
         yield from self.open.values()
@@ -186,3 +177,25 @@ class WindowSet:
     @property
     def kept_bytes(self) -> int:
         return sum(w.counter.nbytes for w in self.kept.values())
+
+
+def provisional(parts: Sequence[tuple[WindowSet, Sequence[tuple[int, NewUsers, int, bool]]]]) -> list[Result]:
+    """Early records of one granularity's windows that hold an open minute that grew, over one
+    partition's window set or several (a merge): each (set, its open minutes as (start, users, frames,
+    grew)). Each window is counted as if its open minutes closed now; nothing changes."""
+    first = parts[0][0]
+    groups: dict[int, list[tuple[NewUsers, int, bool]]] = defaultdict(list)
+    for windows, minutes in parts:
+        for minute_start, users, frames, grew in minutes:
+            groups[windows.span(minute_start)[0]].append((users, frames, grew))
+    results = []
+    for start, group in sorted(groups.items()):
+        if not any(grew for _, _, grew in group):
+            continue
+        found = [w for windows, _ in parts if (w := windows.get(start)) is not None]
+        counters = [w.counter for w in found] or [first._counter()]
+        users, bounds = union_of(counters, [users for users, _, _ in group])
+        frames = sum(w.frames for w in found) + sum(f for _, f, _ in group)
+        results.append(Result(first.name, start, first.span(start)[1], users, frames, False, 0,
+                              sum(w.late_frames for w in found), counters[0].estimate, bounds))
+    return results

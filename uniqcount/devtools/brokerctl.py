@@ -13,6 +13,7 @@ import subprocess
 import sys
 from typing import Any
 
+from uniqcount.runtime.progress import error, status
 from uniqcount.runtime import config
 from uniqcount.kafka_client.kafka_io import create_topics
 from uniqcount import REPO
@@ -44,25 +45,21 @@ def ensure(settings: dict[str, Any], allow_docker: bool = True) -> LocalBroker |
     """Make sure a broker answers at BOOTSTRAP_SERVERS; returns the local broker if this started it."""
     bootstrap = settings["BOOTSTRAP_SERVERS"]
     if any_answers(bootstrap):
-        say(f"broker: using {bootstrap} (BOOTSTRAP_SERVERS), it answers")
+        status(f"broker: using {bootstrap} (BOOTSTRAP_SERVERS), it answers")
         return None
     if not is_local(bootstrap):
         raise BrokerError(f"the broker {bootstrap} named by BOOTSTRAP_SERVERS does not answer; "
                           "not starting a local one in its place (fix config.env or the broker)")
     if allow_docker and docker_engine_running():
-        say("broker: none answers; starting Kafka with Docker Compose (docker compose up -d --wait)")
+        status("broker: none answers; starting Kafka with Docker Compose (docker compose up -d --wait)")
         result = subprocess.run(["docker", "compose", "up", "-d", "--wait"], cwd=REPO)
         if result.returncode != 0:
             raise BrokerError("docker compose up failed; see: docker compose logs kafka")
         return None
     broker = local_broker(settings)
-    say(f"broker: none answers at {bootstrap}; starting the local Kafka (no Docker engine) ...")
-    say(f"broker: {broker.start()}")
+    status(f"broker: none answers at {bootstrap}; starting the local Kafka (no Docker engine) ...")
+    status(f"broker: {broker.start()}")
     return broker
-
-
-def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "start":
             if not is_local(settings["BOOTSTRAP_SERVERS"]):
-                say(f"note: BOOTSTRAP_SERVERS={settings['BOOTSTRAP_SERVERS']}: the scripts will use that, "
+                status(f"note: BOOTSTRAP_SERVERS={settings['BOOTSTRAP_SERVERS']}: the scripts will use that, "
                     f"not this local broker")
             print(broker.start())
         elif args.command == "stop":
@@ -106,13 +103,12 @@ def main(argv: list[str] | None = None) -> int:
             reset = settings["RESET_TOPICS"]
             reset = is_local(settings["BOOTSTRAP_SERVERS"]) if reset == "auto" else reset
             for line in create_topics(settings, reset) or ["already there"]:
-                say(f"topics: {line}")
+                status(f"topics: {line}")
         elif args.command == "tool":
             command = tool_command(args.name, args.args, settings["BOOTSTRAP_SERVERS"])
             os.execv(command[0], command)
     except BrokerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return error(str(exc))
     return 0
 
 

@@ -21,6 +21,8 @@ from typing import BinaryIO, Iterator
 
 from tqdm import tqdm
 
+from uniqcount.runtime.progress import error
+
 START_TS = 1468244384  # 2016-07-11 13:39:44 UTC, as in the original sample
 
 WORDS = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut "
@@ -143,8 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if min(args.count, args.rate, args.interval, args.users, args.size_limit) <= 0:
-        print("error: count, rate, interval, users and size limit must be positive", file=sys.stderr)
-        return 2
+        return error("count, rate, interval, users and size limit must be positive", 2)
     out = open_output(args.output)
     stream = frames(args.count, args.rate, args.users, args.size_limit, args.max_delay,
                     args.delayed_percent, args.string_ts_percent, args.seed, args.start, args.interval)

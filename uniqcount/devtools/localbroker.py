@@ -14,13 +14,13 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from uniqcount.runtime.progress import status
 from uniqcount.kafka_client.probe import kafka_answers, port_in_use
 
 from uniqcount import REPO
@@ -78,8 +78,7 @@ def _fetch_jars(lib: Path, stamp: Path, digest: str) -> None:
     if not mvn:
         raise BrokerError("no Kafka jars yet and Maven not found: install Maven (apt-get install maven), "
                           "set KAFKA_HOME to an unpacked Apache Kafka, or use Docker (docker compose up -d)")
-    print(f"fetching Apache Kafka {kafka_version()} jars from Maven Central into {lib} (once) ...",
-          file=sys.stderr, flush=True)
+    status(f"fetching Apache Kafka {kafka_version()} jars from Maven Central into {lib} (once) ...")
     staging = lib.with_name(lib.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     result = subprocess.run(

@@ -26,6 +26,7 @@ from kafka.producer.producer_batch import ProducerBatch
 from kafka.producer.sender import Sender
 from kafka.structs import TopicPartition
 
+from uniqcount.kafka_client.internals import require
 from uniqcount.kafka_client.record_batches import HEADER, RECORD_OVERHEAD, build_batch, compressed, encode_records
 
 LINES_HEADER = "uniqcount.lines"  # "first-last:bytes": input line numbers of a batch's first and last value, its size
@@ -101,6 +102,10 @@ def blocks(values: list[bytes], limit: int) -> Iterator[tuple[list[bytes], int]]
         yield from blocks(values[half:], limit)
 
 
+SENDER_PARTS = ["_accumulator._appends_in_progress", "_accumulator._tp_lock", "_accumulator._batches",
+                "_accumulator._incomplete", "_accumulator._closed", "_sender._can_split", "config"]
+
+
 class BlockSender:
     """Sends blocks of values to a topic's partitions in turn, one record batch each, and tells
     `on_failure(frames, exception)` (from the sender thread) about each batch the broker refused.
@@ -115,6 +120,7 @@ class BlockSender:
     def __init__(self, producer: KafkaProducer, topic: str, on_failure: Callable[[int, BaseException], None],
                  max_message_bytes: int | None = None, on_too_large: Callable[[int, int], None] | None = None,
                  source_id: bytes = b""):
+        require(producer, SENDER_PARTS, "the block sender")
         self._producer = producer
         self._accumulator = producer._accumulator
         self._compression = producer.config["compression_attrs"]

@@ -8,6 +8,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
+from uniqcount.kafka_client.internals import require
 from uniqcount.kafka_client.probe import any_answers
 from uniqcount.kafka_client.record_batches import fast_fetch
 from uniqcount.kafka_client.sends import Sends
@@ -29,7 +30,7 @@ def producer(settings: dict[str, Any]) -> KafkaProducer:
     compression = settings["PRODUCER_COMPRESSION"]
     wait_ms = int(settings["BROKER_WAIT_SECONDS"] * 1000)
     request_timeout_ms = min(30000, wait_ms // 2)  # the delivery timeout must hold one request and the linger
-    return KafkaProducer(
+    made = KafkaProducer(
         bootstrap_servers=settings["BOOTSTRAP_SERVERS"],
         acks="all",
         compression_type=None if compression == "none" else compression,
@@ -40,6 +41,8 @@ def producer(settings: dict[str, Any]) -> KafkaProducer:
         delivery_timeout_ms=max(wait_ms, request_timeout_ms + settings["PRODUCER_LINGER_MS"]),
         reconnect_backoff_max_ms=2000,
     )
+    require(made, ["_sender.force_close", "_sender.join"], "closing the producer within a time limit")
+    return made
 
 
 def checked_sends(producer: KafkaProducer, settings: dict[str, Any], roles: Iterable[str]) -> Sends:
@@ -59,7 +62,7 @@ def close_producer(producer: KafkaProducer, timeout: float) -> None:
     try:
         producer.flush(timeout)
     except KafkaTimeoutError:
-        producer._sender.force_close()  # drops the unsent batches (checked to exist: tests/test_kafka_io.py)
+        producer._sender.force_close()  # drops the unsent batches (checked to exist by `producer`)
         producer._sender.join(timeout=5)
     producer.close(timeout=0)
 
@@ -87,6 +90,7 @@ def rejoins_until_joined(consumer: KafkaConsumer) -> KafkaConsumer:
     finds nothing to do, and the join's assignment is never taken. Here such a rejoin also sets the
     coordinator's own flag, which stays set until a join is taken, as for the rejoins the broker
     asks for."""
+    require(consumer, ["_coordinator.need_rejoin", "_coordinator.request_rejoin"], "the rejoin workaround")
     coordinator = consumer._coordinator
     need_rejoin = coordinator.need_rejoin
 

@@ -28,6 +28,8 @@ from kafka.record.default_records import DefaultRecordBatch
 from kafka.record.util import calc_crc32c, encode_varint
 from kafka.structs import TopicPartition
 
+from uniqcount.kafka_client.internals import require
+
 READ_UNCOMMITTED = 0
 HEADER = DefaultRecordBatch.HEADER_STRUCT
 RECORD_OVERHEAD = 13  # most bytes a record adds to its value below 2 MB: three varints, four fixed bytes
@@ -237,7 +239,14 @@ def _decode(batch: DefaultRecordBatch, topic: str, partition: int) -> list[Recor
                                  "ends inside a record") from None
 
 
+PARTITION_RECORDS_PARTS = ["take", "drain", "_maybe_raise_next_inline_exception", "__init__"]
+BATCH_PARTS = ["_maybe_uncompress", "HEADER_STRUCT", "is_control_batch", "validate_crc", "next_offset"]
+
+
 def fast_fetch(consumer: Any) -> Any:
     """Give `consumer` (a KafkaConsumer) the batch-at-a-time reader; returns it."""
+    require(consumer, ["_fetcher.PartitionRecords"], "the fast record-batch reader")
+    require(consumer._fetcher.PartitionRecords, PARTITION_RECORDS_PARTS, "the fast record-batch reader")
+    require(DefaultRecordBatch, BATCH_PARTS, "the fast record-batch reader")
     consumer._fetcher.PartitionRecords = FastPartitionRecords
     return consumer

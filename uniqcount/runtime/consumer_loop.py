@@ -6,9 +6,14 @@ group misbehaves.
   where it was once the broker answers. Only an outage longer than BROKER_WAIT_SECONDS ends it,
   with one line (outage.BrokerLost); nothing unacknowledged was committed, so a restart loses nothing.
 - Offsets are committed only once every record and dead letter before them is acknowledged
-  (sends.Sends.settle), never past the first frame of anything still in memory (resume.py).
-- A consumer that the group dropped (its session expired, e.g. the process was paused) or whose
-  partitions moved is rewound: its state is rebuilt from the committed offsets, as a restart would.
+  (sends.Sends.settle), never past the first frame of anything still in memory (resume.py), each
+  partition with its own event-time state in the commit metadata.
+- Each partition it owns is counted on its own (core/merge.py). A partition that moves to another
+  consumer is dropped (its new owner rebuilds it from the committed offset); one that comes is
+  counted from its committed offset. Owning only some partitions of the topic, the consumer marks
+  its records partial, and says so in one line.
+- A consumer that the group dropped (its session expired, e.g. the process was paused) is rewound:
+  its state is rebuilt from the committed offsets, as a restart would.
 """
 from __future__ import annotations
 
@@ -60,34 +65,34 @@ class Stop:
 class KafkaRun:
     """The consumer loop's bookkeeping: positions, resume points, commits, lag, idleness, rewinds."""
 
-    def __init__(self, consumer: Any, counting: Counting, sends: Sends, outage: Outage, bootstrap: str):
+    def __init__(self, consumer: Any, counting: Counting, sends: Sends, outage: Outage, settings: dict[str, Any]):
         self.consumer = consumer
         self.counting = counting
         self.sends = sends
         self.outage = outage
-        self.bootstrap = bootstrap
+        self.bootstrap = settings["BOOTSTRAP_SERVERS"]
+        self.topic = settings["TOPIC"]
         self.positions: dict[Any, int] = {}
-        self.batches = 0
-        self.resumed = False
+        self.resumed: set[Any] = set()
+        self.owned: tuple[int, ...] | None = None  # the partitions counted, as last said
+        self.assignment_changed = False
         self.rewind: str | None = None  # why the state must be rebuilt from the committed offsets
         self.rewinds = 0
-        self.last_frame = time.monotonic()
-        self.watermark_at_last_frame: int | None = None
+        self.started = time.monotonic()
+        self.last_frame: dict[Any, float] = {}
+        self.watermark_at_last_frame: dict[Any, int | None] = {}
 
     def process(self, tp: Any, records: list[Any]) -> None:
-        windows = self.counting.windows
-        if not self.resumed:
-            self.resumed = True
+        counter = self.counting.partitions.assign(tp.partition)
+        if tp not in self.resumed:
+            self.resumed.add(tp)
             committed = self._retried("read the committed offset", self.consumer.committed, tp, metadata=True)
-            windows.resume(*decode_metadata(committed.metadata if committed else None))
-        offsets = dict(self.positions)
-        offsets.setdefault(tp, records[0].offset)
-        self.batches += 1
-        resume = Resume(self.batches, offsets, windows.max_ts, windows.watermark)
-        self.counting.process([r.value or b"" for r in records], records, resume)  # None: a tombstone
+            counter.resume(*decode_metadata(committed.metadata if committed else None))
+        resume = Resume(self.positions.get(tp, records[0].offset), counter.max_ts, counter.watermark)
+        self.counting.process([r.value or b"" for r in records], records, resume, tp.partition)  # None: a tombstone
         self.positions[tp] = records[-1].offset + 1
-        self.last_frame = time.monotonic()
-        self.watermark_at_last_frame = windows.watermark
+        self.last_frame[tp] = time.monotonic()
+        self.watermark_at_last_frame[tp] = counter.watermark
 
     def _tried(self, what: str, call: Any, *args: Any, **kwargs: Any) -> tuple[bool, Any]:
         """One try of a call to the broker: (True, its result), or (False, None) when the broker did
@@ -115,32 +120,43 @@ class KafkaRun:
         return ends
 
     def caught_up(self, ends: dict[Any, int]) -> bool:
-        for tp, end in ends.items():
-            position = self.positions[tp] if tp in self.positions else \
-                self._retried("read a position", self.consumer.position, tp)
-            if position < end:
-                return False
-        return True
+        return all(self._position(tp) >= end for tp, end in ends.items())
+
+    def _position(self, tp: Any) -> int:
+        if tp in self.positions:
+            return self.positions[tp]
+        return self._retried("read a position", self.consumer.position, tp)
+
+    def lags(self) -> dict[Any, int | None]:
+        """Per owned partition: records not read yet (None: the broker has not said)."""
+        lags: dict[Any, int | None] = {}
+        for tp in self.consumer.assignment():
+            highwater = self.consumer.highwater(tp)
+            lags[tp] = None if highwater is None else max(highwater - self.positions.get(tp, highwater), 0)
+        return lags
 
     def lag(self) -> int | None:
-        highwater = {tp: self.consumer.highwater(tp) for tp in self.consumer.assignment()}
-        if not highwater or any(h is None for h in highwater.values()):
-            return None
-        return sum(max(h - self.positions.get(tp, h), 0) for tp, h in highwater.items())
+        lags = self.lags()
+        return None if not lags or None in lags.values() else sum(lags.values())
 
     def idle_advance(self, idle_after: float) -> None:
-        """Caught up and idle: event time moves on with the wall clock since the last frame. Never
-        while behind (lag > 0): replayed history must close windows by its own event time; and not
-        for the time the broker was away: the frames of that time may still come."""
-        idle = time.monotonic() - max(self.last_frame, self.outage.ended_at)
-        if idle < idle_after or self.outage.since is not None or self.lag() != 0:
+        """A partition caught up and idle: its event time moves on with the wall clock since its last
+        frame, and it holds the others back no more. Never while behind (lag > 0): replayed history
+        must close windows by its own event time; and not for the time the broker was away: the
+        frames of that time may still come."""
+        if self.outage.since is not None:
             return
-        windows = self.counting.windows
-        windows.settle()
-        if self.watermark_at_last_frame is None:
-            self.watermark_at_last_frame = windows.watermark
-        if self.watermark_at_last_frame is not None:
-            self.counting.advance_watermark(self.watermark_at_last_frame + int(idle))
+        now = time.monotonic()
+        for tp, lag in self.lags().items():
+            idle = now - max(self.last_frame.get(tp, self.started), self.outage.ended_at)
+            if idle < idle_after or lag != 0:
+                continue
+            if self.watermark_at_last_frame.get(tp) is None:  # a stream too short to start: start it
+                counter = self.counting.partitions.assign(tp.partition)
+                counter.settle()
+                self.watermark_at_last_frame[tp] = counter.watermark
+            watermark = self.watermark_at_last_frame[tp]
+            self.counting.advance_idle(tp.partition, None if watermark is None else watermark + int(idle))
 
     def commit(self) -> bool:
         """Output first: a committed offset never outruns the records and dead letters it led to.
@@ -148,23 +164,49 @@ class KafkaRun:
         if not self.sends.settle(BROKER_CALL_SECONDS):
             self.outage.failed("results and dead letters not acknowledged")
             return False
-        windows = self.counting.windows
-        offsets, first = earliest(windows.resume_points(), self.positions)
+        offsets = {}
+        for tp, position in self.positions.items():
+            counter = self.counting.partitions.counters.get(tp.partition)
+            if counter is None:
+                continue
+            first = earliest(counter.resume_points())
+            state = (first.max_ts, first.watermark) if first else (counter.max_ts, counter.watermark)
+            offsets[tp] = OffsetAndMetadata(first.offset if first else position,
+                                            encode_metadata(*state, counter.forget_until), -1)
         if not offsets:  # nothing to commit: ask the broker whether it is there at all
             if any_answers(self.bootstrap):
                 self.outage.ended()
                 return True
             self.outage.failed("no answer")
             return False
-        state = (first.max_ts, first.watermark) if first else (windows.max_ts, windows.watermark)
-        metadata = encode_metadata(*state, windows.finished_until)
         try:  # membership errors are not retriable: _tried raises them
-            committed, _ = self._tried("commit", self.consumer.commit,
-                                       {tp: OffsetAndMetadata(o, metadata, -1) for tp, o in offsets.items()})
+            committed, _ = self._tried("commit", self.consumer.commit, offsets)
         except MEMBERSHIP_LOST as exc:
             self.rewind = self.rewind or f"the group refused the commit ({type(exc).__name__})"
             return False
         return committed
+
+    def follow_assignment(self) -> None:
+        """After a rebalance: drop the partitions that went (their new owner counts them from the
+        committed offsets), and say whether the records still cover the whole topic."""
+        self.assignment_changed = False
+        assigned = self.consumer.assignment()
+        for tp in [tp for tp in self.positions if tp not in assigned]:
+            self.counting.partitions.revoke(tp.partition)
+            self.positions.pop(tp)
+            self.resumed.discard(tp)
+        owned = tuple(sorted(tp.partition for tp in assigned))
+        for partition in owned:  # counted from now on: a partition with no frame yet holds the others back
+            self.counting.partitions.assign(partition)
+        total = self.consumer.partitions_for_topic(self.topic) or set()
+        scope = owned if owned and len(owned) < len(total) else None
+        self.counting.partitions.scope = scope
+        if scope is not None and scope != self.owned:
+            status(f"consumer: owns partitions {', '.join(map(str, owned))} of the {len(total)} of {self.topic}: "
+                   "another consumer of the group reads the others, so its records are marked partial "
+                   "(\"partial\": true, key ...:partial:" + ",".join(map(str, owned)) + "); "
+                   "for exact answers of the whole topic run one consumer per group")
+        self.owned = scope
 
     def rewind_to_committed(self) -> None:
         """What a restart would do, without one: forget the state and re-read from the committed
@@ -173,9 +215,12 @@ class KafkaRun:
         self.sends.settle(BROKER_CALL_SECONDS)
         self.counting.restart()
         self.positions.clear()
-        self.resumed = False
+        self.resumed.clear()
+        self.last_frame.clear()
+        self.watermark_at_last_frame.clear()
         self.rewind = None
         self.rewinds += 1
+        self.assignment_changed = True
         for tp in self.consumer.assignment():
             offset = self._retried("read the committed offset", self.consumer.committed, tp)
             if offset is None:
@@ -185,18 +230,16 @@ class KafkaRun:
 
 
 class Rebalance(ConsumerRebalanceListener):
-    """Runs on kafka-python's network loop, so it only marks the run for a rewind (no I/O here)."""
+    """Runs on kafka-python's network loop, so it only marks what the loop must do (no I/O here)."""
 
     def __init__(self, run: KafkaRun):
         self.run = run
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        """Partitions kept through a rebalance keep their positions; on_partitions_assigned checks."""
+        """Partitions kept through a rebalance keep their state; on_partitions_assigned tells."""
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        moved = set(self.run.positions) - set(assigned)
-        if moved:
-            self.run.rewind = f"partitions {sorted(tp.partition for tp in moved)} moved to another consumer"
+        self.run.assignment_changed = True
 
     def on_partitions_lost(self, lost: Any) -> None:
         if self.run.positions:
@@ -213,13 +256,15 @@ def run_kafka(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     sends = kafka_io.checked_sends(producer, settings, ["OUTPUT_TOPIC", "DLQ_TOPIC"])
     counting = Counting(settings, Records(args.quiet, sends, settings["OUTPUT_TOPIC"]),
                         KafkaDeadLetters(sends, settings["DLQ_TOPIC"]))
-    run = KafkaRun(consumer, counting, sends, outage, settings["BOOTSTRAP_SERVERS"])
+    run = KafkaRun(consumer, counting, sends, outage, settings)
     consumer.subscribe([settings["TOPIC"]], listener=Rebalance(run))
     targets: dict[Any, int] | None = None
     last_commit = time.monotonic()
     try:
         while not stop.now:
             polled = consumer.poll(timeout_ms=200)
+            if run.assignment_changed:
+                run.follow_assignment()
             if run.rewind:
                 run.rewind_to_committed()  # what this poll returned is read again from there
                 targets = None

@@ -49,4 +49,11 @@ class Meter:
 
 
 def status(line: str) -> None:
+    """One line for the user, on stderr (stdout carries the records)."""
     print(line, file=sys.stderr, flush=True)
+
+
+def error(message: str, code: int = 1) -> int:
+    """A failure the user can act on: one line, and the exit code to return."""
+    status(f"error: {message}")
+    return code

@@ -1,9 +1,10 @@
 """Where a restarted consumer must re-read from, and the event-time state it must resume with.
 
-Each batch from Kafka is tagged with a Resume: the offsets before it and the watermark of that
-moment. Every window still in memory (open, or kept for late frames) and every held frame remembers
-the Resume of the batch it started in. Committing the earliest of them, with its watermark in the
-commit metadata, means a crash loses nothing: the restarted consumer re-reads every frame that the
+Each partition is resumed on its own. Each batch from a partition is tagged with a Resume: its
+first offset and the partition's event-time state of that moment. Every window still in memory
+(open, or kept for late frames) and every held frame remembers the Resume of the batch it started
+in. Committing the partition's earliest, with its watermark in the commit metadata, means a crash
+loses nothing: the restarted consumer re-reads every frame that the
 state in memory was made of, and judges each one against the same watermark as before. The metadata
 also says which windows were already emitted and forgotten (`done_until`): the re-read batches
 may hold some of their frames, which were counted before the crash and must not make a partial
@@ -11,36 +12,22 @@ record that would replace the right one.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Iterable, NamedTuple
 
 import msgspec
 
 
-@dataclass(frozen=True, slots=True)
-class Resume:
-    seq: int  # batches in arrival order: the earliest Resume also has the earliest event-time state
-    offsets: dict[Any, int]
+class Resume(NamedTuple):
+    """Plain numbers (the core keeps them, and a snapshot writes them): offsets grow batch by
+    batch, so the smallest offset also has the earliest event-time state."""
+    offset: int
     max_ts: int | None
     watermark: int | None
 
-    def __lt__(self, other: Resume) -> bool:
-        """Earlier batch: a window fed by several minutes needs the earliest of their points."""
-        return self.seq < other.seq
 
-
-def earliest(points: Iterable[Resume], positions: dict[Any, int]) -> tuple[dict[Any, int], Resume | None]:
-    """Offsets to commit (per partition the smallest any point needs, else the current position), and
-    the earliest point (None when nothing in memory needs re-reading)."""
-    offsets = dict(positions)
-    first = None
-    for point in points:
-        for tp, offset in point.offsets.items():
-            if offset < offsets.get(tp, offset + 1):
-                offsets[tp] = offset
-        if first is None or point < first:
-            first = point
-    return offsets, first
+def earliest(points: Iterable[Resume | None]) -> Resume | None:
+    """The point a restart must re-read from (None when nothing in memory needs re-reading)."""
+    return min((point for point in points if point is not None), default=None)
 
 
 def encode_metadata(max_ts: int | None, watermark: int | None, done_until: int | None) -> str:

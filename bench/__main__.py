@@ -21,7 +21,8 @@ import uuid
 from kafka import KafkaAdminClient
 
 from bench.measure import machine, measured, rates, summary_line, write_result, write_section
-from uniqcount.runtime.config import REPO, load
+from uniqcount import REPO
+from uniqcount.runtime.config import load
 from uniqcount.devtools.sample import ensure_sample
 
 PERFORMANCE = REPO / "docs" / "PERFORMANCE.md"

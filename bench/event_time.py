@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         full = [s for s in last if s != max(last)]  # the last minute is closed by the end of input
         exact_first = sum(1 for s in full if first[s].users == last[s].users)
         exact = {s: r.users for s, r in last.items()} == truth
-        print(f"| {lateness} s | {counting.windows.late_frames:,} | {counting.windows.corrections} "
+        print(f"| {lateness} s | {counting.partitions.total('late_frames'):,} | {counting.partitions.total('corrections')} "
               f"| {exact_first} of {len(full)} | {max(short)} | {'yes' if exact else 'NO'} |")
     return 0
 

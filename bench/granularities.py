@@ -19,7 +19,7 @@ from typing import Iterable
 
 from bench.measure import generated_once, machine, measured, summary_line, write_result
 from bench.truth import exact_unique_users
-from uniqcount.runtime.config import REPO
+from uniqcount import REPO
 from uniqcount.core.counters import hll_relative_standard_error
 from uniqcount.core.granularities import GRANULARITIES
 

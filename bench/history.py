@@ -19,7 +19,8 @@ from pathlib import Path
 from bench.granularities import latest_records, markdown, table
 from bench.measure import generated_once, measured, summary_line, write_result
 from bench.truth import by_full_parse
-from uniqcount.runtime.config import REPO, load
+from uniqcount import REPO
+from uniqcount.runtime.config import load
 from uniqcount.core.counters import DEFAULT_LG_K
 from uniqcount.kafka_client.kafka_io import read_topic
 

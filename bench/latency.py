@@ -19,7 +19,8 @@ import subprocess
 import sys
 import uuid
 
-from uniqcount.runtime.config import REPO, load
+from uniqcount import REPO
+from uniqcount.runtime.config import load
 from uniqcount.core.frames import InvalidFrame, parse_frame
 from uniqcount.kafka_client.kafka_io import read_topic
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from uniqcount.devtools import generate
-from uniqcount.runtime.config import REPO
+from uniqcount import REPO
 
 RESULTS = REPO / "bench" / "results"
 

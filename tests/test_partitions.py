@@ -196,16 +196,22 @@ def test_snapshots_are_incremental_and_compact():
     counter = PartitionCounter(0, 3600, 0, ALL[:2], "hour")
     snapshots = Snapshots(counter)
     counter.add_many([(f"u{i}", base) for i in range(1000)], [None] * 1000)
-    full = snapshots.take()
-    minute_key = f"open-minute/{base - base % 60}"
-    assert set(full.changed) == {"clock", minute_key} and full.dropped == []
-    assert len(full.changed[minute_key]) < 8 * 1000 + 64  # 8 bytes a user
-    assert snapshots.take().changed == {}  # nothing changed
-    counter.add_many([("late-comer", base + 61)], [None])  # the minute closes into hour and minute windows
-    changes = snapshots.take()
     minute = base - base % 60
-    assert changes.dropped == [minute_key]
-    assert set(changes.changed) == {"clock", f"minute/{minute}", f"hour/{base - base % 3600}", f"open-minute/{minute + 60}"}
+    open_minute = f"open-minute/{minute}"
+    full = snapshots.take()
+    assert set(full.changed) == {"clock", open_minute, f"{open_minute}/0"} and full.dropped == []
+    assert len(full.changed[f"{open_minute}/0"]) < 8 * 1000 + 16  # 8 bytes a user
+    assert snapshots.take() == ({}, [])  # nothing changed
+    counter.add_many([("u1", base + 1), ("new", base + 2)], [None] * 2)
+    grown = snapshots.take()  # the header, and a part with the one new user
+    assert set(grown.changed) == {"clock", open_minute, f"{open_minute}/1"}
+    assert len(grown.changed[f"{open_minute}/1"]) < 8 + 16
+    counter.add_many([("late-comer", base + 61)], [None])  # the minute closes into the minute and hour windows
+    closed = snapshots.take()
+    assert sorted(closed.dropped) == [open_minute, f"{open_minute}/0", f"{open_minute}/1"]
+    hour = base - base % 3600
+    assert set(closed.changed) == {"clock", f"minute/{minute}", f"minute/{minute}/0", f"hour/{hour}",
+                                   f"hour/{hour}/0", f"open-minute/{minute + 60}", f"open-minute/{minute + 60}/0"}
 
 
 def test_an_entry_of_another_format_version_is_refused():

@@ -1,10 +1,10 @@
 """The state as a value: a partition's counter written as entries (key -> bytes) and read back.
 
 Entries are what a changelog (a compacted topic) keeps, one per key: the clock (watermark, outlier
-guard with its held frames, the counts behind the reconciliation line), one per open minute, one per
-window open or kept for corrections. `Snapshots.take` hands back only the entries that changed since
-the previous snapshot and the keys that were dropped since, so a checkpoint costs what changed, not
-what is held. Exact sets are stored as sorted 64-bit hashes (8 bytes a user), sketches in
+guard with its held frames, the counts behind the reconciliation line), and per open minute and per
+window (open, or kept for corrections) a small header plus its users in parts. `Snapshots.take`
+hands back only the entries that changed since the previous snapshot and the keys that were dropped
+since, so a checkpoint costs what changed, not what is held. Exact sets are stored as sorted 64-bit hashes (8 bytes a user), sketches in
 DataSketches' compact form; every entry is MessagePack that starts with the format's version.
 
 Refs of held frames and resume points are stored as they are (bytes, numbers, tuples of them);
@@ -17,12 +17,12 @@ from typing import Any, Callable, Mapping, NamedTuple
 
 import msgspec
 
-from uniqcount.core.counters import ExactCounter, FrozenExactCounter, HllCounter
+from uniqcount.core.counters import Counter, ExactCounter, FrozenExactCounter, HllCounter
 from uniqcount.core.merge import Partitions
 from uniqcount.core.outliers import Held
 from uniqcount.core.partition import OpenMinute, PartitionCounter
 from uniqcount.core.userset import hashes_bytes, hashes_from, uid_hash
-from uniqcount.core.windowset import Window
+from uniqcount.core.windowset import Window, WindowSet
 
 VERSION = 1
 CLOCK = "clock"
@@ -54,14 +54,6 @@ def _fields(data: bytes) -> list[Any]:
     return fields
 
 
-def _minute_key(start: int) -> str:
-    return f"open-minute/{start}"
-
-
-def _window_key(name: str, start: int) -> str:
-    return f"{name}/{start}"
-
-
 def _clock(counter: PartitionCounter) -> bytes:
     guard = counter.guard
     return _entry(counter.max_ts, counter.watermark, counter.done_until, guard.accepted,
@@ -70,50 +62,109 @@ def _clock(counter: PartitionCounter) -> bytes:
                   [[h.uid, h.ts, h.ref, h.resume_from, h.accepted_before] for h in guard.held])
 
 
-def _minute(minute: OpenMinute) -> bytes:
-    hashes = set(map(uid_hash, minute.users)) | (minute.restored or set())
-    return _entry(minute.start, minute.frames, minute.reported, minute.resume_from, hashes_bytes(hashes))
+class Growing(NamedTuple):
+    """Users that only grow (an open minute or exact window): each snapshot writes the new ones."""
+    users: set[Any]
+    hashed: bool  # the set holds 64-bit hashes already (read back from a snapshot), not uids
 
 
-def _window(window: Window, kept: bool) -> bytes:
-    return _entry(window.start, window.end, window.frames, window.revision, window.late_frames, kept,
-                  window.resume_from, window.counter.to_bytes())
+class Whole(NamedTuple):
+    """Users written whole when they change (a closed exact window's hashes, a sketch)."""
+    version: Any
+    write: Callable[[], bytes]
 
 
-def _versions(counter: PartitionCounter) -> dict[str, tuple[Any, Callable[[], bytes]]]:
-    """Every entry's key, what tells whether it changed, and how to write it."""
-    entries: dict[str, tuple[Any, Callable[[], bytes]]] = {}
+class Item(NamedTuple):
+    """One minute or window: its header (small, rewritten on change) and its users (in parts)."""
+    version: Any
+    header: Callable[[], bytes]
+    users: Growing | Whole
+
+
+def _items(counter: PartitionCounter) -> dict[str, Item]:
+    items = {}
     for start, minute in counter.minutes.items():
-        entries[_minute_key(start)] = (minute.frames, minute.reported), lambda m=minute: _minute(m)
+        users = Growing(minute.users, False) if not minute.restored else \
+            Growing(minute.restored | set(map(uid_hash, minute.users)), True)
+        items[f"open-minute/{start}"] = Item((minute.frames, minute.reported), lambda m=minute: _entry(
+            m.start, m.frames, m.reported, m.resume_from), users)
     for windows in counter.sets:
         for kept, group in ((False, windows.open), (True, windows.kept)):
             for start, window in group.items():
-                entries[_window_key(windows.name, start)] = (
-                    (window.frames, window.revision, window.late_frames, kept), lambda w=window, k=kept: _window(w, k))
-    return entries
+                version = (window.frames, window.revision, window.late_frames, kept)
+                counter_ = window.counter
+                if isinstance(counter_, ExactCounter):
+                    users: Growing | Whole = Growing(counter_.uids, False) if counter_.hashed is None \
+                        else Growing(counter_.hashed, True)
+                else:
+                    users = Whole(version, counter_.to_bytes)
+                items[f"{windows.name}/{start}"] = Item(version, lambda w=window, k=kept: _entry(
+                    w.start, w.end, w.frames, w.revision, w.late_frames, k, w.resume_from), users)
+    return items
+
+
+@dataclass
+class _Written:
+    """What the users parts of one item hold so far."""
+    parts: int = 0
+    users: set[Any] | None = None  # Growing: the users written (same kind as the item's set)
+    hashed: bool = False
+    version: Any = None  # Whole: the version whose bytes are in part 0
 
 
 @dataclass
 class Snapshots:
-    """Incremental snapshots of one partition's counter: what each entry was when last written."""
+    """Incremental snapshots of one partition's counter. An item's users go in parts under
+    `<key>/<n>`: a growing set writes only the users new since the last snapshot (an open hour
+    costs the users of the last interval, not the hour's), a whole one rewrites part 0."""
     counter: PartitionCounter
-    written: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, Any] = field(default_factory=dict)
+    users: dict[str, _Written] = field(default_factory=dict)
     clock: bytes = b""
 
     def take(self) -> Changes:
-        versions = _versions(self.counter)
-        changed = {key: write() for key, (version, write) in versions.items()
-                   if self.written.get(key, ()) != version}
+        items = _items(self.counter)
+        changed: dict[str, bytes] = {}
+        dropped: list[str] = []
+        for key, item in items.items():
+            if self.headers.get(key) != item.version:
+                changed[key] = item.header()
+                self.headers[key] = item.version
+            self._write_users(key, item.users, changed, dropped)
         clock = _clock(self.counter)
         if clock != self.clock:
             changed[CLOCK] = self.clock = clock
-        dropped = [key for key in self.written if key not in versions]
-        self.written = {key: version for key, (version, _) in versions.items()}
+        for key in [k for k in self.headers if k not in items]:
+            del self.headers[key]
+            dropped += [key, *self._drop_parts(key)]
         return Changes(changed, dropped)
+
+    def _drop_parts(self, key: str) -> list[str]:
+        written = self.users.pop(key, None)
+        return [f"{key}/{n}" for n in range(written.parts)] if written else []
+
+    def _write_users(self, key: str, users: Growing | Whole, changed: dict[str, bytes], dropped: list[str]) -> None:
+        written = self.users.get(key)
+        if isinstance(users, Whole):
+            if written is None or written.users is not None or written.version != users.version:
+                dropped += [part for part in self._drop_parts(key) if part != f"{key}/0"]
+                changed[f"{key}/0"] = _entry(users.write())
+                self.users[key] = _Written(1, version=users.version)
+            return
+        if written is None or written.users is None or written.hashed != users.hashed:
+            dropped += self._drop_parts(key)  # new, or its kind changed: written again from part 0
+            written = self.users[key] = _Written(0, set(), users.hashed)
+        if len(users.users) == len(written.users):  # sets that only grow: the same size, the same users
+            return
+        new = users.users - written.users
+        if new:
+            changed[f"{key}/{written.parts}"] = _entry(hashes_bytes(new if users.hashed else map(uid_hash, new)))
+            written.parts += 1
+            written.users |= new
 
     def full(self) -> dict[str, bytes]:
         """Every entry, as a fresh changelog would hold them (the base of later `take`s)."""
-        self.written, self.clock = {}, b""
+        self.headers, self.users, self.clock = {}, {}, b""
         return self.take().changed
 
 
@@ -121,18 +172,24 @@ def restore(counter: PartitionCounter, entries: Mapping[str, bytes], make_ref: C
             make_resume: Callable[[Any], Any] = lambda r: r) -> PartitionCounter:
     """Fill a fresh counter (built with the same settings) from a snapshot's entries."""
     sets = {windows.name: windows for windows in counter.sets}
+    parts: dict[str, list[bytes]] = {}
+    for key, data in entries.items():
+        if key.count("/") == 2:  # a part of an item's users
+            parts.setdefault(key.rpartition("/")[0], []).append(data)
     for key, data in entries.items():
         fields = _fields(data)
+        name = key.split("/")[0]
+        users = [_fields(part)[0] for part in parts.get(key, [])]
         if key == CLOCK:
             _restore_clock(counter, fields, make_ref, make_resume)
+        elif key.count("/") == 2:
             continue
-        name, _, _ = key.partition("/")
-        if name == "open-minute":
-            start, frames, reported, resume, hashes = fields
+        elif name == "open-minute":
+            start, frames, reported, resume = fields
             counter.minutes[start] = OpenMinute(start, make_resume(resume), set(), frames, reported,
-                                                set(hashes_from(hashes)))
+                                                {h for part in users for h in hashes_from(part)})
         elif name in sets:
-            _restore_window(sets[name], fields, make_resume)
+            _restore_window(sets[name], fields, users, make_resume)
         else:
             raise FormatError(f"state entry {key!r} is of a granularity this counter does not count")
     counter.reindex()
@@ -150,12 +207,15 @@ def _restore_clock(counter: PartitionCounter, fields: list[Any], make_ref: Calla
                           for uid, ts, ref, resume, before in held]
 
 
-def _restore_window(windows: Any, fields: list[Any], make_resume: Callable[[Any], Any]) -> None:
-    start, end, frames, revision, late_frames, kept, resume, data = fields
+def _restore_window(windows: WindowSet, fields: list[Any], users: list[bytes],
+                    make_resume: Callable[[Any], Any]) -> None:
+    start, end, frames, revision, late_frames, kept, resume = fields
     if not windows.exact:
-        counter: Any = HllCounter.from_bytes(data)
+        counter: Counter = HllCounter.from_bytes(users[0])
+    elif kept:
+        counter = FrozenExactCounter.from_bytes(users[0])
     else:
-        counter = FrozenExactCounter.from_bytes(data) if kept else ExactCounter.from_bytes(data)
+        counter = ExactCounter({h for part in users for h in hashes_from(part)})
     window = Window(start, end, make_resume(resume), counter, frames, revision, late_frames)
     (windows.kept if kept else windows.open)[start] = window
 

@@ -3,8 +3,7 @@ per granularity, provisional and HLL records. Expected windows come from `dateti
 uniqcount.core.granularities."""
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from hypothesis import given, settings, strategies as st
 
@@ -14,39 +13,13 @@ from uniqcount.core.counters import hll_relative_standard_error
 from uniqcount.runtime.counting import Counting
 from uniqcount.core.granularities import GRANULARITIES
 from uniqcount.runtime.outputs import CountedOnly, Records
-from tests.collected import Collected, collected
+from tests.core_helpers import Collected, brute_force, calendar_start, collected
 
 ALL = list(GRANULARITIES.values())
-NAMES = list(GRANULARITIES)
 
 
 def utc(*args: int) -> int:
     return int(datetime(*args, tzinfo=timezone.utc).timestamp())
-
-
-def calendar_start(name: str, ts: int) -> int:
-    moment = datetime.fromtimestamp(ts, timezone.utc)
-    day = moment.replace(hour=0, minute=0, second=0)
-    start = {
-        "minute": moment.replace(second=0),
-        "hour": moment.replace(minute=0, second=0),
-        "day": day,
-        "week": day - timedelta(days=moment.isoweekday() - 1),
-        "month": day.replace(day=1),
-        "year": day.replace(month=1, day=1),
-    }[name]
-    return int(start.timestamp())
-
-
-def brute_force(frames: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, int]]:
-    """(granularity, start) -> (unique users, frames)."""
-    users, counts = defaultdict(set), defaultdict(int)
-    for uid, ts in frames:
-        for name in NAMES:
-            key = name, calendar_start(name, ts)
-            users[key].add(uid)
-            counts[key] += 1
-    return {key: (len(users[key]), counts[key]) for key in users}
 
 
 def run(windows: Collected, frames: list[tuple[str, int]]):

@@ -3,11 +3,11 @@ Expected values come from brute force over the frames, or from an uninterrupted 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timezone
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from tests.core_helpers import brute_force
 from uniqcount.core.granularities import GRANULARITIES
 from uniqcount.core.merge import Partitions
 from uniqcount.core.partition import PartitionCounter
@@ -19,26 +19,6 @@ USERS = [f"user-{i}" for i in range(40)]
 
 def maker(lateness: int = 5, retention: int = 7 * 86_400, jump: int = 0, exact_up_to: str = "hour"):
     return lambda: PartitionCounter(lateness, retention, jump, ALL, exact_up_to)
-
-
-def calendar_start(name: str, ts: int) -> int:
-    """From `datetime`, not from uniqcount's calendar."""
-    moment = datetime.fromtimestamp(ts, timezone.utc)
-    day = moment.replace(hour=0, minute=0, second=0)
-    start = {"minute": moment.replace(second=0), "hour": moment.replace(minute=0, second=0), "day": day,
-             "week": day.fromordinal(day.toordinal() - day.weekday()).replace(tzinfo=timezone.utc),
-             "month": day.replace(day=1), "year": day.replace(month=1, day=1)}[name]
-    return int(start.timestamp())
-
-
-def brute_force(frames):
-    users, counts = defaultdict(set), defaultdict(int)
-    for uid, ts in frames:
-        for name in GRANULARITIES:
-            key = name, calendar_start(name, ts)
-            users[key].add(uid)
-            counts[key] += 1
-    return {key: (len(users[key]), counts[key]) for key in users}
 
 
 def latest(results):

@@ -7,7 +7,7 @@ from hypothesis import given, strategies as st
 
 from uniqcount.core.outliers import CONFIRMATIONS, PATIENCE
 from uniqcount.core.userset import CompactUsers
-from tests.collected import collected
+from tests.core_helpers import collected
 
 _refs = iter(range(1 << 62))
 

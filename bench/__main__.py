@@ -22,8 +22,8 @@ from kafka import KafkaAdminClient
 
 from bench.measure import machine, measured, rates, summary_line, write_result, write_section
 from uniqcount import REPO
-from uniqcount.runtime.config import load
 from uniqcount.devtools.sample import ensure_sample
+from uniqcount.runtime.config import load
 
 PERFORMANCE = REPO / "docs" / "PERFORMANCE.md"
 

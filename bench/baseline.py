@@ -14,8 +14,8 @@ import uuid
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from uniqcount.runtime.config import load
 from uniqcount.kafka_client.kafka_io import rejoins_until_joined
+from uniqcount.runtime.config import load
 
 
 def main() -> int:

@@ -17,9 +17,9 @@ from typing import Any, Callable
 import msgspec
 import numpy
 
-from uniqcount.runtime import config
 from uniqcount.core.frames import _Plain, parse_frames
 from uniqcount.devtools.sample import ensure_sample
+from uniqcount.runtime import config
 from uniqcount.runtime.sources import Input
 
 BLOCK = 1 << 18

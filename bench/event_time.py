@@ -14,12 +14,12 @@ import argparse
 import sys
 
 from bench.truth import unique_users
-from uniqcount.runtime.counting import Counting
-from uniqcount.runtime.config import load
-from uniqcount.runtime.outputs import CountedOnly, Records
-from uniqcount.runtime.sources import Input
 from uniqcount.core.granularities import parse_granularities
 from uniqcount.core.windowset import Result
+from uniqcount.runtime.config import load
+from uniqcount.runtime.counting import Counting
+from uniqcount.runtime.outputs import CountedOnly, Records
+from uniqcount.runtime.sources import Input
 
 
 class Collect(Records):

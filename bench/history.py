@@ -20,9 +20,9 @@ from bench.granularities import latest_records, markdown, table
 from bench.measure import generated_once, measured, summary_line, write_result
 from bench.truth import by_full_parse
 from uniqcount import REPO
-from uniqcount.runtime.config import load
 from uniqcount.core.counters import DEFAULT_LG_K
 from uniqcount.kafka_client.kafka_io import read_topic
+from uniqcount.runtime.config import load
 
 START = 1685577600  # 2023-06-01 00:00 UTC
 

@@ -20,9 +20,9 @@ import sys
 import uuid
 
 from uniqcount import REPO
-from uniqcount.runtime.config import load
 from uniqcount.core.frames import InvalidFrame, parse_frame
 from uniqcount.kafka_client.kafka_io import read_topic
+from uniqcount.runtime.config import load
 
 
 def main(argv: list[str] | None = None) -> int:

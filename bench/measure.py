@@ -14,8 +14,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from uniqcount.devtools import generate
 from uniqcount import REPO
+from uniqcount.devtools import generate
 
 RESULTS = REPO / "bench" / "results"
 

@@ -15,9 +15,9 @@ import msgspec
 import orjson
 import simdjson
 
-from uniqcount.runtime import config
 from uniqcount.core.frames import parse_frame, parse_frames
 from uniqcount.devtools.sample import ensure_sample
+from uniqcount.runtime import config
 
 from .measure import calls_per_second, first_lines, machine, write_result, write_section
 from .serialization import UidTs, uid_ts

@@ -25,9 +25,9 @@ import fastavro
 import msgspec
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
-from uniqcount.runtime import config
 from uniqcount.core.frames import parse_frames
 from uniqcount.devtools.sample import ensure_sample
+from uniqcount.runtime import config
 
 from .measure import calls_per_second, first_lines, machine, write_result, write_section
 

@@ -12,8 +12,8 @@ from kafka import KafkaAdminClient
 
 from uniqcount.devtools import brokerctl
 
-from uniqcount.runtime import config
 from uniqcount.devtools.localbroker import BrokerError
+from uniqcount.runtime import config
 
 
 @pytest.fixture(scope="session")

@@ -20,8 +20,8 @@ from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from tests.conftest import free_port
 from tests.helpers import DATA, LATE, as_truth, kafka_env, latest_per_key, needs_samples, produce, script, truth_windows
 from uniqcount import REPO
-from uniqcount.kafka_client.kafka_io import read_topic
 from uniqcount.devtools.localbroker import LocalBroker
+from uniqcount.kafka_client.kafka_io import read_topic
 
 pytestmark = [pytest.mark.kafka, needs_samples]
 ALL = ["minute", "hour", "day", "week", "month", "year"]

@@ -7,11 +7,11 @@ from datetime import datetime, timezone
 
 from hypothesis import given, settings, strategies as st
 
+from uniqcount.core.counters import hll_relative_standard_error
+from uniqcount.core.granularities import GRANULARITIES
 from uniqcount.runtime import counting
 from uniqcount.runtime.config import load
-from uniqcount.core.counters import hll_relative_standard_error
 from uniqcount.runtime.counting import Counting
-from uniqcount.core.granularities import GRANULARITIES
 from uniqcount.runtime.outputs import CountedOnly, Records
 from tests.core_helpers import Collected, brute_force, calendar_start, collected
 

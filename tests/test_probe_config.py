@@ -10,8 +10,8 @@ import pytest
 
 from uniqcount import REPO
 from uniqcount.cli import consumer as consumer_cli, producer as producer_cli
-from uniqcount.runtime import config
 from uniqcount.kafka_client.probe import is_local, kafka_answers, parse_servers
+from uniqcount.runtime import config
 from tests.conftest import free_port
 from tests.helpers import script
 

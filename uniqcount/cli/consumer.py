@@ -15,12 +15,12 @@ from uniqcount.runtime import config
 
 from uniqcount.kafka_client import kafka_io
 from uniqcount.kafka_client.internals import LibraryMismatch
-from uniqcount.runtime.counting import Counting
+from uniqcount.kafka_client.sends import SendFailed
 from uniqcount.runtime.consumer_loop import run_kafka
+from uniqcount.runtime.counting import Counting
 from uniqcount.runtime.outage import BrokerLost
 from uniqcount.runtime.outputs import CountedOnly, DeadLetters, FileDeadLetters, OutputError, Records
 from uniqcount.runtime.progress import error, status
-from uniqcount.kafka_client.sends import SendFailed
 from uniqcount.runtime.sources import Input, InputError
 
 SETTINGS = ["BOOTSTRAP_SERVERS", "TOPIC", "CONSUMER_GROUP", "OUTPUT_TOPIC", "DLQ_TOPIC", "ALLOWED_LATENESS",

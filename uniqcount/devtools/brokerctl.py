@@ -13,12 +13,12 @@ import subprocess
 import sys
 from typing import Any
 
-from uniqcount.runtime.progress import error, status
-from uniqcount.runtime import config
-from uniqcount.kafka_client.kafka_io import create_topics
 from uniqcount import REPO
 from uniqcount.devtools.localbroker import TOOLS, BrokerError, LocalBroker, tool_command
+from uniqcount.kafka_client.kafka_io import create_topics
 from uniqcount.kafka_client.probe import any_answers, is_local, parse_servers
+from uniqcount.runtime import config
+from uniqcount.runtime.progress import error, status
 
 
 def local_broker(settings: dict[str, Any]) -> LocalBroker:

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from uniqcount.runtime.progress import status
 from uniqcount.kafka_client.probe import kafka_answers, port_in_use
+from uniqcount.runtime.progress import status
 
 from uniqcount import REPO
 POM = REPO / "broker" / "pom.xml"

@@ -27,13 +27,14 @@ from kafka.errors import (CommitFailedError, IllegalGenerationError, KafkaError,
                           UnknownMemberIdError)
 
 from uniqcount.kafka_client import kafka_io
+from uniqcount.kafka_client.probe import any_answers
+from uniqcount.kafka_client.record_batches import Record
+from uniqcount.kafka_client.sends import SendFailed, Sends
 from uniqcount.runtime.counting import Counting
 from uniqcount.runtime.outage import Outage
 from uniqcount.runtime.outputs import KafkaDeadLetters, Records
-from uniqcount.kafka_client.probe import any_answers
 from uniqcount.runtime.progress import status
 from uniqcount.runtime.resume import Resume, decode_metadata, earliest, encode_metadata
-from uniqcount.kafka_client.sends import SendFailed, Sends
 
 COMMIT_INTERVAL = 5.0
 BROKER_CALL_SECONDS = 5.0  # one try of a call to the broker (commit, offsets) before it counts as failed
@@ -88,6 +89,8 @@ class KafkaRun:
             self.resumed.add(tp)
             committed = self._retried("read the committed offset", self.consumer.committed, tp, metadata=True)
             counter.resume(*decode_metadata(committed.metadata if committed else None))
+        if type(records[0]) is not Record:  # kafka-python's own path (read_committed): no library objects in the core
+            records = [Record(r.topic, r.partition, r.offset, r.key, r.value) for r in records]
         resume = Resume(self.positions.get(tp, records[0].offset), counter.max_ts, counter.watermark)
         self.counting.process([r.value or b"" for r in records], records, resume, tp.partition)  # None: a tombstone
         self.positions[tp] = records[-1].offset + 1

@@ -5,9 +5,9 @@ import sys
 from collections import Counter
 from typing import Any, BinaryIO, Callable, Protocol
 
-from uniqcount.kafka_client.sends import Sends
 from uniqcount.core.records import encode, record_key, record_kind, window_record
 from uniqcount.core.windowset import Result
+from uniqcount.kafka_client.sends import Sends
 
 
 class OutputError(Exception):

@@ -21,7 +21,7 @@ from typing import Iterable, Sequence, Union
 
 from datasketches import hll_sketch, hll_union, tgt_hll_type
 
-from uniqcount.core.userset import CompactUsers, hashes_bytes, hashes_from, uid_hash
+from uniqcount.core.userset import CompactUsers, hashes_bytes, hashes_from, hashes_of, uid_hash
 
 DEFAULT_LG_K = 14
 _STDDEVS_95 = 2  # DataSketches bounds at 2 standard deviations: about 95.4% confidence
@@ -45,14 +45,16 @@ class NewUsers:
         self._sketch: hll_sketch | None = None
 
     def hashes(self) -> set[int]:
-        hashes = set(map(uid_hash, self.uids))
+        hashes = set(hashes_of(self.uids))
         return hashes | self.restored if self.restored else hashes
 
     def sketch(self) -> hll_sketch:
         """Built on first need, then shared by the day, week, month and year windows."""
         if self._sketch is None:
             self._sketch = sketch = hll_sketch(self.lg_k, tgt_hll_type.HLL_8)
-            for h in self.hashes():
+            for h in hashes_of(self.uids):  # a user in both is counted once: a sketch takes duplicates
+                sketch.update(h)
+            for h in self.restored or ():
                 sketch.update(h)
         return self._sketch
 
@@ -70,7 +72,7 @@ class ExactCounter:
 
     def _hashes(self) -> set[int]:
         if self.hashed is None:
-            self.hashed, self.uids = set(map(uid_hash, self.uids)), set()
+            self.hashed, self.uids = set(hashes_of(self.uids)), set()
         return self.hashed
 
     def add(self, uid: str) -> None:
@@ -92,7 +94,7 @@ class ExactCounter:
         return None
 
     def hash_set(self) -> set[int]:
-        return set(map(uid_hash, self.uids)) if self.hashed is None else self.hashed
+        return set(hashes_of(self.uids)) if self.hashed is None else self.hashed
 
     def frozen(self) -> FrozenExactCounter:
         """Closed: only membership and the count are needed from now on."""

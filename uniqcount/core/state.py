@@ -21,7 +21,7 @@ from uniqcount.core.counters import Counter, ExactCounter, FrozenExactCounter, H
 from uniqcount.core.merge import Partitions
 from uniqcount.core.outliers import Held
 from uniqcount.core.partition import OpenMinute, PartitionCounter
-from uniqcount.core.userset import hashes_bytes, hashes_from, uid_hash
+from uniqcount.core.userset import hashes_bytes, hashes_from, hashes_of
 from uniqcount.core.windowset import Window, WindowSet
 
 VERSION = 1
@@ -85,7 +85,7 @@ def _items(counter: PartitionCounter) -> dict[str, Item]:
     items = {}
     for start, minute in counter.minutes.items():
         users = Growing(minute.users, False) if not minute.restored else \
-            Growing(minute.restored | set(map(uid_hash, minute.users)), True)
+            Growing(minute.restored | set(hashes_of(minute.users)), True)
         items[f"open-minute/{start}"] = Item((minute.frames, minute.reported), lambda m=minute: _entry(
             m.start, m.frames, m.reported, m.resume_from), users)
     for windows in counter.sets:
@@ -158,7 +158,7 @@ class Snapshots:
             return
         new = users.users - written.users
         if new:
-            changed[f"{key}/{written.parts}"] = _entry(hashes_bytes(new if users.hashed else map(uid_hash, new)))
+            changed[f"{key}/{written.parts}"] = _entry(hashes_bytes(new if users.hashed else hashes_of(new)))
             written.parts += 1
             written.users |= new
 

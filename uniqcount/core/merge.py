@@ -34,6 +34,7 @@ class Partitions:
         self.scope: tuple[int, ...] | None = None  # partial: only these partitions of a topic with more
         self.revisions: dict[Key, int] = {}  # revision of each window's last final record
         self.waiting: dict[Key, int] = {}  # windows some partition has made records of, not final yet: their end
+        self._forget_at = FAR  # the earliest end among the windows in `revisions` (FAR: to be found)
 
     def assign(self, partition: int) -> PartitionCounter:
         counter = self.counters.get(partition)
@@ -99,6 +100,7 @@ class Partitions:
             for result in emitted.results:  # the partition's records are the answer
                 if result.final:
                     self.revisions[self._key(result)] = result.revision
+                    self._forget_at = min(self._forget_at, result.end)
             self._forget(counter.forget_until)
             return emitted
         return Emitted(self._union_records(emitted.results, flushing), emitted.dead)
@@ -135,6 +137,7 @@ class Partitions:
         revision = 0
         if final:
             revision = self.revisions[key] = self.revisions.get(key, -1) + 1
+            self._forget_at = min(self._forget_at, end)
         counters = [w.counter for w in found]
         users, bounds = union_of(counters)
         return Result(self._sets()[index].name, start, end, users, sum(w.frames for w in found), final,
@@ -142,10 +145,14 @@ class Partitions:
 
     def _forget(self, forget_until: int | None) -> None:
         """Revisions of windows that every partition has forgotten: no record of them can come."""
-        if forget_until is not None and self.revisions:
-            sets = self._sets()
-            for key in [k for k in self.revisions if sets[k[0]].granularity.end(k[1]) <= forget_until]:
-                del self.revisions[key]
+        if forget_until is None or not self.revisions or forget_until < self._forget_at < FAR:
+            return
+        sets = self._sets()
+        ends = {key: sets[key[0]].granularity.end(key[1]) for key in self.revisions}
+        for key in [k for k, end in ends.items() if end <= forget_until]:
+            del self.revisions[key]
+            del ends[key]
+        self._forget_at = min(ends.values(), default=FAR)
 
     def provisional(self) -> list[Result]:
         """Early records over every partition's open minutes, as partition.provisional does for one."""

@@ -36,28 +36,25 @@ class NewUsers:
     """The users of one minute, handed to every longer window that holds it: uid strings, plus the
     hashes of those counted before a restore (`restored`)."""
 
-    __slots__ = ("uids", "lg_k", "restored", "_hashes", "_sketch")
+    __slots__ = ("uids", "lg_k", "restored", "_sketch")
 
     def __init__(self, uids: set[str], lg_k: int = DEFAULT_LG_K, restored: set[int] | None = None):
         self.uids = uids
         self.lg_k = lg_k
         self.restored = restored
-        self._hashes: set[int] | None = None
         self._sketch: hll_sketch | None = None
 
     def hashes(self) -> set[int]:
-        """Computed once, then shared by the sketch and the minute's own window when it freezes."""
-        if self._hashes is None:
-            self._hashes = set(hashes_of(self.uids))
-            if self.restored:
-                self._hashes |= self.restored
-        return self._hashes
+        hashes = set(hashes_of(self.uids))
+        return hashes | self.restored if self.restored else hashes
 
     def sketch(self) -> hll_sketch:
         """Built on first need, then shared by the day, week, month and year windows."""
         if self._sketch is None:
             self._sketch = sketch = hll_sketch(self.lg_k, tgt_hll_type.HLL_8)
-            for h in self.hashes():
+            for h in hashes_of(self.uids):  # a user in both is counted once: a sketch takes duplicates
+                sketch.update(h)
+            for h in self.restored or ():
                 sketch.update(h)
         return self._sketch
 
@@ -66,13 +63,12 @@ class ExactCounter:
     """An open exact window: the uid strings themselves (shared with the minute sets that fed them),
     or, once it holds users read back from a snapshot, their hashes."""
 
-    __slots__ = ("uids", "hashed", "only")
+    __slots__ = ("uids", "hashed")
     estimate = "exact"
 
     def __init__(self, hashed: set[int] | None = None) -> None:
         self.uids: set[str] = set()
         self.hashed = hashed  # None: every user is in `uids`
-        self.only: NewUsers | None = None  # the one minute that fed it, if just one: its hashes serve the freeze
 
     def _hashes(self) -> set[int]:
         if self.hashed is None:
@@ -80,14 +76,12 @@ class ExactCounter:
         return self.hashed
 
     def add(self, uid: str) -> None:
-        self.only = None
         if self.hashed is None:
             self.uids.add(uid)
         else:
             self.hashed.add(uid_hash(uid))
 
     def add_users(self, users: NewUsers) -> None:
-        self.only = users if not self.uids and not self.hashed and self.only is None else None
         if self.hashed is None and not users.restored:
             self.uids.update(users.uids)
         else:
@@ -104,8 +98,6 @@ class ExactCounter:
 
     def frozen(self) -> FrozenExactCounter:
         """Closed: only membership and the count are needed from now on."""
-        if self.only is not None:
-            return FrozenExactCounter(hashes=self.only.hashes())
         return FrozenExactCounter(self.uids, self.hashed or ())
 
     def to_bytes(self) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import Fetcher
 from kafka.errors import CorruptRecordError
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
@@ -116,3 +117,56 @@ def test_control_batches_are_skipped(bootstrap, topic_name):
     consumer.close()
     assert values == [f"{a}-{i}".encode() for a in range(2) for i in range(5)]
     assert end == 12  # two commit markers took an offset each
+
+
+def read_all(bootstrap: str, tp: TopicPartition, fast: bool, isolation: str) -> tuple[list[tuple], int]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level=isolation,
+                             max_poll_records=7)
+    if fast:
+        fast_fetch(consumer)
+    consumer.assign([tp])
+    consumer.seek_to_beginning()
+    end = consumer.end_offsets([tp])[tp]
+    got: list[tuple] = []
+    while consumer.position(tp) < end:
+        for records in consumer.poll(timeout_ms=2000).values():
+            got += [(r.offset, r.key, r.value) for r in records]
+    position = consumer.position(tp)
+    consumer.close()
+    return got, position
+
+
+@pytest.mark.kafka
+def test_read_committed_skips_aborted_transactions_as_the_library_does(bootstrap, topic_name, monkeypatch):
+    """Plain records, a committed and an aborted transaction of one producer interleaved with a
+    committed one of another, then plain records again: read_committed through the fast reader gives
+    what the library's reader gives, offsets and positions too, and never takes the library's path."""
+    plain = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    first, second = (KafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"tx-{topic_name}-{n}")
+                     for n in range(2))
+    for producer in (first, second):
+        producer.init_transactions()
+
+    def sends(producer, label: str, count: int) -> None:
+        for i in range(count):
+            producer.send(topic_name, key=f"{label}".encode(), value=f"{label}-{i}".encode())
+        producer.flush()
+
+    sends(plain, "plain-before", 5)
+    first.begin_transaction(), sends(first, "committed", 4), first.commit_transaction()
+    first.begin_transaction(), second.begin_transaction()
+    sends(first, "aborted", 6), sends(second, "beside", 3), sends(first, "aborted-more", 2)
+    first.abort_transaction(), second.commit_transaction()
+    sends(plain, "plain-after", 5)
+    for producer in (plain, first, second):
+        producer.close()
+    tp = TopicPartition(topic_name, 0)
+    expected = read_all(bootstrap, tp, fast=False, isolation="read_committed")
+    assert [v for _, _, v in expected[0]] == [f"{label}-{i}".encode() for label, n in
+                                              [("plain-before", 5), ("committed", 4), ("beside", 3),
+                                               ("plain-after", 5)] for i in range(n)]
+    uncommitted = read_all(bootstrap, tp, fast=True, isolation="read_uncommitted")
+    assert sum(1 for _, key, _ in uncommitted[0] if bytes(key).startswith(b"aborted")) == 8  # there, unless skipped
+    monkeypatch.setattr(Fetcher.PartitionRecords, "take",
+                        lambda *_, **__: pytest.fail("kafka-python's record iterator was used"))
+    assert read_all(bootstrap, tp, fast=True, isolation="read_committed") == expected

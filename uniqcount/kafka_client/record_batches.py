@@ -6,9 +6,10 @@ even when they are thrown away. The consumer needs only offset, key and value, s
 gives one consumer's fetcher a partition reader that decodes each batch in one tight loop into
 `Record`s (a bare drain of the canonical topic: 101k records/s through the library's reader,
 220–240k through this one). Everything around it stays kafka-python's: fetching, positions, the
-batch-level CRC check (v2 records have no CRC of their own), metrics. Control batches are skipped.
-Anything unusual takes the library's own path: deserializers, read_committed (aborted
-transactions), and old message formats (v0/v1, batch by batch).
+batch-level CRC check (v2 records have no CRC of their own), metrics. Control batches are skipped,
+and under read_committed so are the batches of aborted transactions, by the library's own
+bookkeeping (the aborted transactions the fetch response lists, and the abort markers). Anything
+unusual takes the library's own path: deserializers, and old message formats (v0/v1, batch by batch).
 
 The producer's side is `encode_records`, `compressed` and `build_batch`: the records of a whole
 block of values in one loop (~0.7 µs a record against ~2.4 µs through kafka-python's builder);
@@ -24,13 +25,13 @@ from typing import Any, Iterator, NamedTuple, Sequence
 from kafka.codec import gzip_encode, lz4_encode, snappy_encode, zstd_encode
 from kafka.consumer.fetcher import Fetcher
 from kafka.errors import CorruptRecordError
+from kafka.protocol.consumer.offsets import IsolationLevel
 from kafka.record.default_records import DefaultRecordBatch
 from kafka.record.util import calc_crc32c, encode_varint
 from kafka.structs import TopicPartition
 
 from uniqcount.kafka_client.internals import require
 
-READ_UNCOMMITTED = 0
 HEADER = DefaultRecordBatch.HEADER_STRUCT
 RECORD_OVERHEAD = 13  # most bytes a record adds to its value below 2 MB: three varints, four fixed bytes
 CODECS = {DefaultRecordBatch.CODEC_GZIP: gzip_encode, DefaultRecordBatch.CODEC_SNAPPY: snappy_encode,
@@ -177,8 +178,8 @@ class FastPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
 
     def __init__(self, fetch_offset: int, tp: TopicPartition, records: Any, **options: Any):
         super().__init__(fetch_offset, tp, records, **options)
-        plain = not (options.get("key_deserializer") or options.get("value_deserializer")
-                     or options.get("isolation_level", READ_UNCOMMITTED) != READ_UNCOMMITTED)
+        plain = not (options.get("key_deserializer") or options.get("value_deserializer"))
+        self._committed_only = self.isolation_level == IsolationLevel.READ_COMMITTED
         self._batches = self._decoded_batches(tp, records) if plain else None
         self._pending: list[Record] = []
         self._pending_end = fetch_offset  # where the next fetch starts once _pending is taken
@@ -195,7 +196,7 @@ class FastPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
                 next_offset = decoded[-1].offset + 1 if decoded else self._pending_end
             else:
                 self.leader_epoch = batch.leader_epoch
-                decoded = [] if batch.is_control_batch else _decode(batch, topic, partition)
+                decoded = [] if batch.is_control_batch or self._aborted(batch) else _decode(batch, topic, partition)
                 next_offset = batch.next_offset  # v2 keeps it even when compaction removed the last record
             if decoded and decoded[0].offset < self.fetch_offset:  # a fetch from inside a batch
                 decoded = [r for r in decoded if r.offset >= self.fetch_offset]
@@ -203,6 +204,17 @@ class FastPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
             self.bytes_read += batch.size_in_bytes
             yield decoded, next_offset
             batch = records.next_batch()
+
+    def _aborted(self, batch: DefaultRecordBatch) -> bool:
+        """Under read_committed: a batch of a transaction that was aborted, as the library decides it
+        (an abort marker ends its producer's aborted run; the marker itself is a control batch)."""
+        if not self._committed_only or not batch.has_producer_id():
+            return False
+        self._consume_aborted_transactions_up_to(batch.last_offset)
+        if self._contains_abort_marker(batch):
+            self.aborted_producer_ids.discard(batch.producer_id)
+            return False
+        return self._is_batch_aborted(batch)
 
     def take(self, n: int | None = None) -> list[Any]:
         if self._batches is None:
@@ -239,8 +251,10 @@ def _decode(batch: DefaultRecordBatch, topic: str, partition: int) -> list[Recor
                                  "ends inside a record") from None
 
 
-PARTITION_RECORDS_PARTS = ["take", "drain", "_maybe_raise_next_inline_exception", "__init__"]
-BATCH_PARTS = ["_maybe_uncompress", "HEADER_STRUCT", "is_control_batch", "validate_crc", "next_offset"]
+PARTITION_RECORDS_PARTS = ["take", "drain", "_maybe_raise_next_inline_exception", "__init__",
+                           "_consume_aborted_transactions_up_to", "_contains_abort_marker", "_is_batch_aborted"]
+BATCH_PARTS = ["_maybe_uncompress", "HEADER_STRUCT", "is_control_batch", "validate_crc", "next_offset",
+               "has_producer_id", "producer_id", "is_transactional", "last_offset"]
 
 
 def fast_fetch(consumer: Any) -> Any:

@@ -89,7 +89,7 @@ class KafkaRun:
             self.resumed.add(tp)
             committed = self._retried("read the committed offset", self.consumer.committed, tp, metadata=True)
             counter.resume(*decode_metadata(committed.metadata if committed else None))
-        if type(records[0]) is not Record:  # kafka-python's own path (read_committed): no library objects in the core
+        if type(records[0]) is not Record:  # kafka-python's own path (with deserializers): no library objects in the core
             records = [Record(r.topic, r.partition, r.offset, r.key, r.value) for r in records]
         resume = Resume(self.positions.get(tp, records[0].offset), counter.max_ts, counter.watermark)
         self.counting.process([r.value or b"" for r in records], records, resume, tp.partition)  # None: a tombstone

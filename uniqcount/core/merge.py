@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Callable, Sequence
 
-from uniqcount.core.counters import union_of
 from uniqcount.core.partition import Emitted, PartitionCounter
 from uniqcount.core.windowset import FAR, Result, WindowSet, provisional
 
@@ -138,10 +137,7 @@ class Partitions:
         if final:
             revision = self.revisions[key] = self.revisions.get(key, -1) + 1
             self._forget_at = min(self._forget_at, end)
-        counters = [w.counter for w in found]
-        users, bounds = union_of(counters)
-        return Result(self._sets()[index].name, start, end, users, sum(w.frames for w in found), final,
-                      revision, sum(w.late_frames for w in found), counters[0].estimate, bounds, self.scope)
+        return self._sets()[index].union_result(start, found, final=final, revision=revision, partitions=self.scope)
 
     def _forget(self, forget_until: int | None) -> None:
         """Revisions of windows that every partition has forgotten: no record of them can come."""
@@ -160,11 +156,8 @@ class Partitions:
         minutes = [c.open_minutes() for c in counters]
         if not counters or not any(grew for ms in minutes for *_, grew in ms):
             return []
-        results = [r for i in range(len(counters[0].sets))
-                   for r in provisional([(c.sets[i], ms) for c, ms in zip(counters, minutes)])]
-        for result in results:
-            result.partitions = self.scope
-        return results
+        return [r for i in range(len(counters[0].sets))
+                for r in provisional([(c.sets[i], ms) for c, ms in zip(counters, minutes)], self.scope)]
 
     # the reconciliation, summed over partitions
     def total(self, name: str) -> int:

@@ -2,7 +2,7 @@
 year in event time. Its clock decides each frame once (watermark, lateness, outliers, restarts) and
 its open minutes feed every granularity. Each partition has its own, so that one partition's frames
 never move another's watermark; merge.py makes one answer of several. Pure: no I/O, no clock; every
-call hands back what it emits (`Emitted`), and `snapshot` / `restore` (state.py) write the state out.
+call hands back what it emits (`Emitted`), and state.py writes the state out and reads it back.
 
 - The watermark is the largest accepted event time minus the allowed lateness (or a later point an
   idle stream was advanced to). A window [start, end) is final once the watermark reaches `end`; it

@@ -1,5 +1,5 @@
 """The windows of one granularity (minute, hour, ... year): open ones growing, closed ones kept for
-late frames until retention, and the records they make. Pure: windows.py decides what each frame
+late frames until retention, and the records they make. Pure: partition.py decides what each frame
 is (on time, late, held) and calls in here.
 
 On-time frames arrive a closed minute at a time (`add_minute`): every granularity, the minute one
@@ -170,6 +170,16 @@ class WindowSet:
     def get(self, start: int) -> Window | None:
         return self.open.get(start) or self.kept.get(start)
 
+    def union_result(self, start: int, parts: Sequence[Window], pending: Sequence[NewUsers] = (),
+                     pending_frames: int = 0, final: bool = False, revision: int = 0,
+                     partitions: tuple[int, ...] | None = None) -> Result:
+        """The record of one window over its parts (the same window in several partitions) and the
+        minutes not closed yet that fall in it: the union of their users, the sum of their frames."""
+        counters = [w.counter for w in parts] or [self._counter()]
+        users, bounds = union_of(counters, pending)
+        return Result(self.name, start, self.span(start)[1], users, sum(w.frames for w in parts) + pending_frames,
+                      final, revision, sum(w.late_frames for w in parts), counters[0].estimate, bounds, partitions)
+
     def windows(self) -> Iterator[Window]:
         yield from self.open.values()
         yield from self.kept.values()
@@ -179,7 +189,8 @@ class WindowSet:
         return sum(w.counter.nbytes for w in self.kept.values())
 
 
-def provisional(parts: Sequence[tuple[WindowSet, Sequence[tuple[int, NewUsers, int, bool]]]]) -> list[Result]:
+def provisional(parts: Sequence[tuple[WindowSet, Sequence[tuple[int, NewUsers, int, bool]]]],
+                partitions: tuple[int, ...] | None = None) -> list[Result]:
     """Early records of one granularity's windows that hold an open minute that grew, over one
     partition's window set or several (a merge): each (set, its open minutes as (start, users, frames,
     grew)). Each window is counted as if its open minutes closed now; nothing changes."""
@@ -188,14 +199,6 @@ def provisional(parts: Sequence[tuple[WindowSet, Sequence[tuple[int, NewUsers, i
     for windows, minutes in parts:
         for minute_start, users, frames, grew in minutes:
             groups[windows.span(minute_start)[0]].append((users, frames, grew))
-    results = []
-    for start, group in sorted(groups.items()):
-        if not any(grew for _, _, grew in group):
-            continue
-        found = [w for windows, _ in parts if (w := windows.get(start)) is not None]
-        counters = [w.counter for w in found] or [first._counter()]
-        users, bounds = union_of(counters, [users for users, _, _ in group])
-        frames = sum(w.frames for w in found) + sum(f for _, f, _ in group)
-        results.append(Result(first.name, start, first.span(start)[1], users, frames, False, 0,
-                              sum(w.late_frames for w in found), counters[0].estimate, bounds))
-    return results
+    return [first.union_result(start, [w for windows, _ in parts if (w := windows.get(start)) is not None],
+                               [users for users, _, _ in group], sum(f for _, f, _ in group), partitions=partitions)
+            for start, group in sorted(groups.items()) if any(grew for _, _, grew in group)]

@@ -11,11 +11,10 @@ from typing import Any
 
 from kafka.errors import KafkaError
 
-from uniqcount.runtime import config
-
 from uniqcount.kafka_client import kafka_io
 from uniqcount.kafka_client.internals import LibraryMismatch
 from uniqcount.kafka_client.sends import SendFailed
+from uniqcount.runtime import config
 from uniqcount.runtime.consumer_loop import run_kafka
 from uniqcount.runtime.counting import Counting
 from uniqcount.runtime.outage import BrokerLost

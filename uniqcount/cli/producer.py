@@ -19,13 +19,12 @@ from kafka.producer.future import FutureProduceResult
 from tqdm import tqdm
 
 from uniqcount import REPO
-from uniqcount.runtime import config
-
 from uniqcount.core.frames import InvalidFrame, parse_frame
 from uniqcount.kafka_client import kafka_io
 from uniqcount.kafka_client.block_producer import BlockSender
 from uniqcount.kafka_client.internals import LibraryMismatch
 from uniqcount.kafka_client.landed import Landed, read_back, source_id
+from uniqcount.runtime import config
 from uniqcount.runtime.outage import BrokerLost, Outage
 from uniqcount.runtime.progress import Meter, error, status
 from uniqcount.runtime.sources import Input, InputError

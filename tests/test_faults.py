@@ -126,7 +126,7 @@ def test_an_idle_consumer_with_open_windows_survives_the_broker_killed_and_resta
     finally:
         text = drain(consumer, log)
     assert "broker unreachable" in text and "broker reachable again" in text, text[-3000:]
-    assert "rebuilt from the committed offsets" not in text.splitlines()[-1]
+    assert "went back to the last checkpoint" not in text.splitlines()[-1]
     assert_truth(own_broker.bootstrap, env)
 
 
@@ -179,7 +179,7 @@ def test_a_broker_away_longer_than_broker_wait_seconds_ends_the_consumer_in_one_
 
 def test_a_consumer_paused_past_its_session_is_rewound_and_stays_exact(bootstrap, tmp_path):
     """SIGSTOP for longer than SESSION_TIMEOUT_MS: the group drops it; once it runs again it rebuilds
-    its state from the committed offsets, as a restart would, instead of counting from where it was."""
+    its state from the last checkpoint, as a restart would, instead of counting from where it was."""
     lines = sample_lines()
     half = len(lines) // 2
     env = kafka_env(bootstrap, IDLE_FLUSH_SECONDS="100000", STATUS_INTERVAL="1", SESSION_TIMEOUT_MS="6000",
@@ -197,7 +197,7 @@ def test_a_consumer_paused_past_its_session_is_rewound_and_stays_exact(bootstrap
     finally:
         consumer.send_signal(signal.SIGCONT)
         text = drain(consumer, log)
-    assert "rebuilding the state from the committed offsets" in text, text[-3000:]
+    assert "going on from the last checkpoint" in text, text[-3000:]
     assert_truth(bootstrap, env)
 
 

@@ -114,16 +114,6 @@ def test_a_frame_too_late_for_its_minute_corrects_the_hour_or_counts_in_the_open
     assert windows.take()[1] == [("too_late", "much-later")]  # the day closed too: counted nowhere
 
 
-def test_a_long_window_is_rebuilt_from_the_earliest_batch_of_its_minutes():
-    """Minute 120's first frame came in batch 1, minute 60's in batch 2: the hour needs batch 1."""
-    windows = collected(allowed_lateness=5, granularities=ALL[:2])
-    windows.add_many([("a", 121)], "a", resume_from=1)
-    windows.add_many([("b", 119)], "b", resume_from=2)
-    windows.add_many([("c", 190)], "c", resume_from=3)
-    assert sorted(windows.sets[1].open) == [0] and windows.sets[1].open[0].resume_from == 1
-    assert min(windows.resume_points()) == 1
-
-
 def test_hll_records_carry_bounds_that_hold_the_truth():
     windows = collected(allowed_lateness=0, granularities=ALL)
     frames = [(f"user-{i % 30_000}", 3600 * 24 + i // 10) for i in range(144_000)]  # 4 hours

@@ -3,11 +3,13 @@ Expected values come from brute force over the frames, or from an uninterrupted 
 from __future__ import annotations
 
 from collections import defaultdict
+from unittest.mock import patch
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from tests.core_helpers import brute_force
+from uniqcount.core import state
 from uniqcount.core.granularities import GRANULARITIES
 from uniqcount.core.merge import Partitions
 from uniqcount.core.partition import PartitionCounter
@@ -134,7 +136,7 @@ def apply(log, changes):
 
 
 def reconciliation(partitions):
-    return ({name: partitions.total(name) for name in ("counted_frames", "late_frames", "replayed",
+    return ({name: partitions.total(name) for name in ("counted_frames", "late_frames", "frames_in",
                                                         "held_frames", "corrections")},
             partitions.rejected, partitions.too_late())
 
@@ -142,11 +144,18 @@ def reconciliation(partitions):
 @settings(max_examples=100, deadline=None)
 @given(frames=st.lists(st.tuples(st.sampled_from(USERS), st.integers(base, base + 2 * 3600)), max_size=200),
        owners=st.lists(st.integers(0, 2), min_size=1, max_size=12),
-       sizes=st.lists(st.integers(1, 30), min_size=1, max_size=6), stop=st.integers(0, 40),
+       sizes=st.lists(st.integers(1, 30), min_size=1, max_size=6), stops=st.tuples(st.integers(0, 40), st.integers(0, 40)),
        lateness=st.integers(0, 10), retention=st.sampled_from([0, 120, 3600]), jump=st.sampled_from([0, 600]),
-       exact_up_to=st.sampled_from(["minute", "hour", "year"]))
-def test_snapshot_restore_and_go_on_is_an_uninterrupted_run(frames, owners, sizes, stop, lateness, retention,
-                                                          jump, exact_up_to):
+       exact_up_to=st.sampled_from(["minute", "hour", "year"]), part_hashes=st.sampled_from([2, 1 << 16]))
+def test_snapshot_restore_and_go_on_is_an_uninterrupted_run(frames, owners, sizes, stops, lateness, retention,
+                                                          jump, exact_up_to, part_hashes):
+    """Two crashes: the second restore reads a changelog that the first restore's snapshots went on
+    writing (Snapshots.restored), with users split into parts of `part_hashes`."""
+    with patch.object(state, "PART_HASHES", part_hashes):
+        snapshot_restore_and_go_on(frames, owners, sizes, stops, lateness, retention, jump, exact_up_to)
+
+
+def snapshot_restore_and_go_on(frames, owners, sizes, stops, lateness, retention, jump, exact_up_to):
     per_partition = defaultdict(list)
     for i, frame in enumerate(frames):  # the owners drawn, in turn
         per_partition[owners[i % len(owners)]].append(frame)
@@ -154,22 +163,36 @@ def test_snapshot_restore_and_go_on_is_an_uninterrupted_run(frames, owners, size
     make = maker(lateness, retention, jump, exact_up_to)
     whole = Partitions(make)
     expected, _ = run(whole, batches)
-    cut = min(stop, len(batches))
-    first = Partitions(make)
-    logs, snapshots = defaultdict(dict), {}
+    cuts = sorted(min(stop, len(batches)) for stop in stops)
+    logs: dict[int, dict] = defaultdict(dict)
+    live, snapshots, done, records = Partitions(make), {}, 0, []
 
     def snapshot():  # incremental, after every batch, each applied as a changelog would keep it
-        for p, counter in first.counters.items():
+        for p, counter in live.counters.items():
             apply(logs[p], snapshots.setdefault(p, Snapshots(counter)).take())
 
-    before, _ = run_batches(first, batches[:cut], snapshot)
-    restored = Partitions(make)
-    for p, log in logs.items():
-        restore(restored.assign(p), log, make_ref=tuple)
-    restore_merge(restored, merge_entry(first))
-    after, _ = run(restored, batches[cut:])
-    assert before + after == expected
-    assert reconciliation(restored) == reconciliation(whole)
+    for cut in cuts:
+        made, _ = run_batches(live, batches[done:cut], snapshot)
+        records += made
+        merge, live, snapshots, done = merge_entry(live), Partitions(make), {}, cut
+        for p, log in logs.items():
+            snapshots[p] = Snapshots.restored(restore(live.assign(p), log, make_ref=tuple), log)
+        restore_merge(live, merge)
+    after, _ = run(live, batches[done:])
+    assert records + after == expected
+    assert reconciliation(live) == reconciliation(whole)
+
+
+def test_users_are_split_into_parts_that_fit_a_record(monkeypatch):
+    monkeypatch.setattr(state, "PART_HASHES", 1000)
+    counter = PartitionCounter(0, 3600, 0, ALL[:2], "hour")
+    counter.add_many([(f"u{i}", base) for i in range(2500)] + [("next", base + 60)], [None] * 2501)
+    entries = Snapshots(counter).full()
+    hour = base - base % 3600
+    assert sorted(k for k in entries if k.startswith(f"hour/{hour}/")) == [f"hour/{hour}/{n}" for n in range(3)]
+    assert max(map(len, entries.values())) < 8 * 1000 + 16
+    restored = restore(PartitionCounter(0, 3600, 0, ALL[:2], "hour"), entries)
+    assert restored.sets[1].open[hour].counter.count() == 2500
 
 
 def test_snapshots_are_incremental_and_compact():

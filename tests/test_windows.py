@@ -175,21 +175,6 @@ def test_provisional_records_show_open_minutes_that_grew():
     assert [r.users for r in windows.provisional()] == [3]
 
 
-def test_resume_continues_with_the_committed_event_time():
-    """Restart at a commit whose watermark was 995 when its batch began, and whose minutes up to 960
-    were emitted and forgotten by the time of the commit."""
-    windows = collected(allowed_lateness=5, late_retention=60, outlier_jump=600)
-    windows.resume(max_ts=1000, watermark=995, done_until=960)
-    frames = [("too-late-then", 800), ("counted-then", 959), ("a", 1001), ("b", 961)]
-    windows.add_many(frames, [uid for uid, _ in frames])
-    results, dead = windows.take()
-    assert dead == [("too_late", "too-late-then")]  # dead-lettered again: at least once
-    assert windows.replayed == 1 and windows.counted_frames == 2
-    assert results == []
-    windows.flush()
-    assert [(r.start, r.users) for r in windows.take()[0]] == [(960, 2)]  # minute 900 never re-emitted
-
-
 frames_strategy = st.lists(st.tuples(st.sampled_from("abcdefgh"), st.integers(0, 600)), max_size=200)
 
 

@@ -46,12 +46,11 @@ class Partitions:
         self.counters.pop(partition, None)
         self.idle.discard(partition)
 
-    def add_many(self, partition: int, frames: Sequence[tuple[str, int]], refs: Sequence[Any],
-                 resume_from: Any = None) -> Emitted:
+    def add_many(self, partition: int, frames: Sequence[tuple[str, int]], refs: Sequence[Any]) -> Emitted:
         self.idle.discard(partition)
         counter = self.assign(partition)
         self._cap()
-        return self._merged(counter.add_many(frames, refs, resume_from))
+        return self._merged(counter.add_many(frames, refs))
 
     def advance_idle(self, partition: int, watermark: int | None) -> Emitted:
         """The edge saw this partition caught up and idle: its event time moves on to `watermark`

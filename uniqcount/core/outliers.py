@@ -42,7 +42,6 @@ class Held:
     uid: str
     ts: int
     ref: Any
-    resume_from: Any
     accepted_before: int  # frames accepted before this one was held
 
 

@@ -1,5 +1,5 @@
 """The counter of one input partition: unique users per UTC minute, hour, day, ISO week, month and
-year in event time. Its clock decides each frame once (watermark, lateness, outliers, restarts) and
+year in event time. Its clock decides each frame once (watermark, lateness, outliers) and
 its open minutes feed every granularity. Each partition has its own, so that one partition's frames
 never move another's watermark; merge.py makes one answer of several. Pure: no I/O, no clock; every
 call hands back what it emits (`Emitted`), and state.py writes the state out and reads it back.
@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from statistics import median_low
-from typing import Any, Iterator, NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from uniqcount.core.counters import DEFAULT_LG_K, NewUsers
 from uniqcount.core.granularities import GRANULARITIES, Granularity
@@ -44,7 +44,6 @@ class Emitted(NamedTuple):
 @dataclass(slots=True)
 class OpenMinute:
     start: int
-    resume_from: Any  # opaque to the core: where the edge must re-read from to rebuild this minute
     users: set[str] = field(default_factory=set)
     frames: int = 0
     reported: int = 0  # frames in the last provisional record
@@ -74,8 +73,7 @@ class PartitionCounter:
         self.counted_frames = 0
         self.late_frames = 0  # counted after their minute closed
         self.rejected: Counter[str] = Counter()
-        self.replayed = 0  # frames of windows finished before a restart: counted then, skipped now
-        self.done_until: int | None = None  # windows ending by then were finished before a restart
+        self.frames_in = 0  # every frame given, invalid ones included (received)
         self.forget_cap: int | None = None  # a merge keeps kept windows until every partition is past them
         self._next_end = FAR  # end of the oldest open window of any granularity
 
@@ -84,7 +82,7 @@ class PartitionCounter:
         self.results, self.dead = [], []
         return emitted
 
-    def add_many(self, frames: Sequence[tuple[str, int]], refs: Sequence[Any], resume_from: Any = None) -> Emitted:
+    def add_many(self, frames: Sequence[tuple[str, int]], refs: Sequence[Any]) -> Emitted:
         """Decide every (uid, ts) frame; `refs[i]` names frame i in the dead letters. Refs are handed
         back as given, except for held frames, which keep plain copies (`plain`)."""
         guard, minutes = self.guard, self.minutes
@@ -101,25 +99,24 @@ class PartitionCounter:
             guard.accepted += fast
             fast = 0
             if guard.suspect(ts, self.max_ts):
-                self._hold(Held(uid, ts, plain(ref), resume_from, guard.accepted))
+                self._hold(Held(uid, ts, plain(ref), guard.accepted))
             else:
-                self._accept(uid, ts, ref, resume_from)
+                self._accept(uid, ts, ref)
         self.counted_frames += fast
         guard.accepted += fast
         self._end_batch()
         return self._emitted()
 
-    def _accept(self, uid: str, ts: int, ref: Any, resume_from: Any) -> None:
+    def _accept(self, uid: str, ts: int, ref: Any) -> None:
         start = ts - ts % MINUTE
         minute = self.minutes.get(start)
         if minute is None:
             end = start + MINUTE
-            if (self.watermark is not None and end <= self.watermark) or \
-                    (self.done_until is not None and end <= self.done_until):
-                self._late(uid, ts, ref, resume_from)
+            if self.watermark is not None and end <= self.watermark:
+                self._late(uid, ts, ref)
                 self._accepted()
                 return
-            minute = self.minutes[start] = OpenMinute(start, resume_from)
+            minute = self.minutes[start] = OpenMinute(start)
             self._next_end = min(self._next_end, end)
         minute.users.add(uid)
         minute.frames += 1
@@ -136,17 +133,14 @@ class PartitionCounter:
             for frame in guard.expired():
                 self._reject("ts_outlier", frame.ref)
 
-    def _late(self, uid: str, ts: int, ref: Any, resume_from: Any) -> None:
-        """Each granularity decides; the frame counts if any counts it. A frame re-read after a
-        restart whose windows were all finished before it was counted then (or too late then)."""
+    def _late(self, uid: str, ts: int, ref: Any) -> None:
+        """Each granularity decides; the frame counts if any counts it."""
         watermark = self.watermark if self.watermark is not None else -FAR
-        verdicts = {s.add_late(uid, ts, resume_from, watermark, self.done_until) for s in self.sets}
+        verdicts = {s.add_late(uid, ts, watermark) for s in self.sets}
         if Late.COUNTED in verdicts:
             self.late_frames += 1
             self.counted_frames += 1
             self._next_end = min(self._next_end, *(s.next_end for s in self.sets))
-        elif Late.REPLAYED in verdicts:
-            self.replayed += 1
         else:
             self._reject("too_late", ref)
 
@@ -177,9 +171,9 @@ class PartitionCounter:
         self._advance(anchor - self.allowed_lateness)
         for frame in held:
             if self.guard.suspect(frame.ts, self.max_ts):
-                self.guard.hold(Held(frame.uid, frame.ts, frame.ref, frame.resume_from, self.guard.accepted))
+                self.guard.hold(Held(frame.uid, frame.ts, frame.ref, self.guard.accepted))
             else:
-                self._accept(frame.uid, frame.ts, frame.ref, frame.resume_from)
+                self._accept(frame.uid, frame.ts, frame.ref)
 
     def _advance(self, watermark: int) -> None:
         if self.watermark is None or watermark > self.watermark:
@@ -194,7 +188,7 @@ class PartitionCounter:
             minute = self.minutes.pop(start)
             users = minute.new_users(self.lg_k)
             for windows in self.sets:
-                windows.add_minute(start, users, minute.frames, minute.resume_from)
+                windows.add_minute(start, users, minute.frames)
         for windows in self.sets:
             self.results += windows.close_until(watermark)
         self._next_end = min(min(self.minutes, default=FAR) + MINUTE, *(s.next_end for s in self.sets))
@@ -218,11 +212,11 @@ class PartitionCounter:
             windows.next_end = min((w.end for w in windows.open.values()), default=FAR)
         self._next_end = min(min(self.minutes, default=FAR) + MINUTE, *(s.next_end for s in self.sets))
 
-    def resume(self, max_ts: int | None, watermark: int | None, done_until: int | None) -> None:
-        """Continue a stream from a committed point with the event-time state it had (resume.py);
-        windows ending by `done_until` were emitted and forgotten before the restart."""
-        if self.max_ts is None:
-            self.max_ts, self.watermark, self.done_until = max_ts, watermark, done_until
+    def received(self, frames: int, invalid: Sequence[str]) -> None:
+        """Frames handed to the process for this partition, and the reasons of those that did not
+        parse (dead-lettered by the edge): so the state holds the whole reconciliation."""
+        self.frames_in += frames
+        self.rejected.update(invalid)
 
     def advance_watermark(self, watermark: int) -> Emitted:
         """Move the watermark on without a frame (an idle stream); never backwards."""
@@ -262,16 +256,6 @@ class PartitionCounter:
         records, counted as if its open minutes closed now."""
         minutes = self.open_minutes()
         return [r for windows in self.sets for r in provisional([(windows, minutes)])]
-
-    def resume_points(self) -> Iterator[Any]:
-        """`resume_from` of everything still in memory: re-reading from the earliest rebuilds it all."""
-        for minute in self.minutes.values():
-            yield minute.resume_from
-        for windows in self.sets:
-            for window in windows.windows():
-                yield window.resume_from
-        for frame in self.guard.held:
-            yield frame.resume_from
 
     @property
     def held_frames(self) -> int:

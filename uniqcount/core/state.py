@@ -4,14 +4,17 @@ Entries are what a changelog (a compacted topic) keeps, one per key: the clock (
 guard with its held frames, the counts behind the reconciliation line), and per open minute and per
 window (open, or kept for corrections) a small header plus its users in parts. `Snapshots.take`
 hands back only the entries that changed since the previous snapshot and the keys that were dropped
-since, so a checkpoint costs what changed, not what is held. Exact sets are stored as sorted 64-bit hashes (8 bytes a user), sketches in
-DataSketches' compact form; every entry is MessagePack that starts with the format's version.
+since, so a checkpoint costs what changed, not what is held. Exact sets are stored as sorted 64-bit
+hashes (8 bytes a user) in parts of at most PART_HASHES (512 KiB), sketches in DataSketches' compact
+form (at most 2 MiB, at lg_k 21): no entry outgrows a Kafka record. Every entry is MessagePack that
+starts with the format's version.
 
-Refs of held frames and resume points are stored as they are (bytes, numbers, tuples of them);
-`restore` turns the tuples back into the edge's own type with `make_ref` / `make_resume`.
+Refs of held frames are stored as they are (bytes, numbers, tuples of them); `restore` turns the
+tuples back into the edge's own type with `make_ref`.
 """
 from __future__ import annotations
 
+from collections import Counter as Tally
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, NamedTuple
 
@@ -25,6 +28,7 @@ from uniqcount.core.userset import hashes_bytes, hashes_from, hashes_of
 from uniqcount.core.windowset import Window, WindowSet
 
 VERSION = 1
+PART_HASHES = 1 << 16  # most hashes in one entry: 512 KiB
 CLOCK = "clock"
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
@@ -56,10 +60,10 @@ def _fields(data: bytes) -> list[Any]:
 
 def _clock(counter: PartitionCounter) -> bytes:
     guard = counter.guard
-    return _entry(counter.max_ts, counter.watermark, counter.done_until, guard.accepted,
-                  counter.counted_frames, counter.late_frames, counter.replayed, dict(counter.rejected),
+    return _entry(counter.max_ts, counter.watermark, guard.accepted, counter.frames_in,
+                  counter.counted_frames, counter.late_frames, dict(counter.rejected),
                   [[s.too_late, s.corrections] for s in counter.sets],
-                  [[h.uid, h.ts, h.ref, h.resume_from, h.accepted_before] for h in guard.held])
+                  [[h.uid, h.ts, h.ref, h.accepted_before] for h in guard.held])
 
 
 class Growing(NamedTuple):
@@ -69,9 +73,9 @@ class Growing(NamedTuple):
 
 
 class Whole(NamedTuple):
-    """Users written whole when they change (a closed exact window's hashes, a sketch)."""
+    """Users written whole when they change (a closed exact window's hashes, a sketch), in parts."""
     version: Any
-    write: Callable[[], bytes]
+    write: Callable[[], list[bytes]]
 
 
 class Item(NamedTuple):
@@ -87,7 +91,7 @@ def _items(counter: PartitionCounter) -> dict[str, Item]:
         users = Growing(minute.users, False) if not minute.restored else \
             Growing(minute.restored | set(hashes_of(minute.users)), True)
         items[f"open-minute/{start}"] = Item((minute.frames, minute.reported), lambda m=minute: _entry(
-            m.start, m.frames, m.reported, m.resume_from), users)
+            m.start, m.frames, m.reported), users)
     for windows in counter.sets:
         for kept, group in ((False, windows.open), (True, windows.kept)):
             for start, window in group.items():
@@ -96,11 +100,19 @@ def _items(counter: PartitionCounter) -> dict[str, Item]:
                 if isinstance(counter_, ExactCounter):
                     users: Growing | Whole = Growing(counter_.uids, False) if counter_.hashed is None \
                         else Growing(counter_.hashed, True)
+                elif isinstance(counter_, FrozenExactCounter):
+                    users = Whole(version, lambda c=counter_: _split(c.to_bytes()))
                 else:
-                    users = Whole(version, counter_.to_bytes)
+                    users = Whole(version, lambda c=counter_: [c.to_bytes()])
                 items[f"{windows.name}/{start}"] = Item(version, lambda w=window, k=kept: _entry(
-                    w.start, w.end, w.frames, w.revision, w.late_frames, k, w.resume_from), users)
+                    w.start, w.end, w.frames, w.revision, w.late_frames, k), users)
     return items
+
+
+def _split(hashes: bytes) -> list[bytes]:
+    """Sorted hashes in parts of at most PART_HASHES (at least one part, maybe empty)."""
+    step = 8 * PART_HASHES
+    return [hashes[i:i + step] for i in range(0, len(hashes), step)] or [b""]
 
 
 @dataclass
@@ -147,9 +159,11 @@ class Snapshots:
         written = self.users.get(key)
         if isinstance(users, Whole):
             if written is None or written.users is not None or written.version != users.version:
-                dropped += [part for part in self._drop_parts(key) if part != f"{key}/0"]
-                changed[f"{key}/0"] = _entry(users.write())
-                self.users[key] = _Written(1, version=users.version)
+                parts = users.write()
+                dropped += [part for part in self._drop_parts(key) if int(part.rpartition("/")[2]) >= len(parts)]
+                for n, part in enumerate(parts):
+                    changed[f"{key}/{n}"] = _entry(part)
+                self.users[key] = _Written(len(parts), version=users.version)
             return
         if written is None or written.users is None or written.hashed != users.hashed:
             dropped += self._drop_parts(key)  # new, or its kind changed: written again from part 0
@@ -157,66 +171,80 @@ class Snapshots:
         if len(users.users) == len(written.users):  # sets that only grow: the same size, the same users
             return
         new = users.users - written.users
-        if new:
-            changed[f"{key}/{written.parts}"] = _entry(hashes_bytes(new if users.hashed else hashes_of(new)))
+        for part in _split(hashes_bytes(new if users.hashed else hashes_of(new))) if new else ():
+            changed[f"{key}/{written.parts}"] = _entry(part)
             written.parts += 1
-            written.users |= new
+        written.users |= new
 
     def full(self) -> dict[str, bytes]:
         """Every entry, as a fresh changelog would hold them (the base of later `take`s)."""
         self.headers, self.users, self.clock = {}, {}, b""
         return self.take().changed
 
+    @classmethod
+    def restored(cls, counter: PartitionCounter, entries: Mapping[str, bytes]) -> Snapshots:
+        """The snapshots of a counter just restored from `entries`: the next `take` writes only
+        what changes from here, and drops every part the changelog holds."""
+        snapshots = cls(counter, clock=_clock(counter))
+        parts = Tally(key.rpartition("/")[0] for key in entries if key.count("/") == 2)
+        for key, item in _items(counter).items():
+            snapshots.headers[key] = item.version
+            users = item.users
+            snapshots.users[key] = _Written(parts[key], version=users.version) if isinstance(users, Whole) \
+                else _Written(parts[key], set(users.users), users.hashed)
+        return snapshots
 
-def restore(counter: PartitionCounter, entries: Mapping[str, bytes], make_ref: Callable[[Any], Any] = lambda r: r,
-            make_resume: Callable[[Any], Any] = lambda r: r) -> PartitionCounter:
+
+def restore(counter: PartitionCounter, entries: Mapping[str, bytes],
+            make_ref: Callable[[Any], Any] = lambda r: r) -> PartitionCounter:
     """Fill a fresh counter (built with the same settings) from a snapshot's entries."""
     sets = {windows.name: windows for windows in counter.sets}
     parts: dict[str, list[bytes]] = {}
-    for key, data in entries.items():
-        if key.count("/") == 2:  # a part of an item's users
-            parts.setdefault(key.rpartition("/")[0], []).append(data)
+    for key in sorted((k for k in entries if k.count("/") == 2), key=_part_order):  # an item's users
+        parts.setdefault(key.rpartition("/")[0], []).append(entries[key])
     for key, data in entries.items():
         fields = _fields(data)
         name = key.split("/")[0]
         users = [_fields(part)[0] for part in parts.get(key, [])]
         if key == CLOCK:
-            _restore_clock(counter, fields, make_ref, make_resume)
+            _restore_clock(counter, fields, make_ref)
         elif key.count("/") == 2:
             continue
         elif name == "open-minute":
-            start, frames, reported, resume = fields
-            counter.minutes[start] = OpenMinute(start, make_resume(resume), set(), frames, reported,
+            start, frames, reported = fields
+            counter.minutes[start] = OpenMinute(start, set(), frames, reported,
                                                 {h for part in users for h in hashes_from(part)})
         elif name in sets:
-            _restore_window(sets[name], fields, users, make_resume)
+            _restore_window(sets[name], fields, users)
         else:
             raise FormatError(f"state entry {key!r} is of a granularity this counter does not count")
     counter.reindex()
     return counter
 
 
-def _restore_clock(counter: PartitionCounter, fields: list[Any], make_ref: Callable[[Any], Any],
-                   make_resume: Callable[[Any], Any]) -> None:
-    (counter.max_ts, counter.watermark, counter.done_until, counter.guard.accepted, counter.counted_frames,
-     counter.late_frames, counter.replayed, rejected, per_set, held) = fields
+def _part_order(key: str) -> tuple[str, int]:
+    item, _, n = key.rpartition("/")
+    return item, int(n)
+
+
+def _restore_clock(counter: PartitionCounter, fields: list[Any], make_ref: Callable[[Any], Any]) -> None:
+    (counter.max_ts, counter.watermark, counter.guard.accepted, counter.frames_in, counter.counted_frames,
+     counter.late_frames, rejected, per_set, held) = fields
     counter.rejected.update(rejected)
     for windows, (too_late, corrections) in zip(counter.sets, per_set):
         windows.too_late, windows.corrections = too_late, corrections
-    counter.guard.held = [Held(uid, ts, make_ref(ref), make_resume(resume), before)
-                          for uid, ts, ref, resume, before in held]
+    counter.guard.held = [Held(uid, ts, make_ref(ref), before) for uid, ts, ref, before in held]
 
 
-def _restore_window(windows: WindowSet, fields: list[Any], users: list[bytes],
-                    make_resume: Callable[[Any], Any]) -> None:
-    start, end, frames, revision, late_frames, kept, resume = fields
+def _restore_window(windows: WindowSet, fields: list[Any], users: list[bytes]) -> None:
+    start, end, frames, revision, late_frames, kept = fields
     if not windows.exact:
         counter: Counter = HllCounter.from_bytes(users[0])
     elif kept:
-        counter = FrozenExactCounter.from_bytes(users[0])
+        counter = FrozenExactCounter.from_bytes(b"".join(users))
     else:
         counter = ExactCounter({h for part in users for h in hashes_from(part)})
-    window = Window(start, end, make_resume(resume), counter, frames, revision, late_frames)
+    window = Window(start, end, counter, frames, revision, late_frames)
     (windows.kept if kept else windows.open)[start] = window
 
 
@@ -224,15 +252,20 @@ MERGE = "merge"
 
 
 def merge_entry(partitions: Partitions) -> bytes:
-    """What the merge of partitions adds to their states: revisions of windows already final,
-    windows waiting for the slowest partition, idle partitions, the partial scope."""
-    return _entry(sorted(partitions.revisions.items()), sorted(partitions.waiting.items()),
-                  sorted(partitions.idle), partitions.scope)
+    """What the merge of partitions adds to their states: the partitions merged, revisions of
+    windows already final, windows waiting for the slowest partition, idle partitions, the scope."""
+    return _entry(sorted(partitions.counters), sorted(partitions.revisions.items()),
+                  sorted(partitions.waiting.items()), sorted(partitions.idle), partitions.scope)
+
+
+def merged_partitions(data: bytes) -> list[int]:
+    """Which partitions a merge entry was written for: it is restored only with the same ones."""
+    return _fields(data)[0]
 
 
 def restore_merge(partitions: Partitions, data: bytes) -> Partitions:
     """After every partition's counter was restored."""
-    revisions, waiting, idle, scope = _fields(data)
+    _, revisions, waiting, idle, scope = _fields(data)
     partitions.revisions = {tuple(key): revision for key, revision in revisions}
     partitions.waiting = {tuple(key): end for key, end in waiting}
     partitions.idle = set(idle)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Iterator, Sequence
+from typing import Sequence
 
 from uniqcount.core.counters import DEFAULT_LG_K, Counter, ExactCounter, HllCounter, NewUsers, union_of
 from uniqcount.core.granularities import Granularity
@@ -40,7 +40,6 @@ class Result:
 class Window:
     start: int
     end: int
-    resume_from: Any  # opaque to the core: where the edge must re-read from to rebuild this window
     counter: Counter  # open: ExactCounter or HllCounter; kept: frozen
     frames: int = 0
     revision: int = -1  # of the last final record; -1: none yet (e.g. a window made only of late frames)
@@ -49,13 +48,7 @@ class Window:
 
 class Late(Enum):
     COUNTED = "counted"
-    REPLAYED = "replayed"  # its window was finished before a restart: counted then, skipped now
     TOO_LATE = "too_late"
-
-
-def earlier(a: Any, b: Any) -> Any:
-    """The earlier of two resume points (None: nothing to re-read)."""
-    return b if a is None or (b is not None and b < a) else a
 
 
 class WindowSet:
@@ -84,35 +77,31 @@ class WindowSet:
     def _counter(self) -> ExactCounter | HllCounter:
         return ExactCounter() if self.exact else HllCounter(self.lg_k)
 
-    def _open(self, start: int, end: int, resume_from: Any) -> Window:
-        window = self.open[start] = Window(start, end, resume_from, self._counter())
+    def _open(self, start: int, end: int) -> Window:
+        window = self.open[start] = Window(start, end, self._counter())
         self.next_end = min(self.next_end, end)
         return window
 
-    def add_minute(self, minute_start: int, users: NewUsers, frames: int, resume_from: Any) -> None:
+    def add_minute(self, minute_start: int, users: NewUsers, frames: int) -> None:
         """A minute closed: its users join the window holding it, which is still open (it ends no
         earlier than the minute, and minutes are fed before windows close)."""
         start, end = self.span(minute_start)
         window = self.open.get(start)
         if window is None:
-            window = self._open(start, end, resume_from)
-        else:
-            window.resume_from = earlier(window.resume_from, resume_from)
+            window = self._open(start, end)
         window.counter.add_users(users)
         window.frames += frames
         self._grown.add(start)
 
-    def add_late(self, uid: str, ts: int, resume_from: Any, watermark: int, done_until: int | None) -> Late:
+    def add_late(self, uid: str, ts: int, watermark: int) -> Late:
         """A frame whose minute already closed."""
         start, end = self.span(ts)
         if end + self.late_retention <= watermark:
             self.too_late += 1
             return Late.TOO_LATE
-        if done_until is not None and end <= done_until:
-            return Late.REPLAYED
         window = self.open.get(start)
         if window is None and end > watermark:
-            window = self._open(start, end, resume_from)
+            window = self._open(start, end)
         if window is not None:
             window.counter.add(uid)
             window.frames += 1
@@ -120,7 +109,7 @@ class WindowSet:
             return Late.COUNTED
         kept = self.kept.get(start)
         if kept is None:
-            kept = self.kept[start] = Window(start, end, resume_from, self._counter().frozen())
+            kept = self.kept[start] = Window(start, end, self._counter().frozen())
         kept.counter.add(uid)
         kept.frames += 1
         kept.late_frames += 1
@@ -179,10 +168,6 @@ class WindowSet:
         users, bounds = union_of(counters, pending)
         return Result(self.name, start, self.span(start)[1], users, sum(w.frames for w in parts) + pending_frames,
                       final, revision, sum(w.late_frames for w in parts), counters[0].estimate, bounds, partitions)
-
-    def windows(self) -> Iterator[Window]:
-        yield from self.open.values()
-        yield from self.kept.values()
 
     @property
     def kept_bytes(self) -> int:

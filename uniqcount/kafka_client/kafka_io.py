@@ -12,6 +12,9 @@ from uniqcount.kafka_client.internals import require
 from uniqcount.kafka_client.probe import any_answers
 from uniqcount.kafka_client.record_batches import fast_fetch
 from uniqcount.kafka_client.sends import Sends
+from uniqcount.kafka_client.state_topic import MAX_ENTRY_BYTES, state_topic
+
+TRANSACTION_TIMEOUT_MS = 30000
 
 
 class BrokerUnavailable(Exception):
@@ -24,9 +27,11 @@ def require_broker(bootstrap: str) -> None:
                                 "(start one with ./run.sh broker start, or fix BOOTSTRAP_SERVERS)")
 
 
-def producer(settings: dict[str, Any]) -> KafkaProducer:
+def producer(settings: dict[str, Any], transactional_id: str | None = None) -> KafkaProducer:
     """Idempotent (kafka-python's default) and retried, in order, for as long as BROKER_WAIT_SECONDS:
-    a send that fails after that is reported, never dropped in silence."""
+    a send that fails after that is reported, never dropped in silence. With a transactional id,
+    its transactions time out after TRANSACTION_TIMEOUT_MS: a consumer killed in one holds back
+    read_committed readers that long at most."""
     compression = settings["PRODUCER_COMPRESSION"]
     wait_ms = int(settings["BROKER_WAIT_SECONDS"] * 1000)
     request_timeout_ms = min(30000, wait_ms // 2)  # the delivery timeout must hold one request and the linger
@@ -40,6 +45,8 @@ def producer(settings: dict[str, Any]) -> KafkaProducer:
         request_timeout_ms=request_timeout_ms,
         delivery_timeout_ms=max(wait_ms, request_timeout_ms + settings["PRODUCER_LINGER_MS"]),
         reconnect_backoff_max_ms=2000,
+        transactional_id=transactional_id,
+        transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
     )
     require(made, ["_sender.force_close", "_sender.join"], "closing the producer within a time limit")
     return made
@@ -68,12 +75,15 @@ def close_producer(producer: KafkaProducer, timeout: float) -> None:
 
 
 def consumer(settings: dict[str, Any]) -> KafkaConsumer:
-    """Records come as record_batches.Record (offset, key, value), decoded a batch at a time."""
+    """Records come as record_batches.Record (offset, key, value), decoded a batch at a time. Only
+    committed ones (read_committed): the input may be written by transactional producers, and a
+    committed offset fetched waits for a transaction under way to end (KIP-447)."""
     return rejoins_until_joined(fast_fetch(KafkaConsumer(
         bootstrap_servers=settings["BOOTSTRAP_SERVERS"],
         group_id=settings["CONSUMER_GROUP"],
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        isolation_level="read_committed",
         fetch_max_bytes=settings["FETCH_MAX_BYTES"],
         max_partition_fetch_bytes=settings["MAX_PARTITION_FETCH_BYTES"],
         max_poll_records=settings["MAX_POLL_RECORDS"],
@@ -119,8 +129,10 @@ def max_message_bytes(bootstrap: str, topic: str) -> int | None:
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Any]:
     """Every record of `topic` up to its end offsets at the time of the call, outside any group: for
-    reading results back (tests, benchmarks) without waiting for a timeout to say "that was all"."""
-    reader = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_bytes=64 << 20)
+    reading results back (tests, benchmarks) without waiting for a timeout to say "that was all".
+    Only what committed transactions wrote (read_committed), up to the last stable offset."""
+    reader = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_bytes=64 << 20,
+                           isolation_level="read_committed")
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]
         reader.assign(partitions)
@@ -141,9 +153,12 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Any]:
 def topic_specs(settings: dict[str, Any], roles: Iterable[str] = ("TOPIC", "OUTPUT_TOPIC", "DLQ_TOPIC")
                 ) -> list[NewTopic]:
     """Topics by the setting that names them. The output topic is compacted: the latest record per
-    window key is the answer. The dead letters keep the broker's default retention."""
+    window key is the answer. The dead letters keep the broker's default retention. The state topic
+    (STATE: not a setting, named after the group) has a partition per input partition, compacted."""
     specs = {
         "TOPIC": NewTopic(settings["TOPIC"], settings["TOPIC_PARTITIONS"], -1),
+        "STATE": NewTopic(state_topic(settings["CONSUMER_GROUP"]), settings["TOPIC_PARTITIONS"], -1,
+                          topic_configs={"cleanup.policy": "compact", "max.message.bytes": str(MAX_ENTRY_BYTES)}),
         "OUTPUT_TOPIC": NewTopic(settings["OUTPUT_TOPIC"], 1, -1, topic_configs={"cleanup.policy": "compact"}),
         "DLQ_TOPIC": NewTopic(settings["DLQ_TOPIC"], 1, -1),
     }
@@ -151,7 +166,7 @@ def topic_specs(settings: dict[str, Any], roles: Iterable[str] = ("TOPIC", "OUTP
 
 
 def create_topics(settings: dict[str, Any], reset: bool = False,
-                  roles: Iterable[str] = ("TOPIC", "OUTPUT_TOPIC", "DLQ_TOPIC")) -> list[str]:
+                  roles: Iterable[str] = ("TOPIC", "OUTPUT_TOPIC", "DLQ_TOPIC", "STATE")) -> list[str]:
     """Create the topics that do not exist (after deleting them when `reset`); returns what it did."""
     admin = KafkaAdminClient(bootstrap_servers=settings["BOOTSTRAP_SERVERS"])
     done = []

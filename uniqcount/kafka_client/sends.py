@@ -41,14 +41,24 @@ class Sends:
         self.wait_seconds = wait_seconds
         self.max_message_bytes = max_message_bytes
         self.unsettled = 0  # records sent since the last settle
+        self.sent = 0  # records sent, ever
         self.unsettled_bytes = 0
         self.acknowledged: deque[str | None] = deque()  # appended by the producer's thread: the reasons
         self.refused: deque[tuple[str, int, BaseException]] = deque()  # (topic, bytes, error), likewise
         self.dead_letters: Counter[str] = Counter()  # acknowledged, by reason
 
-    def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers = (),
-             reason: str | None = None) -> None:
-        """`reason`: a dead letter's (counted once acknowledged); None for a result."""
+    def replace(self, producer: Any) -> None:
+        """A new producer in place of one whose transaction failed: what the old one held is gone."""
+        self.producer = producer
+        self.unsettled = self.unsettled_bytes = 0
+        self.acknowledged.clear()
+        self.refused.clear()
+
+    def send(self, topic: str, key: bytes | None, value: bytes | None, headers: Headers = (),
+             reason: str | None = None, partition: int | None = None) -> None:
+        """`reason`: a dead letter's (counted once acknowledged); None for a result or a state
+        entry. `partition`: a state entry's (None: the producer's partitioner). A None value is a
+        tombstone."""
         limit = min(self.max_message_bytes.get(topic) or 1 << 62, self.producer.config["max_request_size"])
         if size(key, value, headers) > limit:
             if reason is not None:
@@ -56,11 +66,13 @@ class Sends:
             if reason is None or size(key, value, headers) > limit:
                 raise SendFailed(f"a record for {topic} is {size(key, value, headers):,} bytes, more than the "
                                  f"topic takes (max.message.bytes {limit:,}); nothing past it is committed")
-        future = self.producer.send(topic, key=key, value=value, headers=list(headers))
+        future = self.producer.send(topic, key=key, value=value, headers=list(headers), partition=partition)
+        n = len(value or b"")
         future.add_callback(lambda _, reason=reason: self.acknowledged.append(reason))
-        future.add_errback(lambda exc, topic=topic, n=len(value): self.refused.append((topic, n, exc)))
+        future.add_errback(lambda exc, topic=topic, n=n: self.refused.append((topic, n, exc)))
         self.unsettled += 1
-        self.unsettled_bytes += len(value)
+        self.sent += 1
+        self.unsettled_bytes += n
         if self.unsettled_bytes > MOST_UNSETTLED_BYTES and not self.settle(self.wait_seconds):
             raise SendFailed(f"the broker acknowledged nothing for {self.wait_seconds:.0f} s (BROKER_WAIT_SECONDS)")
 
@@ -90,9 +102,9 @@ class Sends:
                          f"{type(exc).__name__}: {exc}; nothing past it is committed, a restart sends it again")
 
 
-def size(key: bytes | None, value: bytes, headers: Headers) -> int:
+def size(key: bytes | None, value: bytes | None, headers: Headers) -> int:
     """An upper bound of the record batch that holds only this record, uncompressed."""
-    return RECORD_OVERHEAD + len(key or b"") + len(value) + sum(len(k) + len(v) + 4 for k, v in headers)
+    return RECORD_OVERHEAD + len(key or b"") + len(value or b"") + sum(len(k) + len(v) + 4 for k, v in headers)
 
 
 def stub(key: bytes | None, value: bytes, headers: Headers) -> tuple[bytes | None, bytes, Headers]:

@@ -126,6 +126,13 @@ SETTINGS: dict[str, Setting] = {
         Setting("SESSION_TIMEOUT_MS", "10000",
                 "consumer: how long the group waits for a crashed consumer before a restarted or other one "
                 "takes its partitions (Kafka's default: 45000)", at_least(1)),
+        Setting("CHECKPOINT_SECONDS", "5",
+                "consumer: seconds between checkpoints, each one Kafka transaction of the records, dead letters, "
+                "state and offsets since the last: read_committed readers see results this much later at most, "
+                "and a restart redoes at most this much work", at_least(0.1, float)),
+        Setting("INSTANCE_ID", "",
+                "consumer: its name in the group, the same across its restarts (its transactional id is "
+                "<CONSUMER_GROUP>-<INSTANCE_ID>); empty: the host name. Two consumers of a group need two"),
         Setting("BROKER_WAIT_SECONDS", "600",
                 "how long consumer.py and producer.py wait for a broker that went away (retrying, and saying "
                 "so in the status line) before they stop with one line", at_least(10, float)),

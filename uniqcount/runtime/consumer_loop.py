@@ -1,44 +1,55 @@
-"""consumer.py's Kafka loop: poll, count, send, commit; and what it does when the broker or the
-group misbehaves.
+"""consumer.py's Kafka loop: poll, count, checkpoint; restore; and what it does when the broker or
+the group misbehaves.
 
-- A broker that goes away (killed, restarting, unreachable) is waited for: polls return nothing,
-  commits are retried every COMMIT_INTERVAL, the status line says since when, and the loop goes on
-  where it was once the broker answers. Only an outage longer than BROKER_WAIT_SECONDS ends it,
-  with one line (outage.BrokerLost); nothing unacknowledged was committed, so a restart loses nothing.
-- Offsets are committed only once every record and dead letter before them is acknowledged
-  (sends.Sends.settle), never past the first frame of anything still in memory (resume.py), each
-  partition with its own event-time state in the commit metadata.
-- Each partition it owns is counted on its own (core/merge.py). A partition that moves to another
-  consumer is dropped (its new owner rebuilds it from the committed offset); one that comes is
-  counted from its committed offset. Owning only some partitions of the topic, the consumer marks
-  its records partial, and says so in one line.
-- A consumer that the group dropped (its session expired, e.g. the process was paused) is rewound:
-  its state is rebuilt from the committed offsets, as a restart would.
+- Exactly once, Kafka in to Kafka out. Every CHECKPOINT_SECONDS one Kafka transaction commits the
+  records and dead letters made since the last checkpoint, the state changes of every owned
+  partition (runtime/checkpoint.py, to `<CONSUMER_GROUP>-state`) and the consumed offsets, or none
+  of them. Readers with read_committed never see the work of a transaction that did not commit.
+- A partition that is assigned (start, restart, rebalance) is restored from the state topic and
+  read from the committed offset: the output goes on as if nothing had happened. Anything that
+  breaks a transaction (a partition taken away, the group refusing the offsets, the broker aborting
+  it) drops the work since the last checkpoint and restores every owned partition: one recovery
+  path, the one a restart takes.
+- Each transactional id (`<CONSUMER_GROUP>-<INSTANCE_ID>`) belongs to one consumer: a restart with
+  the same one fences its predecessor and aborts what it left open; offsets go with the group's
+  generation, so a consumer the group has dropped (a zombie) cannot commit (KIP-447).
+- A broker that goes away (killed, restarting, unreachable) is waited for: a checkpoint under way
+  waits and retries, the status line says since when, and the loop goes on where it was once the
+  broker answers. Only an outage longer than BROKER_WAIT_SECONDS ends it, with one line.
+- Each partition it owns is counted on its own (core/merge.py). Owning only some partitions of the
+  topic, the consumer marks its records partial, and says so in one line.
 """
 from __future__ import annotations
 
 import argparse
 import signal
+import socket
 import time
-from typing import Any
+from typing import Any, Callable
 
 from kafka import ConsumerRebalanceListener, OffsetAndMetadata
-from kafka.errors import (CommitFailedError, IllegalGenerationError, KafkaError, RebalanceInProgressError,
-                          UnknownMemberIdError)
+from kafka.errors import KafkaError
 
 from uniqcount.kafka_client import kafka_io
+from uniqcount.kafka_client.kafka_io import TRANSACTION_TIMEOUT_MS
 from uniqcount.kafka_client.probe import any_answers
 from uniqcount.kafka_client.record_batches import Record
 from uniqcount.kafka_client.sends import SendFailed, Sends
+from uniqcount.kafka_client.state_topic import StateReader, state_topic
+from uniqcount.kafka_client.transactions import Fenced, TransactionFailed, Transactions
+from uniqcount.runtime.checkpoint import StateLog, StateMismatch
 from uniqcount.runtime.counting import Counting
 from uniqcount.runtime.outage import Outage
 from uniqcount.runtime.outputs import KafkaDeadLetters, Records
 from uniqcount.runtime.progress import status
-from uniqcount.runtime.resume import Resume, decode_metadata, earliest, encode_metadata
 
-COMMIT_INTERVAL = 5.0
 BROKER_CALL_SECONDS = 5.0  # one try of a call to the broker (commit, offsets) before it counts as failed
-MEMBERSHIP_LOST = (CommitFailedError, UnknownMemberIdError, IllegalGenerationError, RebalanceInProgressError)
+FENCED_AGAIN_SECONDS = 120.0  # fenced twice within this: another consumer has the same transactional id
+STATE_BEHIND_TRIES = 20  # reads of a state that is behind its committed offset (markers being written)
+
+
+class FencedOut(Exception):
+    """One line for the user: two consumers share a transactional id."""
 
 
 def retriable(exc: KafkaError) -> bool:
@@ -64,38 +75,64 @@ class Stop:
 
 
 class KafkaRun:
-    """The consumer loop's bookkeeping: positions, resume points, commits, lag, idleness, rewinds."""
+    """The consumer loop's bookkeeping: positions, checkpoints, restores, lag, idleness, rewinds."""
 
-    def __init__(self, consumer: Any, counting: Counting, sends: Sends, outage: Outage, settings: dict[str, Any]):
+    def __init__(self, consumer: Any, counting: Counting, sends: Sends, outage: Outage, settings: dict[str, Any],
+                 stop: Stop, transactional_id: str):
         self.consumer = consumer
         self.counting = counting
         self.sends = sends
         self.outage = outage
-        self.bootstrap = settings["BOOTSTRAP_SERVERS"]
+        self.settings = settings
+        self.stop = stop
         self.topic = settings["TOPIC"]
+        self.transactional_id = transactional_id
+        self.state_topic = state_topic(settings["CONSUMER_GROUP"])
+        self.state = StateLog(lambda: counting.partitions)
+        self.reader: StateReader | None = None  # made once the state topic is there
+        self.transactions = self._transactions(sends.producer)
+        self.rebuilt = False  # the producer was just made again: its transaction is empty
+        self.fenced_at = -FENCED_AGAIN_SECONDS
         self.positions: dict[Any, int] = {}
-        self.resumed: set[Any] = set()
+        self.restored: set[Any] = set()  # partitions restored and counted
+        self.fresh: set[Any] = set()  # restored by this poll: what it returned of them is read again
         self.owned: tuple[int, ...] | None = None  # the partitions counted, as last said
         self.assignment_changed = False
-        self.rewind: str | None = None  # why the state must be rebuilt from the committed offsets
+        self.rewind: str | None = None  # why the work since the last checkpoint must be redone
         self.rewinds = 0
+        self.checkpoints = 0
         self.started = time.monotonic()
         self.last_frame: dict[Any, float] = {}
         self.watermark_at_last_frame: dict[Any, int | None] = {}
 
+    def _transactions(self, producer: Any) -> Transactions:
+        transactions = Transactions(producer)
+        self._until("transactions not started", transactions.init)
+        self._began()
+        return transactions
+
     def process(self, tp: Any, records: list[Any]) -> None:
-        counter = self.counting.partitions.assign(tp.partition)
-        if tp not in self.resumed:
-            self.resumed.add(tp)
-            committed = self._retried("read the committed offset", self.consumer.committed, tp, metadata=True)
-            counter.resume(*decode_metadata(committed.metadata if committed else None))
         if type(records[0]) is not Record:  # kafka-python's own path (with deserializers): no library objects in the core
             records = [Record(r.topic, r.partition, r.offset, r.key, r.value) for r in records]
-        resume = Resume(self.positions.get(tp, records[0].offset), counter.max_ts, counter.watermark)
-        self.counting.process([r.value or b"" for r in records], records, resume, tp.partition)  # None: a tombstone
+        self.counting.process([r.value or b"" for r in records], records, tp.partition)  # None: a tombstone
         self.positions[tp] = records[-1].offset + 1
         self.last_frame[tp] = time.monotonic()
-        self.watermark_at_last_frame[tp] = counter.watermark
+        self.watermark_at_last_frame[tp] = self.counting.partitions.counters[tp.partition].watermark
+
+    def _until(self, what: str, step: Callable[[float], bool], deadline: float | None = None) -> bool:
+        """Try a step until it is done (True), or until a stop is asked for (False); an outage
+        longer than BROKER_WAIT_SECONDS raises BrokerLost. Past `deadline` (the transaction's
+        timeout: the broker aborts it anyway) the transaction has failed."""
+        while not step(BROKER_CALL_SECONDS):
+            if deadline is not None and time.monotonic() > deadline:
+                raise TransactionFailed(f"{what} within the transaction timeout")
+            self.outage.failed(what)
+            if self.stop.now:
+                return False
+            if self.counting.meter.due():
+                status(self.counting.status_line() + self.outage.line())
+        self.outage.ended()
+        return True
 
     def _tried(self, what: str, call: Any, *args: Any, **kwargs: Any) -> tuple[bool, Any]:
         """One try of a call to the broker: (True, its result), or (False, None) when the broker did
@@ -152,55 +189,79 @@ class KafkaRun:
         now = time.monotonic()
         for tp, lag in self.lags().items():
             idle = now - max(self.last_frame.get(tp, self.started), self.outage.ended_at)
-            if idle < idle_after or lag != 0:
+            if idle < idle_after or lag != 0 or tp not in self.restored:
                 continue
-            if self.watermark_at_last_frame.get(tp) is None:  # a stream too short to start: start it
+            if tp not in self.watermark_at_last_frame:  # since the restore: from its restored event time
                 counter = self.counting.partitions.assign(tp.partition)
-                counter.settle()
+                counter.settle()  # a stream too short to start: start it
                 self.watermark_at_last_frame[tp] = counter.watermark
             watermark = self.watermark_at_last_frame[tp]
             self.counting.advance_idle(tp.partition, None if watermark is None else watermark + int(idle))
 
-    def commit(self) -> bool:
-        """Output first: a committed offset never outruns the records and dead letters it led to.
-        False when the broker did not answer (tried again at the next interval)."""
-        if not self.sends.settle(BROKER_CALL_SECONDS):
-            self.outage.failed("results and dead letters not acknowledged")
-            return False
-        offsets = {}
-        for tp, position in self.positions.items():
-            counter = self.counting.partitions.counters.get(tp.partition)
-            if counter is None:
-                continue
-            first = earliest(counter.resume_points())
-            state = (first.max_ts, first.watermark) if first else (counter.max_ts, counter.watermark)
-            offsets[tp] = OffsetAndMetadata(first.offset if first else position,
-                                            encode_metadata(*state, counter.forget_until), -1)
-        if not offsets:  # nothing to commit: ask the broker whether it is there at all
-            if any_answers(self.bootstrap):
+    def checkpoint(self) -> bool:
+        """One transaction: the state changes, then (with the records and dead letters already in
+        it) the offsets, committed together. False when a stop came first or the transaction failed
+        (then `rewind` says why, and the work since the last checkpoint is redone)."""
+        positions = {tp.partition: position for tp, position in self.positions.items()}
+        changes = list(self.state.changes(positions))
+        if not changes and self.sends.sent == self.sent_before:  # nothing new: is the broker there at all?
+            if any_answers(self.settings["BOOTSTRAP_SERVERS"]):
                 self.outage.ended()
-                return True
-            self.outage.failed("no answer")
+            else:
+                self.outage.failed("no answer")
+            return True
+        for partition, key, value in changes:
+            self.sends.send(self.state_topic, key.encode(), value, partition=partition)
+        offsets = {tp: OffsetAndMetadata(position, "", -1) for tp, position in self.positions.items()}
+        # the broker's clock of the transaction started with its first send, at most an interval ago
+        deadline = time.monotonic() + TRANSACTION_TIMEOUT_MS / 1000 - self.settings["CHECKPOINT_SECONDS"] - BROKER_CALL_SECONDS
+        try:
+            if not self._until("results, dead letters and state not acknowledged", self.sends.settle, deadline):
+                return False
+            if offsets and not self._until("offsets not added to the transaction", lambda timeout: self.transactions.offsets(
+                    offsets, self.consumer.group_metadata(), timeout), deadline):
+                return False
+            if not self._until("transaction not committed", self.transactions.commit, deadline):
+                return False
+        except TransactionFailed as exc:
+            self._failed(exc)
             return False
-        try:  # membership errors are not retriable: _tried raises them
-            committed, _ = self._tried("commit", self.consumer.commit, offsets)
-        except MEMBERSHIP_LOST as exc:
-            self.rewind = self.rewind or f"the group refused the commit ({type(exc).__name__})"
-            return False
-        return committed
+        self._began()
+        self.checkpoints += 1
+        return True
+
+    def _began(self) -> None:
+        """A new transaction: what is sent from now on is in it."""
+        self.sent_before = self.sends.sent
+
+    def _failed(self, exc: TransactionFailed) -> None:
+        """A transaction that cannot commit: a new producer (its start aborts the old one's open
+        transaction), and the work since the last checkpoint redone."""
+        now = time.monotonic()
+        if isinstance(exc, Fenced):
+            if now - self.fenced_at < FENCED_AGAIN_SECONDS:
+                raise FencedOut(f"another consumer uses the transactional id {self.transactional_id} and fenced "
+                                f"this one twice: give each consumer of the group its own INSTANCE_ID; nothing "
+                                "since the last checkpoint was committed") from None
+            self.fenced_at = now
+        self.rewind = self.rewind or f"the checkpoint's transaction failed ({exc})"
+        kafka_io.close_producer(self.sends.producer, 0)
+        producer = kafka_io.producer(self.settings, self.transactional_id)
+        self.sends.replace(producer)
+        self.transactions = self._transactions(producer)
+        self.rebuilt = True
 
     def follow_assignment(self) -> None:
-        """After a rebalance: drop the partitions that went (their new owner counts them from the
-        committed offsets), and say whether the records still cover the whole topic."""
+        """After a rebalance: partitions taken away mean redoing the work since the checkpoint (its
+        transaction holds their records), new ones are restored; then say whether the records still
+        cover the whole topic."""
         self.assignment_changed = False
-        assigned = self.consumer.assignment()
-        for tp in [tp for tp in self.positions if tp not in assigned]:
-            self.counting.partitions.revoke(tp.partition)
-            self.positions.pop(tp)
-            self.resumed.discard(tp)
+        assigned = set(self.consumer.assignment())
+        if self.restored - assigned:
+            self.rewind = self.rewind or "partitions moved to another consumer"
+            return
+        self.restore(sorted(assigned - self.restored))
         owned = tuple(sorted(tp.partition for tp in assigned))
-        for partition in owned:  # counted from now on: a partition with no frame yet holds the others back
-            self.counting.partitions.assign(partition)
         total = self.consumer.partitions_for_topic(self.topic) or set()
         scope = owned if owned and len(owned) < len(total) else None
         self.counting.partitions.scope = scope
@@ -211,25 +272,74 @@ class KafkaRun:
                    "for exact answers of the whole topic run one consumer per group")
         self.owned = scope
 
-    def rewind_to_committed(self) -> None:
-        """What a restart would do, without one: forget the state and re-read from the committed
-        offsets, judging every frame again against the committed watermark."""
-        status(f"consumer: {self.rewind}; rebuilding the state from the committed offsets, as a restart would")
-        self.sends.settle(BROKER_CALL_SECONDS)
+    def _state_reader(self) -> StateReader:
+        """The state topic, created with a partition per input partition when it is not there."""
+        if self.reader is None:
+            partitions = len(self.consumer.partitions_for_topic(self.topic) or ())
+            kafka_io.create_topics({**self.settings, "TOPIC_PARTITIONS": partitions}, roles=["STATE"])
+            self.reader = StateReader(self.settings["BOOTSTRAP_SERVERS"], self.state_topic)
+            has = len(self._retried("read the state topic's partitions", self.reader.partitions))
+            if has < partitions:
+                raise StateMismatch(f"the state topic {self.state_topic} has {has} partition(s), {self.topic} has "
+                                    f"{partitions}: give it as many (kafka-topics --alter --partitions {partitions})")
+            self.sends.producer.partitions_for(self.state_topic)  # its metadata now, not during an outage
+        return self.reader
+
+    def restore(self, tps: list[Any]) -> None:
+        """Each partition's counter from the state topic, read on from its committed offset."""
+        if not tps:
+            return
+        began = time.monotonic()
+        reader = self._state_reader()
+        committed = {tp: self._retried("read the committed offset", self.consumer.committed, tp) for tp in tps}
+        for tries in range(STATE_BEHIND_TRIES):
+            entries = self._retried("read the state topic", reader.read, [tp.partition for tp in tps])
+            try:
+                notes = [self.state.restore(tp.partition, entries[tp.partition], committed[tp]) for tp in tps]
+                break
+            except StateMismatch:
+                if tries == STATE_BEHIND_TRIES - 1:
+                    raise
+                time.sleep(0.5)
+        self.state.restore_merge(entries)
+        for tp in tps:
+            if committed[tp] is None:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, committed[tp])
+            self.positions.pop(tp, None)
+            self.restored.add(tp)
+            self.fresh.add(tp)
+        for note in filter(None, notes):
+            status(f"consumer: {note}")
+        counters = self.counting.partitions.counters
+        windows = sum(counters[tp.partition].open_windows + counters[tp.partition].kept_windows for tp in tps)
+        size = sum(len(v) for p in entries.values() for v in p.values())
+        status(f"consumer: restored partition(s) {', '.join(str(tp.partition) for tp in tps)} from "
+               f"{self.state_topic}: {windows:,} windows, {size / 1e6:.1f} MB in {time.monotonic() - began:.2f} s; "
+               f"reading on from offset(s) {', '.join(str(committed[tp]) for tp in tps)}")
+
+    def rewind_to_checkpoint(self) -> None:
+        """What a restart would do, without one: drop the work since the last checkpoint (its
+        transaction is aborted) and restore every owned partition."""
+        status(f"consumer: {self.rewind}; going on from the last checkpoint")
+        if not self.rebuilt:  # a new producer has nothing to abort
+            try:
+                self._until("transaction not aborted", self.transactions.abort,
+                            time.monotonic() + TRANSACTION_TIMEOUT_MS / 1000)
+                self._began()
+            except TransactionFailed as exc:
+                self._failed(exc)
+        self.rebuilt = False
         self.counting.restart()
+        self.state.reset()
         self.positions.clear()
-        self.resumed.clear()
+        self.restored.clear()
         self.last_frame.clear()
         self.watermark_at_last_frame.clear()
         self.rewind = None
         self.rewinds += 1
         self.assignment_changed = True
-        for tp in self.consumer.assignment():
-            offset = self._retried("read the committed offset", self.consumer.committed, tp)
-            if offset is None:
-                self.consumer.seek_to_beginning(tp)
-            else:
-                self.consumer.seek(tp, offset)
 
 
 class Rebalance(ConsumerRebalanceListener):
@@ -245,7 +355,7 @@ class Rebalance(ConsumerRebalanceListener):
         self.run.assignment_changed = True
 
     def on_partitions_lost(self, lost: Any) -> None:
-        if self.run.positions:
+        if self.run.restored:
             self.run.rewind = "the group dropped this consumer (its session expired)"
 
 
@@ -255,52 +365,61 @@ def run_kafka(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     stop = Stop()
     outage = Outage("consumer", settings["BROKER_WAIT_SECONDS"])
     consumer = kafka_io.consumer(settings)
-    producer = kafka_io.producer(settings)
-    sends = kafka_io.checked_sends(producer, settings, ["OUTPUT_TOPIC", "DLQ_TOPIC"])
+    group = settings["CONSUMER_GROUP"]
+    transactional_id = f"{group}-{settings['INSTANCE_ID'] or socket.gethostname()}"
+    sends = kafka_io.checked_sends(kafka_io.producer(settings, transactional_id), settings, ["OUTPUT_TOPIC", "DLQ_TOPIC"])
     counting = Counting(settings, Records(args.quiet, sends, settings["OUTPUT_TOPIC"]),
                         KafkaDeadLetters(sends, settings["DLQ_TOPIC"]))
-    run = KafkaRun(consumer, counting, sends, outage, settings)
+    run = KafkaRun(consumer, counting, sends, outage, settings, stop, transactional_id)
+    status(f"consumer: exactly once into {settings['OUTPUT_TOPIC']} and {settings['DLQ_TOPIC']} (read them with "
+           f"read_committed): a checkpoint every {settings['CHECKPOINT_SECONDS']:g} s commits records, dead letters, "
+           f"state ({run.state_topic}) and offsets in one transaction (id {transactional_id})")
     consumer.subscribe([settings["TOPIC"]], listener=Rebalance(run))
     targets: dict[Any, int] | None = None
-    last_commit = time.monotonic()
+    last_checkpoint = time.monotonic()
     try:
         while not stop.now:
             polled = consumer.poll(timeout_ms=200)
             if run.assignment_changed:
                 run.follow_assignment()
             if run.rewind:
-                run.rewind_to_committed()  # what this poll returned is read again from there
+                run.rewind_to_checkpoint()  # what this poll returned is read again from the checkpoint
                 targets = None
                 continue
             for tp, records in polled.items():
-                run.process(tp, records)
+                if tp not in run.fresh:  # restored just now: read again from its committed offset
+                    run.process(tp, records)
+            run.fresh.clear()
             if targets is None and (args.exit_at_end or stop.drain) and consumer.assignment():
                 targets = run.end_offsets()
             if targets is not None and run.caught_up(targets):
-                if run.commit():  # before the flush: a restart rebuilds the windows the flush emits
-                    counting.flush_all()
-                    sends.settle(None)  # every last record acknowledged, or SendFailed
+                counting.flush_all()
+                if run.checkpoint():  # the flushed windows, their records and the offsets together
                     break
+                targets = None
+                continue
             if not polled:
                 run.idle_advance(settings["IDLE_FLUSH_SECONDS"])
                 if counting.early.due():
                     counting.emit_provisional()
-            now = time.monotonic()
-            if now - last_commit >= COMMIT_INTERVAL:
-                run.commit()
-                last_commit = now
+            if time.monotonic() - last_checkpoint >= settings["CHECKPOINT_SECONDS"]:
+                run.checkpoint()
+                last_checkpoint = time.monotonic()
             if counting.meter.due():
                 status(counting.status_line(run.lag()) + outage.line())
         if stop.now:
-            committed = run.commit()
-            status("consumer: stopped; what was in memory is rebuilt from the committed offsets on restart"
-                   + ("" if committed else " (the broker is away: the last commit could not be made)"))
-    except SendFailed:
-        kafka_io.close_producer(producer, 0)
+            stopped = run.checkpoint() if not run.rewind else False
+            status("consumer: stopped; " + ("everything read is checkpointed" if stopped else
+                   "what came after the last checkpoint is read again on restart"))
+    except (SendFailed, FencedOut):
+        kafka_io.close_producer(sends.producer, 0)
         raise
     finally:
         consumer.close(autocommit=False, timeout_ms=int(BROKER_CALL_SECONDS * 1000))
-    kafka_io.close_producer(producer, BROKER_CALL_SECONDS)
-    rewound = f"; rebuilt from the committed offsets {run.rewinds} time(s)" if run.rewinds else ""
-    status(counting.summary() + rewound)
+        if run.reader is not None:
+            run.reader.close()
+    kafka_io.close_producer(sends.producer, BROKER_CALL_SECONDS)
+    rewound = f"; went back to the last checkpoint {run.rewinds} time(s)" if run.rewinds else ""
+    status(counting.summary() + f"; {run.checkpoints:,} checkpoints" + rewound +
+           " (the counts are the partitions' own, from the start of their streams, through restores)")
     return 0

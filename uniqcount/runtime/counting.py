@@ -26,28 +26,25 @@ class Counting:
         self.restart()
 
     def restart(self) -> None:
-        """Empty state, as in a new process: for a consumer rewound to its committed offsets. The
-        reconciliation counts from here (dead letters written before are left out of it)."""
+        """Empty state, as in a new process: for a consumer rewound to its last checkpoint."""
         self.partitions = Partitions(self.new_counter)
-        self.invalid: Counter[str] = Counter()
         self.meter = Meter(self.settings["STATUS_INTERVAL"])
-        self.written_before = Counter(self.dead_letters.written)
 
     def new_counter(self) -> PartitionCounter:
         s = self.settings
         return PartitionCounter(s["ALLOWED_LATENESS"], s["LATE_RETENTION"], s["OUTLIER_JUMP"],
                                 s["GRANULARITIES"], s["EXACT_UP_TO"], s["HLL_LG_K"])
 
-    def process(self, values: list[bytes], refs: list[Any], resume_from: Any = None, partition: int = 0) -> None:
+    def process(self, values: list[bytes], refs: list[Any], partition: int = 0) -> None:
         """`refs[i]` is what a dead letter of values[i] is made from (the bytes, or the Kafka record)."""
         pairs, bad = parse_frames(values)
         kept, dead = refs, [(reason, refs[index]) for index, reason in bad]
         if bad:
-            self.invalid.update(reason for _, reason in bad)
             invalid = {index for index, _ in bad}
             kept = [ref for index, ref in enumerate(refs) if index not in invalid]
+        self.partitions.assign(partition).received(len(values), [reason for _, reason in bad])
         self.meter.add(len(values), sum(map(len, values)))
-        self._emit(self.partitions.add_many(partition, pairs, kept, resume_from), dead)
+        self._emit(self.partitions.add_many(partition, pairs, kept), dead)
         if self.early.due():
             self.emit_provisional()
 
@@ -66,16 +63,12 @@ class Counting:
         """End of input: every held frame decided, every open window emitted."""
         self._emit(self.partitions.flush())
 
-    @property
-    def dead(self) -> Counter[str]:
-        return self.invalid + self.partitions.rejected
-
     def status_line(self, lag: int | None = None) -> str:
         p = self.partitions
         watermark = iso_utc(p.watermark) if p.watermark is not None else "-"
         lag_text = f", lag {lag:,}" if lag is not None else ""
         parts = f", partitions {len(p.counters)}" if len(p.counters) > 1 else ""
-        dead = self.dead
+        dead = p.rejected
         return (f"consumer: {self.meter.frames:,} frames ({self.meter.frame_rate:,.0f}/s), watermark {watermark}"
                 f"{lag_text}{parts}, open {p.total('open_windows')}, kept {p.total('kept_windows')} "
                 f"({p.total('kept_bytes') / 1e6:.1f} MB), late {p.total('late_frames'):,}, "
@@ -83,23 +76,20 @@ class Counting:
                 f"dead {sum(dead.values()):,}{f' ({by_reason(dead)})' if dead else ''}, held {p.total('held_frames'):,}")
 
     def summary(self) -> str:
-        """Rates, records, and the reconciliation: frames in = counted + dead-lettered (written: on
-        Kafka, acknowledged) + held (+ frames re-read after a restart that were counted before it;
-        + dead letters still unacknowledged, after a stop with the broker away). Then the frames too late per granularity:
-        those counted by a longer granularity, and the dead-lettered `too_late` ones."""
+        """Rates, records, and the reconciliation of the partitions owned at the end, from the start
+        of their streams (the state carries it through restarts): frames in =
+        counted + dead-lettered + held. Then the frames too late per granularity: those counted by
+        a longer granularity, and the dead-lettered `too_late` ones."""
         p = self.partitions
-        dead = self.dead_letters.written - self.written_before
-        unwritten = sum(self.dead.values()) - sum(dead.values())
-        held_frames, replayed_frames = p.total("held_frames"), p.total("replayed")
+        dead = p.rejected
+        held_frames = p.total("held_frames")
         held = f" + held {held_frames:,}" if held_frames else ""
-        held += f" + dead letters not acknowledged {unwritten:,}" if unwritten else ""
-        replayed = f" + re-read after a restart {replayed_frames:,}" if replayed_frames else ""
         written = self.records.written
         per_granularity = ", ".join(f"{name} {n:,}" for name, n in p.too_late().items())
         too_late = f"; too late, per granularity: {per_granularity}" if per_granularity else ""
         return (f"consumer: done: {self.meter.rates()}; records: {written['final']:,} final, "
                 f"{written['correction']:,} corrections, {written['provisional']:,} provisional; "
-                f"frames in {self.meter.frames:,} = counted {p.total('counted_frames'):,} "
+                f"frames in {p.total('frames_in'):,} = counted {p.total('counted_frames'):,} "
                 f"(late {p.total('late_frames'):,}) + "
-                f"dead-lettered {sum(dead.values()):,}{f' ({by_reason(dead)})' if dead else ''}{held}{replayed}"
+                f"dead-lettered {sum(dead.values()):,}{f' ({by_reason(dead)})' if dead else ''}{held}"
                 f"{too_late}")

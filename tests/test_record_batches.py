@@ -139,7 +139,8 @@ def read_all(bootstrap: str, tp: TopicPartition, fast: bool, isolation: str) -> 
 @pytest.mark.kafka
 def test_read_committed_skips_aborted_transactions_as_the_library_does(bootstrap, topic_name, monkeypatch):
     """Plain records, a committed and an aborted transaction of one producer interleaved with a
-    committed one of another, then plain records again: read_committed through the fast reader gives
+    committed one of another, a committed one of the first producer after its abort (its abort
+    marker ends the aborted run), then plain records again: read_committed through the fast reader gives
     what the library's reader gives, offsets and positions too, and never takes the library's path."""
     plain = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     first, second = (KafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"tx-{topic_name}-{n}")
@@ -157,6 +158,7 @@ def test_read_committed_skips_aborted_transactions_as_the_library_does(bootstrap
     first.begin_transaction(), second.begin_transaction()
     sends(first, "aborted", 6), sends(second, "beside", 3), sends(first, "aborted-more", 2)
     first.abort_transaction(), second.commit_transaction()
+    first.begin_transaction(), sends(first, "after-abort", 3), first.commit_transaction()
     sends(plain, "plain-after", 5)
     for producer in (plain, first, second):
         producer.close()
@@ -164,7 +166,7 @@ def test_read_committed_skips_aborted_transactions_as_the_library_does(bootstrap
     expected = read_all(bootstrap, tp, fast=False, isolation="read_committed")
     assert [v for _, _, v in expected[0]] == [f"{label}-{i}".encode() for label, n in
                                               [("plain-before", 5), ("committed", 4), ("beside", 3),
-                                               ("plain-after", 5)] for i in range(n)]
+                                               ("after-abort", 3), ("plain-after", 5)] for i in range(n)]
     uncommitted = read_all(bootstrap, tp, fast=True, isolation="read_uncommitted")
     assert sum(1 for _, key, _ in uncommitted[0] if bytes(key).startswith(b"aborted")) == 8  # there, unless skipped
     monkeypatch.setattr(Fetcher.PartitionRecords, "take",

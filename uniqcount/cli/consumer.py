@@ -15,7 +15,8 @@ from uniqcount.kafka_client import kafka_io
 from uniqcount.kafka_client.internals import LibraryMismatch
 from uniqcount.kafka_client.sends import SendFailed
 from uniqcount.runtime import config
-from uniqcount.runtime.consumer_loop import run_kafka
+from uniqcount.runtime.checkpoint import StateMismatch
+from uniqcount.runtime.consumer_loop import FencedOut, run_kafka
 from uniqcount.runtime.counting import Counting
 from uniqcount.runtime.outage import BrokerLost
 from uniqcount.runtime.outputs import CountedOnly, DeadLetters, FileDeadLetters, OutputError, Records
@@ -82,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_input(args, settings) if args.input else run_kafka(args, settings)
     except BrokerLost as exc:
         return error(f"{exc}; nothing unacknowledged was committed, a restart goes on from there")
-    except (InputError, OutputError, SendFailed, kafka_io.BrokerUnavailable, LibraryMismatch) as exc:
+    except (InputError, OutputError, SendFailed, kafka_io.BrokerUnavailable, LibraryMismatch, StateMismatch,
+            FencedOut) as exc:
         return error(str(exc))
     except KafkaError as exc:  # what kafka-python gave up on, and no retry can mend
         return error(f"Kafka: {type(exc).__name__}: {exc}")

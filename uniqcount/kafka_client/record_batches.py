@@ -196,7 +196,8 @@ class FastPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
                 next_offset = decoded[-1].offset + 1 if decoded else self._pending_end
             else:
                 self.leader_epoch = batch.leader_epoch
-                decoded = [] if batch.is_control_batch or self._aborted(batch) else _decode(batch, topic, partition)
+                aborted = self._aborted(batch)  # first: a control batch may be the abort marker that ends a run
+                decoded = [] if aborted or batch.is_control_batch else _decode(batch, topic, partition)
                 next_offset = batch.next_offset  # v2 keeps it even when compaction removed the last record
             if decoded and decoded[0].offset < self.fetch_offset:  # a fetch from inside a batch
                 decoded = [r for r in decoded if r.offset >= self.fetch_offset]

@@ -1,0 +1,167 @@
+"""Exactly once through real brokers: consumers SIGKILLed at random moments and restarted, a crash
+after most of a week of frames, a standby consumer taking over. The output topic, read with
+read_committed, is held against an uninterrupted run and the sample's truth; nothing in it twice."""
+from __future__ import annotations
+
+import collections
+import gzip
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from tests.helpers import LATE, WEEK, as_truth, kafka_env, latest_per_key, needs_samples, produce, script, truth_windows
+from tests.test_faults import assert_no_duplicates, assert_truth, drain, records_of, sample_lines, start_consumer
+from uniqcount import REPO
+from uniqcount.kafka_client.kafka_io import read_topic
+
+pytestmark = [pytest.mark.kafka, needs_samples]
+STEADY = dict(IDLE_FLUSH_SECONDS="100000", STATUS_INTERVAL="1", SESSION_TIMEOUT_MS="6000", EXACT_UP_TO="hour")
+
+
+def wait_for(log: Path, text: str, timeout: float = 90, times: int = 1) -> str:
+    """The log once `text` is in it `times` times."""
+    deadline = time.monotonic() + timeout
+    while (found := log.read_text() if log.exists() else "").count(text) < times:
+        assert time.monotonic() < deadline, f"no {text!r} in {log}: {found[-2000:]}"
+        time.sleep(0.1)
+    return found
+
+
+def restored_from(text: str) -> list[int]:
+    """The offsets a consumer's restores read on from (None, before any checkpoint: 0)."""
+    return [0 if o == "None" else int(o) for o in re.findall(r"reading on from offset\(s\) (\w+)", text)]
+
+
+def committed(bootstrap: str, env: dict) -> int | None:
+    """The group's committed offset, once no transaction of it is under way (read_committed)."""
+    group = KafkaConsumer(bootstrap_servers=bootstrap, group_id=env["CONSUMER_GROUP"], enable_auto_commit=False,
+                          isolation_level="read_committed")
+    try:
+        return group.committed(TopicPartition(env["TOPIC"], 0))
+    finally:
+        group.close()
+
+
+def paced_producer(env: dict, rate: str, log: Path) -> subprocess.Popen:
+    return subprocess.Popen([str(REPO / ".venv/bin/python"), "producer.py", "--input", str(LATE), "--rate", rate],
+                            cwd=REPO, env={**os.environ, **env}, stderr=open(log, "wb"))
+
+
+def messages(bootstrap: str, topic: str) -> collections.Counter:
+    return collections.Counter((bytes(m.key), bytes(m.value)) for m in read_topic(bootstrap, topic))
+
+
+def test_ten_sigkills_leave_the_output_of_an_uninterrupted_run(bootstrap, tmp_path):
+    """The sample is fed at 5x its event-time speed (about 100 s) while consumer.py is SIGKILLed ten
+    times, each time 0.2 to 3 s after it restored, and started again; with a checkpoint every second,
+    most kills fall inside a transaction. The output equals an uninterrupted run's, record for record."""
+    uninterrupted = kafka_env(bootstrap, **STEADY)
+    produce(uninterrupted, tmp_path / "all.jsonl", gzip.decompress(LATE.read_bytes()))
+    assert script("consumer.py", "--exit-at-end", "--quiet", env=uninterrupted).returncode == 0
+    expected = messages(bootstrap, uninterrupted["OUTPUT_TOPIC"])
+
+    env = kafka_env(bootstrap, **STEADY, CHECKPOINT_SECONDS="1", INSTANCE_ID="killed")
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    producer = paced_producer(env, "5", tmp_path / "producer.log")
+    offsets = []
+    try:
+        for life in range(10):
+            log = tmp_path / f"consumer-{life}.log"
+            consumer = start_consumer(env, log)
+            try:
+                text = wait_for(log, "reading on from offset")
+                time.sleep(rng.uniform(0.2, 3.0))
+            finally:
+                consumer.kill()
+                consumer.wait()
+            offsets += restored_from(text)
+        assert producer.wait(timeout=240) == 0, (tmp_path / "producer.log").read_text()
+    finally:
+        producer.kill()
+    log = tmp_path / "consumer-last.log"
+    text = drain(start_consumer(env, log), log)
+    offsets += restored_from(text)
+    assert offsets == sorted(offsets) and offsets[-1] > offsets[0], (seed, offsets)  # it went on, never back
+    got = messages(bootstrap, env["OUTPUT_TOPIC"])
+    assert got == expected, f"seed {seed}: {len(got - expected)} records too many, {len(expected - got)} missing"
+    assert_truth(bootstrap, env)
+
+
+def test_a_crash_after_most_of_a_week_reads_only_what_came_after_the_last_checkpoint(bootstrap, tmp_path):
+    """700,000 frames, six granularities: SIGKILL once 80% are checkpointed. The restart restores
+    the state and reads exactly the frames after the committed offset, and the output is exact."""
+    env = kafka_env(bootstrap, **STEADY, CHECKPOINT_SECONDS="1", INSTANCE_ID="week")
+    lines = gzip.decompress(WEEK.read_bytes())
+    produce(env, tmp_path / "week.jsonl", lines)
+    total = lines.count(b"\n") + (not lines.endswith(b"\n"))
+    log = tmp_path / "first.log"
+    consumer = start_consumer(env, log)
+    try:
+        deadline = time.monotonic() + 180
+        while (committed(bootstrap, env) or 0) < 0.8 * total:
+            assert time.monotonic() < deadline and consumer.poll() is None, log.read_text()[-2000:]
+            time.sleep(0.2)
+    finally:
+        consumer.kill()
+        consumer.wait()
+    at = committed(bootstrap, env)
+    assert 0.8 * total <= at < total, f"the crash came too late to tell: {at} of {total} checkpointed"
+    restart = script("consumer.py", "--exit-at-end", "--quiet", env=env)
+    assert restart.returncode == 0, restart.stderr
+    stderr = restart.stderr.decode()
+    assert restored_from(stderr) == [at]
+    read = int(re.search(r"done: ([\d,]+) frames", stderr).group(1).replace(",", ""))
+    assert read == total - at, stderr[-2000:]
+    records = records_of(bootstrap, env["OUTPUT_TOPIC"])
+    assert_no_duplicates(records)
+    for granularity in ("minute", "hour"):
+        assert as_truth(latest_per_key(records, granularity)) == truth_windows(WEEK, granularity)
+    for granularity in ("day", "week", "month", "year"):
+        latest, truth = latest_per_key(records, granularity), truth_windows(WEEK, granularity)
+        assert [(r["window_start"], r["frames"]) for r in latest] == [(t["window_start"], t["frames"]) for t in truth]
+
+
+def owner(*logs: Path) -> int:
+    """Which consumer counts the partition now: the one restored last and not moved off since."""
+    def last(text: str, line: str) -> int:
+        return text.rfind(line)
+    texts = [log.read_text() for log in logs]
+    owners = [i for i, text in enumerate(texts)
+              if last(text, "restored partition(s) 0") > last(text, "partitions moved to another consumer")]
+    assert len(owners) == 1, texts
+    return owners[0]
+
+
+def test_a_standby_consumer_takes_over_from_the_state_topic_when_the_first_is_killed(bootstrap, tmp_path):
+    """Consumers a and b in one group, one partition: the one that owns it is SIGKILLed while the
+    sample streams in (at 10x); the other takes it over from its last checkpoint, exact, nothing twice."""
+    base = kafka_env(bootstrap, **STEADY)
+    producer = paced_producer(base, "10", tmp_path / "producer.log")
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    consumers = [start_consumer({**base, "INSTANCE_ID": "a"}, logs[0])]
+    try:
+        wait_for(logs[0], "reading on from offset")
+        consumers.append(start_consumer({**base, "INSTANCE_ID": "b"}, logs[1]))
+        time.sleep(12)  # b joined: one of the two owns the partition, the other waits
+        killed = owner(*logs)
+        consumers[killed].send_signal(signal.SIGKILL)
+        consumers[killed].wait()
+        standby = 1 - killed
+        restores = logs[standby].read_text().count("reading on from offset")
+        text = wait_for(logs[standby], "reading on from offset", 60, restores + 1)
+        assert max(restored_from(text)) > 0, text  # from the state the killed one checkpointed
+        assert producer.wait(timeout=180) == 0
+    finally:
+        producer.kill()
+    text = drain(consumers[standby], logs[standby])
+    assert "frames in 100,000 = counted 100,000" in text, text[-2000:]
+    assert_truth(bootstrap, base)

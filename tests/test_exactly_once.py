@@ -137,6 +137,7 @@ def test_a_crash_after_most_of_a_week_reads_only_what_came_after_the_last_checkp
     restart = script("consumer.py", "--exit-at-end", "--quiet", env=env)
     assert restart.returncode == 0, restart.stderr
     stderr = restart.stderr.decode()
+    print(next(line for line in stderr.splitlines() if "restored" in line))  # its size and time, for the docs
     assert restored_from(stderr) == [at]
     read = int(re.search(r"done: ([\d,]+) frames", stderr).group(1).replace(",", ""))
     assert read == total - at, stderr[-2000:]

@@ -76,7 +76,7 @@ def test_consumers_that_share_a_topic_mark_their_records_partial(bootstrap):
     """Two consumers of one group on four partitions: neither publishes a record that looks like the
     whole topic's answer, and each says so in one line."""
     env = four_partitions(bootstrap, GRANULARITIES="minute,hour")
-    consumers = [start_consumer(env, stderr=subprocess.PIPE) for _ in range(2)]
+    consumers = [start_consumer({**env, "INSTANCE_ID": f"c{n}"}, stderr=subprocess.PIPE) for n in range(2)]
     try:
         logs = [collect(c) for c in consumers]
         for consumer, lines in zip(consumers, logs):

@@ -16,7 +16,7 @@ from uniqcount.kafka_client.internals import LibraryMismatch
 from uniqcount.kafka_client.sends import SendFailed
 from uniqcount.runtime import config
 from uniqcount.runtime.checkpoint import StateMismatch
-from uniqcount.runtime.consumer_loop import FencedOut, run_kafka
+from uniqcount.runtime.consumer_loop import FencedOut, TransactionsRefused, run_kafka
 from uniqcount.runtime.counting import Counting
 from uniqcount.runtime.outage import BrokerLost
 from uniqcount.runtime.outputs import CountedOnly, DeadLetters, FileDeadLetters, OutputError, Records
@@ -40,6 +40,8 @@ def run_input(args: argparse.Namespace, settings: dict[str, Any]) -> int:
         producer = kafka_io.producer(settings)
         sends = kafka_io.checked_sends(producer, settings, ["OUTPUT_TOPIC"])
     counting = Counting(settings, Records(args.quiet, sends, settings["OUTPUT_TOPIC"]), dead_letters)
+    status(f"consumer: reading {source.name}: no offsets and no checkpoints here; a run cut short is run again "
+           "from the start, and what it wrote before stays written")
     for batch in source.batches():
         counting.process(batch, batch)
         if counting.meter.due():
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokerLost as exc:
         return error(f"{exc}; nothing unacknowledged was committed, a restart goes on from there")
     except (InputError, OutputError, SendFailed, kafka_io.BrokerUnavailable, LibraryMismatch, StateMismatch,
-            FencedOut) as exc:
+            FencedOut, TransactionsRefused) as exc:
         return error(str(exc))
     except KafkaError as exc:  # what kafka-python gave up on, and no retry can mend
         return error(f"Kafka: {type(exc).__name__}: {exc}")

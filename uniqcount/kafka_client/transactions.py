@@ -39,6 +39,7 @@ class Transactions:
         self.producer = producer
         self.manager = producer._transaction_manager
         self._step: tuple[str, Any] | None = None  # (name, result) started and not done yet
+        self.ready = False  # initialized, a transaction begun
 
     def _wait(self, name: str, start: Callable[[], Any], timeout: float) -> bool:
         """True once the step is done; False if it is still under way after `timeout` seconds."""
@@ -58,12 +59,20 @@ class Transactions:
             self._step = None
         return bool(done)
 
+    def start(self) -> None:
+        """Starts `init` without waiting for it: it runs while the consumer joins its group."""
+        self._step = ("init", self.manager.initialize_transactions())
+        self.producer._sender.wakeup()
+
     def init(self, timeout: float) -> bool:
         """Fences any earlier producer of this transactional id and ends (aborts) its open
         transaction, then begins the first one."""
+        if self.ready:
+            return True
         if not self._wait("init", self.manager.initialize_transactions, timeout):
             return False
         self.manager.begin_transaction()
+        self.ready = True
         return True
 
     def offsets(self, offsets: dict[Any, Any], group_metadata: Any, timeout: float) -> bool:

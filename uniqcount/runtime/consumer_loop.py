@@ -52,6 +52,10 @@ class FencedOut(Exception):
     """One line for the user: two consumers share a transactional id."""
 
 
+class TransactionsRefused(Exception):
+    """One line for the user: the broker does not let this consumer use transactions."""
+
+
 def retriable(exc: KafkaError) -> bool:
     return bool(getattr(exc, "retriable", False))
 
@@ -90,6 +94,7 @@ class KafkaRun:
         self.state_topic = state_topic(settings["CONSUMER_GROUP"])
         self.state = StateLog(lambda: counting.partitions)
         self.reader: StateReader | None = None  # made once the state topic is there
+        self.state_created = 0  # partitions of the input topic it was created for at start
         self.transactions = self._transactions(sends.producer)
         self.rebuilt = False  # the producer was just made again: its transaction is empty
         self.fenced_at = -FENCED_AGAIN_SECONDS
@@ -106,10 +111,22 @@ class KafkaRun:
         self.watermark_at_last_frame: dict[Any, int | None] = {}
 
     def _transactions(self, producer: Any) -> Transactions:
+        """Its start runs while the group is joined and the state restored (`_ready` waits for it)."""
         transactions = Transactions(producer)
-        self._until("transactions not started", transactions.init)
-        self._began()
+        transactions.start()
         return transactions
+
+    def _ready(self) -> None:
+        """Before anything is sent: the transactions started."""
+        if not self.transactions.ready:
+            try:
+                self._until("transactions not started", self.transactions.init)
+            except TransactionFailed as exc:
+                raise TransactionsRefused(
+                    f"the broker refuses transactions to {self.transactional_id} ({exc}); exactly once needs "
+                    "them (Kafka 0.11 or later; with ACLs: Write and Describe on that TransactionalId); "
+                    "without them use --input, which guarantees nothing across a crash") from None
+            self._began()
 
     def process(self, tp: Any, records: list[Any]) -> None:
         if type(records[0]) is not Record:  # kafka-python's own path (with deserializers): no library objects in the core
@@ -202,6 +219,7 @@ class KafkaRun:
         """One transaction: the state changes, then (with the records and dead letters already in
         it) the offsets, committed together. False when a stop came first or the transaction failed
         (then `rewind` says why, and the work since the last checkpoint is redone)."""
+        self._ready()
         positions = {tp.partition: position for tp, position in self.positions.items()}
         changes = list(self.state.changes(positions))
         if not changes and self.sends.sent == self.sent_before:  # nothing new: is the broker there at all?
@@ -276,7 +294,8 @@ class KafkaRun:
         """The state topic, created with a partition per input partition when it is not there."""
         if self.reader is None:
             partitions = len(self.consumer.partitions_for_topic(self.topic) or ())
-            kafka_io.create_topics({**self.settings, "TOPIC_PARTITIONS": partitions}, roles=["STATE"])
+            if partitions != self.state_created:
+                kafka_io.create_topics({**self.settings, "TOPIC_PARTITIONS": partitions}, roles=["STATE"])
             self.reader = StateReader(self.settings["BOOTSTRAP_SERVERS"], self.state_topic)
             has = len(self._retried("read the state topic's partitions", self.reader.partitions))
             if has < partitions:
@@ -291,6 +310,7 @@ class KafkaRun:
             return
         began = time.monotonic()
         reader = self._state_reader()
+        self._ready()
         committed = {tp: self._retried("read the committed offset", self.consumer.committed, tp) for tp in tps}
         for tries in range(STATE_BEHIND_TRIES):
             entries = self._retried("read the state topic", reader.read, [tp.partition for tp in tps])
@@ -324,6 +344,7 @@ class KafkaRun:
         transaction is aborted) and restore every owned partition."""
         status(f"consumer: {self.rewind}; going on from the last checkpoint")
         if not self.rebuilt:  # a new producer has nothing to abort
+            self._ready()
             try:
                 self._until("transaction not aborted", self.transactions.abort,
                             time.monotonic() + TRANSACTION_TIMEOUT_MS / 1000)
@@ -361,16 +382,19 @@ class Rebalance(ConsumerRebalanceListener):
 
 def run_kafka(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     kafka_io.require_broker(settings["BOOTSTRAP_SERVERS"])
-    kafka_io.create_topics(settings, roles=["OUTPUT_TOPIC", "DLQ_TOPIC"])
     stop = Stop()
     outage = Outage("consumer", settings["BROKER_WAIT_SECONDS"])
     consumer = kafka_io.consumer(settings)
+    partitions = len(consumer.partitions_for_topic(settings["TOPIC"]) or ())  # 0: not there yet
+    kafka_io.create_topics({**settings, "TOPIC_PARTITIONS": partitions},
+                           roles=["OUTPUT_TOPIC", "DLQ_TOPIC", *(["STATE"] if partitions else [])])
     group = settings["CONSUMER_GROUP"]
     transactional_id = f"{group}-{settings['INSTANCE_ID'] or socket.gethostname()}"
     sends = kafka_io.checked_sends(kafka_io.producer(settings, transactional_id), settings, ["OUTPUT_TOPIC", "DLQ_TOPIC"])
     counting = Counting(settings, Records(args.quiet, sends, settings["OUTPUT_TOPIC"]),
                         KafkaDeadLetters(sends, settings["DLQ_TOPIC"]))
     run = KafkaRun(consumer, counting, sends, outage, settings, stop, transactional_id)
+    run.state_created = partitions
     status(f"consumer: exactly once into {settings['OUTPUT_TOPIC']} and {settings['DLQ_TOPIC']} (read them with "
            f"read_committed): a checkpoint every {settings['CHECKPOINT_SECONDS']:g} s commits records, dead letters, "
            f"state ({run.state_topic}) and offsets in one transaction (id {transactional_id})")

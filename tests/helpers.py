@@ -93,7 +93,7 @@ def follow(bootstrap: str, topic: str, count: int) -> list[tuple[float, dict]]:
     record's CreateTime in seconds, set by the sending producer: when this reader sees a record depends
     on how fast it joins, which on a slow machine can be seconds after the record was written."""
     reader = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                           consumer_timeout_ms=30000)
+                           consumer_timeout_ms=30000, isolation_level="read_committed")
     sent = []
     try:
         for message in reader:

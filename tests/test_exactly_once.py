@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from tests.helpers import LATE, WEEK, as_truth, kafka_env, latest_per_key, needs_samples, produce, script, truth_windows
 from tests.test_faults import assert_no_duplicates, assert_truth, drain, records_of, start_consumer
@@ -137,7 +137,7 @@ def test_a_crash_after_most_of_a_week_reads_only_what_came_after_the_last_checkp
     restart = script("consumer.py", "--exit-at-end", "--quiet", env=env)
     assert restart.returncode == 0, restart.stderr
     stderr = restart.stderr.decode()
-    print(next(line for line in stderr.splitlines() if "restored" in line))  # its size and time, for the docs
+    print(next(line for line in stderr.splitlines() if "restored" in line))  # its size and time, with -rP
     assert restored_from(stderr) == [at]
     read = int(re.search(r"done: ([\d,]+) frames", stderr).group(1).replace(",", ""))
     assert read == total - at, stderr[-2000:]
@@ -185,3 +185,25 @@ def test_a_standby_consumer_takes_over_from_the_state_topic_when_the_first_is_ki
     text = drain(consumers[standby], logs[standby])
     assert "frames in 100,000 = counted 100,000" in text, text[-2000:]
     assert_truth(bootstrap, base)
+
+
+def test_an_input_written_in_transactions_counts_its_committed_frames_and_drains(bootstrap):
+    """Someone else's transactional producer: an aborted transaction between two committed ones, the
+    topic ending with a commit marker (its end offset is past the last frame). The consumer counts
+    the committed frames only and still sees that it reached the end."""
+    env = kafka_env(bootstrap, **STEADY)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"input-{env['TOPIC']}")
+    producer.init_transactions()
+    for frames, commit in [([("a", 60), ("b", 61)], True), ([("x", 62), ("y", 63)], False),
+                           ([("c", 64), ("a", 130)], True)]:
+        producer.begin_transaction()
+        for uid, ts in frames:
+            producer.send(env["TOPIC"], json.dumps({"uid": uid, "ts": ts}).encode())
+        producer.commit_transaction() if commit else producer.abort_transaction()
+    producer.close()
+    done = script("consumer.py", "--exit-at-end", "--quiet", env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "frames in 4 = counted 4" in done.stderr.decode()
+    minutes = [(r["window_start"], r["unique_users"], r["frames"]) for r in latest_per_key(
+        records_of(bootstrap, env["OUTPUT_TOPIC"]))]
+    assert minutes == [(60, 3, 3), (120, 1, 1)]

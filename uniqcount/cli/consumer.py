@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run_input(args, settings) if args.input else run_kafka(args, settings)
     except BrokerLost as exc:
-        return error(f"{exc}; nothing unacknowledged was committed, a restart goes on from there")
+        return error(f"{exc}; nothing since the last checkpoint was committed, a restart goes on from there")
     except (InputError, OutputError, SendFailed, kafka_io.BrokerUnavailable, LibraryMismatch, StateMismatch,
             FencedOut, TransactionsRefused) as exc:
         return error(str(exc))

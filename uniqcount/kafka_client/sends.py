@@ -17,7 +17,7 @@ later send with it. A dead letter that large goes as a stub (its first bytes, th
 """
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import deque
 from typing import Any, Sequence
 
 from kafka.errors import KafkaTimeoutError
@@ -43,20 +43,17 @@ class Sends:
         self.unsettled = 0  # records sent since the last settle
         self.sent = 0  # records sent, ever
         self.unsettled_bytes = 0
-        self.acknowledged: deque[str | None] = deque()  # appended by the producer's thread: the reasons
-        self.refused: deque[tuple[str, int, BaseException]] = deque()  # (topic, bytes, error), likewise
-        self.dead_letters: Counter[str] = Counter()  # acknowledged, by reason
+        self.refused: deque[tuple[str, int, BaseException]] = deque()  # (topic, bytes, error): the producer's thread
 
     def replace(self, producer: Any) -> None:
         """A new producer in place of one whose transaction failed: what the old one held is gone."""
         self.producer = producer
         self.unsettled = self.unsettled_bytes = 0
-        self.acknowledged.clear()
         self.refused.clear()
 
     def send(self, topic: str, key: bytes | None, value: bytes | None, headers: Headers = (),
              reason: str | None = None, partition: int | None = None) -> None:
-        """`reason`: a dead letter's (counted once acknowledged); None for a result or a state
+        """`reason`: a dead letter's (one too large goes as a stub); None for a result or a state
         entry. `partition`: a state entry's (None: the producer's partitioner). A None value is a
         tombstone."""
         limit = min(self.max_message_bytes.get(topic) or 1 << 62, self.producer.config["max_request_size"])
@@ -68,7 +65,6 @@ class Sends:
                                  f"topic takes (max.message.bytes {limit:,}); nothing past it is committed")
         future = self.producer.send(topic, key=key, value=value, headers=list(headers), partition=partition)
         n = len(value or b"")
-        future.add_callback(lambda _, reason=reason: self.acknowledged.append(reason))
         future.add_errback(lambda exc, topic=topic, n=n: self.refused.append((topic, n, exc)))
         self.unsettled += 1
         self.sent += 1
@@ -87,10 +83,6 @@ class Sends:
             self.unsettled = self.unsettled_bytes = 0
         if self.refused:
             self._fail(*self.refused[0])
-        while self.acknowledged:
-            reason = self.acknowledged.popleft()
-            if reason is not None:
-                self.dead_letters[reason] += 1
         return True
 
     def _fail(self, topic: str, nbytes: int, exc: BaseException) -> None:

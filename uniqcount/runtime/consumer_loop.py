@@ -132,7 +132,7 @@ class KafkaRun:
         if type(records[0]) is not Record:  # kafka-python's own path (with deserializers): no library objects in the core
             records = [Record(r.topic, r.partition, r.offset, r.key, r.value) for r in records]
         self.counting.process([r.value or b"" for r in records], records, tp.partition)  # None: a tombstone
-        self.positions[tp] = records[-1].offset + 1
+        self.positions[tp] = self._position(tp)
         self.last_frame[tp] = time.monotonic()
         self.watermark_at_last_frame[tp] = self.counting.partitions.counters[tp.partition].watermark
 
@@ -177,19 +177,21 @@ class KafkaRun:
         return ends
 
     def caught_up(self, ends: dict[Any, int]) -> bool:
-        return all(self._position(tp) >= end for tp, end in ends.items())
+        return all(tp in self.restored and self._position(tp) >= end for tp, end in ends.items())
 
     def _position(self, tp: Any) -> int:
-        if tp in self.positions:
-            return self.positions[tp]
+        """The consumer's own: past the last record read and past the control and aborted batches
+        after it (a transactional input ends with a commit marker, not with a frame)."""
         return self._retried("read a position", self.consumer.position, tp)
 
     def lags(self) -> dict[Any, int | None]:
-        """Per owned partition: records not read yet (None: the broker has not said)."""
+        """Per owned partition: records not read yet (None: the broker has not said, or the
+        partition is not restored yet)."""
         lags: dict[Any, int | None] = {}
         for tp in self.consumer.assignment():
             highwater = self.consumer.highwater(tp)
-            lags[tp] = None if highwater is None else max(highwater - self.positions.get(tp, highwater), 0)
+            lags[tp] = None if highwater is None or tp not in self.restored else \
+                max(highwater - self._position(tp), 0)
         return lags
 
     def lag(self) -> int | None:

@@ -46,13 +46,11 @@ class Records:
 
 
 class DeadLetters(Protocol):
+    """Where frames not counted go; the counts by reason are the core's (the reconciliation)."""
+
     def write(self, letters: list[tuple[str, Any]]) -> None: ...
 
     def close(self) -> None: ...
-
-    @property
-    def written(self) -> Counter[str]:
-        """Dead letters by reason that are safely written (on Kafka: acknowledged)."""
 
 
 class KafkaDeadLetters:
@@ -74,10 +72,6 @@ class KafkaDeadLetters:
     def close(self) -> None:
         """The producer is shared with the records and closed by its owner."""
 
-    @property
-    def written(self) -> Counter[str]:
-        return self.sends.dead_letters
-
 
 def _bytes(data: Any) -> bytes | None:
     """Records from record_batches hold memoryviews into their inflated batch: a copy, so that a dead
@@ -92,7 +86,6 @@ class FileDeadLetters:
     def __init__(self, path: str):
         """Opened before anything else is done, so a wrong path ends the run before it starts."""
         self.path = path
-        self.written: Counter[str] = Counter()
         try:
             self.file: BinaryIO = open(path, "wb")
         except OSError as exc:
@@ -101,7 +94,6 @@ class FileDeadLetters:
     def write(self, letters: list[tuple[str, Any]]) -> None:
         _written_to(self.path, lambda: self.file.writelines(
             reason.encode() + b"\t" + frame + b"\n" for reason, frame in letters))
-        self.written.update(reason for reason, _ in letters)
 
     def close(self) -> None:
         _written_to(self.path, self.file.close)
@@ -115,11 +107,8 @@ def _write_flush(stream: BinaryIO, data: bytes) -> None:
 class CountedOnly:
     """--input without --dlq: dead letters are counted in the summary, not written."""
 
-    def __init__(self) -> None:
-        self.written: Counter[str] = Counter()
-
     def write(self, letters: list[tuple[str, Any]]) -> None:
-        self.written.update(reason for reason, _ in letters)
+        pass
 
     def close(self) -> None:
         pass

@@ -61,7 +61,7 @@ def retriable(exc: KafkaError) -> bool:
 
 
 class Stop:
-    """SIGINT/SIGTERM: stop now (state in memory is rebuilt from the committed offsets on restart).
+    """SIGINT/SIGTERM: stop now (a checkpoint of what was done first, when the broker answers).
     SIGUSR1: drain, i.e. read up to the end offsets of this moment, emit everything, exit."""
 
     def __init__(self) -> None:
@@ -116,17 +116,19 @@ class KafkaRun:
         transactions.start()
         return transactions
 
-    def _ready(self) -> None:
-        """Before anything is sent: the transactions started."""
+    def _ready(self) -> bool:
+        """Before anything is sent: the transactions started (False: a stop came first)."""
         if not self.transactions.ready:
             try:
-                self._until("transactions not started", self.transactions.init)
+                if not self._until("transactions not started", self.transactions.init):
+                    return False
             except TransactionFailed as exc:
                 raise TransactionsRefused(
                     f"the broker refuses transactions to {self.transactional_id} ({exc}); exactly once needs "
                     "them (Kafka 0.11 or later; with ACLs: Write and Describe on that TransactionalId); "
                     "without them use --input, which guarantees nothing across a crash") from None
             self._began()
+        return True
 
     def process(self, tp: Any, records: list[Any]) -> None:
         if type(records[0]) is not Record:  # kafka-python's own path (with deserializers): no library objects in the core
@@ -222,7 +224,8 @@ class KafkaRun:
         """One transaction: the state changes, then (with the records and dead letters already in
         it) the offsets, committed together. False when a stop came first or the transaction failed
         (then `rewind` says why, and the work since the last checkpoint is redone)."""
-        self._ready()
+        if not self._ready():
+            return False
         positions = {tp.partition: position for tp, position in self.positions.items()}
         changes = list(self.state.changes(positions))
         if not changes and self.sends.sent == self.sent_before:  # nothing new: is the broker there at all?
@@ -313,7 +316,8 @@ class KafkaRun:
             return
         began = time.monotonic()
         reader = self._state_reader()
-        self._ready()
+        if not self._ready():
+            return  # a stop came first
         committed = {tp: self._retried("read the committed offset", self.consumer.committed, tp) for tp in tps}
         for tries in range(STATE_BEHIND_TRIES):
             entries = self._retried("read the state topic", reader.read, [tp.partition for tp in tps])
@@ -346,8 +350,7 @@ class KafkaRun:
         """What a restart would do, without one: drop the work since the last checkpoint (its
         transaction is aborted) and restore every owned partition."""
         status(f"consumer: {self.rewind}; going on from the last checkpoint")
-        if not self.rebuilt:  # a new producer has nothing to abort
-            self._ready()
+        if not self.rebuilt and self._ready():  # a new producer has nothing to abort
             try:
                 self._until("transaction not aborted", self.transactions.abort,
                             time.monotonic() + TRANSACTION_TIMEOUT_MS / 1000)
@@ -414,7 +417,7 @@ def run_kafka(args: argparse.Namespace, settings: dict[str, Any]) -> int:
                 targets = None
                 continue
             for tp, records in polled.items():
-                if tp not in run.fresh:  # restored just now: read again from its committed offset
+                if tp in run.restored and tp not in run.fresh:  # restored just now: read again from the offset
                     run.process(tp, records)
             run.fresh.clear()
             if targets is None and (args.exit_at_end or stop.drain) and consumer.assignment():

@@ -209,3 +209,30 @@ def test_an_input_written_in_transactions_counts_its_committed_frames_and_drains
     minutes = [(r["window_start"], r["unique_users"], r["frames"]) for r in latest_per_key(
         records_of(bootstrap, env["OUTPUT_TOPIC"]))]
     assert minutes == [(60, 3, 3), (120, 1, 1)]
+
+
+def test_a_second_consumer_with_the_same_instance_id_fences_the_first_and_the_output_stays_exact(
+        bootstrap, tmp_path):
+    """A mistake: two consumers of one group with one INSTANCE_ID. The second one's start fences the
+    first one's transaction; the fenced one redoes its work since its last checkpoint with a new
+    producer (fencing the other in turn), and the output stays exact, nothing twice."""
+    base = kafka_env(bootstrap, **STEADY, CHECKPOINT_SECONDS="1", INSTANCE_ID="same")
+    producer = paced_producer(base, "10", tmp_path / "producer.log")
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    consumers = [start_consumer(base, logs[0])]
+    try:
+        wait_for(logs[0], "reading on from offset")
+        time.sleep(3)  # checkpoints made
+        consumers.append(start_consumer(base, logs[1]))
+        assert producer.wait(timeout=180) == 0
+        time.sleep(3)
+        texts = [log.read_text() for log in logs]
+        assert any("ProducerFenced" in text for text in texts), texts
+        survivor = owner(*logs)
+        consumers[1 - survivor].kill()
+        consumers[1 - survivor].wait()
+    finally:
+        producer.kill()
+    text = drain(consumers[survivor], logs[survivor])
+    assert "frames in 100,000 = counted 100,000" in text, text[-2000:]
+    assert_truth(bootstrap, base)

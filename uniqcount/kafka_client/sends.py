@@ -20,7 +20,10 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Sequence
 
-from kafka.errors import KafkaTimeoutError
+from kafka.errors import (InvalidProducerEpochError, KafkaTimeoutError, ProducerFencedError, TransactionAbortableError,
+                          TransactionAbortedError)
+
+from uniqcount.kafka_client.transactions import Fenced, TransactionFailed
 
 STUB_BYTES = 1024  # of a dead letter too large for its topic: what the stub keeps
 MOST_UNSETTLED_BYTES = 32 << 20  # sent but not yet settled, before send() waits for the broker
@@ -86,6 +89,12 @@ class Sends:
         return True
 
     def _fail(self, topic: str, nbytes: int, exc: BaseException) -> None:
+        """A refusal stops the consumer; a send the transaction's end took with it (fenced by another
+        producer of this transactional id, or aborted) only means redoing the transaction."""
+        if isinstance(exc, (ProducerFencedError, InvalidProducerEpochError)):
+            raise Fenced(f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, (TransactionAbortedError, TransactionAbortableError)):
+            raise TransactionFailed(f"a send for {topic}: {type(exc).__name__}: {exc}")
         if isinstance(exc, KafkaTimeoutError):
             raise SendFailed(f"the broker did not acknowledge a record for {topic} within "
                              f"{self.wait_seconds:.0f} s (BROKER_WAIT_SECONDS); nothing past it is committed, "

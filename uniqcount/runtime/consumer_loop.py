@@ -133,7 +133,11 @@ class KafkaRun:
     def process(self, tp: Any, records: list[Any]) -> None:
         if type(records[0]) is not Record:  # kafka-python's own path (with deserializers): no library objects in the core
             records = [Record(r.topic, r.partition, r.offset, r.key, r.value) for r in records]
-        self.counting.process([r.value or b"" for r in records], records, tp.partition)  # None: a tombstone
+        try:
+            self.counting.process([r.value or b"" for r in records], records, tp.partition)  # None: a tombstone
+        except TransactionFailed as exc:  # a send waiting for room found the transaction gone
+            self._failed(exc)
+            return
         self.positions[tp] = self._position(tp)
         self.last_frame[tp] = time.monotonic()
         self.watermark_at_last_frame[tp] = self.counting.partitions.counters[tp.partition].watermark
@@ -224,7 +228,7 @@ class KafkaRun:
         """One transaction: the state changes, then (with the records and dead letters already in
         it) the offsets, committed together. False when a stop came first or the transaction failed
         (then `rewind` says why, and the work since the last checkpoint is redone)."""
-        if not self._ready():
+        if self.rewind or not self._ready():  # with a rewind due, the state holds work the transaction lost
             return False
         positions = {tp.partition: position for tp, position in self.positions.items()}
         changes = list(self.state.changes(positions))
@@ -417,9 +421,11 @@ def run_kafka(args: argparse.Namespace, settings: dict[str, Any]) -> int:
                 targets = None
                 continue
             for tp, records in polled.items():
-                if tp in run.restored and tp not in run.fresh:  # restored just now: read again from the offset
+                if tp in run.restored and tp not in run.fresh and not run.rewind:  # fresh: read again
                     run.process(tp, records)
             run.fresh.clear()
+            if run.rewind:  # a transaction failed: nothing more is sent until the rewind
+                continue
             if targets is None and (args.exit_at_end or stop.drain) and consumer.assignment():
                 targets = run.end_offsets()
             if targets is not None and run.caught_up(targets):

@@ -81,3 +81,10 @@ def test_the_merge_is_written_to_every_partition_and_restored_only_for_the_same_
     other.restore(0, topic[0], committed=1)
     other.restore_merge({0: topic[0]})  # written for partitions 0 and 1: not for 0 alone
     assert alone.waiting == {}
+    grown = partitions()  # partition 1 owned first, then partition 0 assigned beside it
+    log = StateLog(lambda: grown)
+    log.restore(1, topic[1], committed=2)
+    log.restore_merge({1: topic[1]})
+    log.restore(0, topic[0], committed=1)
+    log.restore_merge({0: topic[0]})  # only the new partition's entries: the merge goes on as it is
+    assert sorted(grown.counters) == [0, 1] and grown.waiting == {}

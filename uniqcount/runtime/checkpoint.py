@@ -81,10 +81,11 @@ class StateLog:
         return None
 
     def restore_merge(self, entries: dict[int, Entries]) -> None:
-        """Once every owned partition is restored: the merge's own state, if all of them hold the
-        same, written for these partitions (else the merge starts afresh)."""
+        """Once the partitions in `entries` are restored: the merge's own state, if every owned
+        partition was restored now and all hold the same, written for these partitions (else the
+        merge goes on as it is, or starts afresh)."""
         merged = self.partitions()
-        found = {entries[p].get(MERGE) for p in merged.counters}
+        found = {entries.get(p, {}).get(MERGE) for p in merged.counters}
         if len(found) == 1 and None not in found:
             (data,) = found
             if merged_partitions(data) == sorted(merged.counters):

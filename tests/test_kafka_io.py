@@ -13,6 +13,7 @@ from uniqcount.kafka_client import kafka_io
 from uniqcount.kafka_client.block_producer import BlockSender
 from uniqcount.kafka_client.internals import LibraryMismatch
 from uniqcount.kafka_client.record_batches import FastPartitionRecords, Record, fast_fetch
+from uniqcount.kafka_client.transactions import Transactions
 from uniqcount.runtime import config
 
 def poll_for(consumer, seconds: float) -> None:
@@ -64,12 +65,15 @@ def test_the_internals_the_patches_need_exist_in_the_installed_library(bootstrap
     """The start-up checks pass on the pinned kafka-python (they would stop consumer.py otherwise)."""
     settings = {**config.load(), "BOOTSTRAP_SERVERS": bootstrap, "CONSUMER_GROUP": f"group-{uuid.uuid4().hex[:8]}"}
     producer = kafka_io.producer(settings)
+    transactional = kafka_io.producer(settings, f"t-{settings['CONSUMER_GROUP']}")
     consumer = kafka_io.consumer(settings)
     try:
         assert consumer._fetcher.PartitionRecords is FastPartitionRecords
+        Transactions(transactional)  # checks the transaction manager's parts it drives
     finally:
         consumer.close()
-        kafka_io.close_producer(producer, 5)
+        for made in (producer, transactional):
+            kafka_io.close_producer(made, 5)
 
 
 def values(count: int) -> list[bytes]:

@@ -41,11 +41,6 @@ class Partitions:
             counter = self.counters[partition] = self.make()
         return counter
 
-    def revoke(self, partition: int) -> None:
-        """Its state goes (it is rebuilt where the partition goes next); the others go on."""
-        self.counters.pop(partition, None)
-        self.idle.discard(partition)
-
     def add_many(self, partition: int, frames: Sequence[tuple[str, int]], refs: Sequence[Any]) -> Emitted:
         self.idle.discard(partition)
         counter = self.assign(partition)

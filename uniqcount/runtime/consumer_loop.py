@@ -444,7 +444,7 @@ def run_kafka(args: argparse.Namespace, settings: dict[str, Any]) -> int:
             if counting.meter.due():
                 status(counting.status_line(run.lag()) + outage.line())
         if stop.now:
-            stopped = run.checkpoint() if not run.rewind else False
+            stopped = run.checkpoint()  # False with a rewind due
             status("consumer: stopped; " + ("everything read is checkpointed" if stopped else
                    "what came after the last checkpoint is read again on restart"))
     except (SendFailed, FencedOut):

@@ -31,7 +31,7 @@ def bootstrap() -> Iterator[str]:
 
 
 # what topic_name and helpers.kafka_env name their topics
-TEST_TOPIC = re.compile(r"(test-[0-9a-f]{12}(-compact)?|(events|out|dlq)-[0-9a-f]{8}|group-[0-9a-f]{8}-state)")
+TEST_TOPIC = re.compile(r"(test-[0-9a-f]{12}(-compact)?|(events|out|dlq)-[0-9a-f]{8}|out-[0-9a-f]{8}-partials|group-[0-9a-f]{8}-state)")
 
 
 def _topics(bootstrap: str) -> set[str]:

@@ -18,12 +18,12 @@ value = st.one_of(st.binary(max_size=300),
                   st.integers(min_value=16000, max_value=40000).map(lambda n: b"v" * n))  # past the varint table
 
 
-def library_batch(values: list[bytes], codec: int, timestamp_ms: int, last_headers=()) -> bytes:
+def library_batch(values: list[bytes], codec: int, timestamp_ms: int, last_headers=(), keys=None) -> bytes:
     builder = DefaultRecordBatchBuilder(magic=2, compression_type=codec, is_transactional=False, producer_id=-1,
                                         producer_epoch=-1, base_sequence=-1, batch_size=1 << 30)
     for offset, v in enumerate(values):
         headers = list(last_headers) if offset == len(values) - 1 else []
-        builder.append(offset, timestamp=timestamp_ms, key=None, value=v, headers=headers)
+        builder.append(offset, timestamp=timestamp_ms, key=keys[offset] if keys else None, value=v, headers=headers)
     return bytes(builder.build())
 
 
@@ -31,12 +31,15 @@ header = st.tuples(st.text(max_size=20), st.binary(max_size=200))
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(value, min_size=1, max_size=40), st.sampled_from(sorted(CODECS)), st.lists(header, max_size=3))
-def test_encoded_batch_equals_the_library_builders(values, codec, last_headers):
+@given(st.lists(value, min_size=1, max_size=40), st.sampled_from(sorted(CODECS)), st.lists(header, max_size=3),
+       st.booleans(), st.data())
+def test_encoded_batch_equals_the_library_builders(values, codec, last_headers, keyed, data):
     """Byte for byte, past the leader epoch the broker overwrites (kafka-python writes 0, Java -1)."""
-    body, attributes = compressed(encode_records(values, last_headers), CODECS[codec])
+    keys = data.draw(st.lists(st.one_of(st.none(), st.binary(max_size=300)), min_size=len(values),
+                              max_size=len(values))) if keyed else None
+    body, attributes = compressed(encode_records(values, last_headers, keys), CODECS[codec])
     ours = bytes(build_batch(body, attributes, len(values), 1_700_000_000_123))
-    library = library_batch(values, CODECS[codec], 1_700_000_000_123, last_headers)
+    library = library_batch(values, CODECS[codec], 1_700_000_000_123, last_headers, keys)
     assert ours[16:] == library[16:]
     assert ours[:12] == library[:12]
 

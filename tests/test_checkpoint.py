@@ -7,7 +7,11 @@ import pytest
 from uniqcount.core.granularities import GRANULARITIES
 from uniqcount.core.merge import Partitions
 from uniqcount.core.partition import PartitionCounter
-from uniqcount.runtime.checkpoint import OFFSET, StateLog, StateMismatch, offset_of
+from uniqcount.core.merger import Merger, merger_entry
+from uniqcount.core.partials import Mark
+from uniqcount.runtime.checkpoint import MERGER, OFFSET, StateLog, StateMismatch, offset_of
+from uniqcount.runtime.merging import MergerRole
+from uniqcount.runtime.outputs import Records
 
 BASE = 1_700_000_000
 
@@ -62,29 +66,30 @@ def test_a_state_behind_its_offset_is_never_used_and_one_ahead_is_said_and_left_
     assert StateLog(lambda: partitions()).restore(0, {}, committed=None) is None  # nothing checkpointed yet
 
 
-def test_the_merge_is_written_to_every_partition_and_restored_only_for_the_same_ones():
+def test_partition_0_holds_the_mergers_entry_too_which_its_own_restore_leaves_out():
     merged = partitions()
     log = StateLog(lambda: merged)
-    merged.add_many(0, [("a", BASE)], [None])
-    merged.add_many(1, [("b", BASE + 61), ("c", BASE + 200)], [None, None])  # its minutes close: waiting for 0
-    assert merged.waiting
-    topic = topic_after(log, {0: 1, 1: 2}, {})
-    assert topic[0]["merge"] == topic[1]["merge"]
+    merged.add_many(0, [("a", BASE), ("b", BASE + 61)], [None, None])
+    topic = topic_after(log, {0: 2}, {})
+    entry = merger_entry(Merger(merged.make().sets, 2), 7)
     again = partitions()
-    restored = StateLog(lambda: again)
-    for p, committed in ((0, 1), (1, 2)):
-        restored.restore(p, topic[p], committed)
-    restored.restore_merge(topic)
-    assert again.waiting == merged.waiting and again.revisions == merged.revisions
-    alone = partitions()
-    other = StateLog(lambda: alone)
-    other.restore(0, topic[0], committed=1)
-    other.restore_merge({0: topic[0]})  # written for partitions 0 and 1: not for 0 alone
-    assert alone.waiting == {}
-    grown = partitions()  # partition 1 owned first, then partition 0 assigned beside it
-    log = StateLog(lambda: grown)
-    log.restore(1, topic[1], committed=2)
-    log.restore_merge({1: topic[1]})
-    log.restore(0, topic[0], committed=1)
-    log.restore_merge({0: topic[0]})  # only the new partition's entries: the merge goes on as it is
-    assert sorted(grown.counters) == [0, 1] and grown.waiting == {}
+    assert StateLog(lambda: again).restore(0, {**topic[0], MERGER: entry}, committed=2) is None
+    assert again.counters[0].kept_windows == 1
+    assert StateLog(lambda: partitions()).restore(0, {MERGER: entry}, committed=None) is None  # none of its own
+
+
+def test_the_merger_restores_only_an_entry_that_stands_at_its_committed_offset():
+    sets = partitions().make().sets
+    merger = Merger(sets, 2)
+    merger.add(Mark(0, BASE, False, False))
+    state = {MERGER: merger_entry(merger, 7)}
+
+    def role():
+        return MergerRole(sets, 2, Records(quiet=True), "state", "partials")
+
+    with pytest.raises(StateMismatch, match="behind"):
+        role().restore(state, {}, committed=9)
+    assert "empty state" in role().restore(state, {}, committed=3)
+    assert role().restore({}, {}, committed=None) is None  # nothing checkpointed yet
+    restored = role()
+    assert restored.restore(state, {}, committed=7) is None and restored.merger.marks == merger.marks

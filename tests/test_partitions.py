@@ -1,5 +1,6 @@
-"""Partitions counted apart and merged (core/merge.py), and the state as a value (core/state.py).
-Expected values come from brute force over the frames, or from an uninterrupted single run."""
+"""Partitions counted apart (core/merge.py) and merged from their partial results (core/partials.py,
+core/merger.py), and the state as a value (core/state.py). Expected values come from brute force over
+the frames, or from an uninterrupted run."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -9,11 +10,13 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from tests.core_helpers import brute_force
-from uniqcount.core import state
+from uniqcount.core import userset
 from uniqcount.core.granularities import GRANULARITIES
 from uniqcount.core.merge import Partitions
+from uniqcount.core.merger import Merger, merger_entry, restore_merger
+from uniqcount.core.partials import WindowPart, mark_record, parse, window_records
 from uniqcount.core.partition import PartitionCounter
-from uniqcount.core.state import FormatError, Snapshots, merge_entry, restore, restore_merge
+from uniqcount.core.state import FormatError, Snapshots, restore
 
 ALL = list(GRANULARITIES.values())
 USERS = [f"user-{i}" for i in range(40)]
@@ -43,10 +46,11 @@ def interleaved(per_partition, sizes):
 
 
 def run_batches(partitions, batches, after_each=lambda: None):
+    """Records (of partials: the partial results, as (partition, result) after each batch) and dead letters."""
     results, dead = [], []
     for p, batch in batches:
         emitted = partitions.add_many(p, batch, batch)
-        results += emitted.results
+        results += emitted.results + partitions.take_partials()
         dead += emitted.dead
         after_each()
     return results, dead
@@ -55,7 +59,56 @@ def run_batches(partitions, batches, after_each=lambda: None):
 def run(partitions, batches):
     results, dead = run_batches(partitions, batches)
     emitted = partitions.flush()
-    return results + emitted.results, dead + emitted.dead
+    return results + emitted.results + partitions.take_partials(), dead + emitted.dead
+
+
+class Topic:
+    """The partials topic as the merger reads it: every record sent, in order, and its latest per key."""
+
+    def __init__(self):
+        self.log, self.latest = [], {}
+
+    def send(self, records):
+        for key, value in records:
+            self.log.append((key, value))
+            if value is None:
+                self.latest.pop(key, None)
+            else:
+                self.latest[key] = value
+
+
+def checkpoint(partitions, topic, keyed=False):
+    """What a consumer's checkpoint sends: window parts, then every mark."""
+    topic.send([r for p, result in partitions.take_partials() for r in window_records(p, result, keyed)])
+    topic.send([mark_record(mark) for mark in partitions.marks()])
+
+
+def merge(merger, records):
+    """The merger reads records and publishes what is due."""
+    for key, value in records:
+        if value is not None:
+            merger.add(parse(key, value))
+    out = merger.ready()
+    return out
+
+
+def merged_run(frames_of, sizes, lateness=5, retention=7 * 86_400, keyed=False, read_every=1):
+    """Partitions counted apart, a checkpoint after each batch; the merger reads the partials topic
+    after every `read_every` checkpoints. Returns the merged records, the partitions and the merger."""
+    make = maker(lateness, retention)
+    partitions, topic = Partitions(make, partials=True), Topic()
+    for p in frames_of:
+        partitions.assign(p)
+    merger, read, results = Merger(make().sets, len(frames_of)), 0, []
+    for turn, (p, batch) in enumerate(interleaved(frames_of, sizes)):
+        partitions.add_many(p, batch, batch)
+        checkpoint(partitions, topic, keyed)
+        if turn % read_every == 0:
+            results += merge(merger, topic.log[read:])
+            read = len(topic.log)
+    partitions.flush()
+    checkpoint(partitions, topic, keyed)
+    return results + merge(merger, topic.log[read:]), partitions, merger
 
 
 def late_in_own_partition(per_partition, lateness):
@@ -78,55 +131,132 @@ frames_strategy = st.lists(st.tuples(st.sampled_from(USERS), st.integers(base, b
 @given(frames=frames_strategy, owners=st.lists(st.integers(0, 3), min_size=1, max_size=12),
        sizes=st.lists(st.integers(1, 20), min_size=1, max_size=8), lateness=st.integers(0, 30))
 def test_any_split_over_partitions_gives_the_answers_of_one(frames, owners, sizes, lateness):
+    per_partition = split(frames, owners)
+    one, one_dead = run(Partitions(maker(lateness)), [(0, frames)])
+    merged, partitions, _ = merged_run(per_partition, sizes, lateness, read_every=sizes[0] % 3 + 1)
+    truth = brute_force(frames)
+    assert one_dead == []
+    for answers in (latest(one), latest(merged)):
+        assert {key: (r.users, r.frames) for key, r in answers.items()} == truth
+        assert all(r.final for r in answers.values())
+    assert partitions.total("late_frames") == late_in_own_partition(per_partition, lateness)
+    revisions = defaultdict(list)
+    for r in merged:
+        revisions[(r.granularity, r.start)].append(r.revision)
+    assert all(revs == list(range(len(revs))) for revs in revisions.values()), "revisions 0, 1, 2, ... each once"
+
+
+def split(frames, owners):
     per_partition = defaultdict(list)
     for i, frame in enumerate(frames):  # the owners drawn, in turn
         per_partition[owners[i % len(owners)]].append(frame)
-    one, one_dead = run(Partitions(maker(lateness)), [(0, frames)])
-    split_partitions = Partitions(maker(lateness))
-    split, split_dead = run(split_partitions, interleaved(dict(per_partition), sizes))
-    truth = brute_force(frames)
-    assert one_dead == split_dead == []
-    for answers in (latest(one), latest(split)):
-        assert {key: (r.users, r.frames) for key, r in answers.items()} == truth
-        assert all(r.final for r in answers.values())
-    assert split_partitions.total("late_frames") == late_in_own_partition(per_partition, lateness)
-    finals = [(r.granularity, r.start, r.revision) for r in split if r.final]
-    assert len(finals) == len(set(finals)), "a final record with the same revision twice"
+    for p in range(max(per_partition) + 1):
+        per_partition.setdefault(p, [])  # a partition of the topic that got nothing
+    return dict(sorted(per_partition.items()))
+
+
+def minutes(results):
+    return [(r.start, r.users, r.frames, r.revision) for r in results if r.granularity == "minute"]
 
 
 def test_a_window_is_final_once_every_partition_is_past_it():
-    partitions = Partitions(maker(lateness=0))
-    partitions.assign(0), partitions.assign(1)  # owned from the start, as a consumer's assignment
-    first = partitions.add_many(0, [("a", base), ("b", base + 70)], "ab").results
+    make = maker(lateness=0)
+    partitions, topic, merger = Partitions(make, partials=True), Topic(), Merger(make().sets, 2)
     minute = base - base % 60
-    assert [(r.start, r.users, r.final) for r in first if r.granularity == "minute"] == [(minute, 1, False)]
-    assert partitions.add_many(1, [("c", base + 1), ("a", base + 2)], "ca").results == []  # an open minute
-    early = partitions.provisional()  # partition 0's closed minute with partition 1's open one
-    assert [(r.start, r.users, r.final) for r in early if r.granularity == "minute"] == [
-        (minute, 2, False), (minute + 60, 1, False)]
-    third = partitions.add_many(1, [("d", base + 90)], "d").results
-    assert [(r.start, r.users, r.frames, r.final, r.revision) for r in third if r.granularity == "minute"] == [
-        (minute, 2, 3, True, 0)]
+    partitions.add_many(0, [("a", base), ("b", base + 70)], "ab")
+    checkpoint(partitions, topic)
+    assert merge(merger, topic.log) == []  # partition 1 is not heard of: it holds everything back
+    partitions.add_many(1, [("c", base + 1), ("a", base + 2)], "ca")
+    checkpoint(partitions, topic)
+    assert merge(merger, topic.log) == []  # its minute is open
+    partitions.add_many(1, [("d", base + 90)], "d")
+    checkpoint(partitions, topic)
+    assert minutes(merge(merger, topic.log)) == [(minute, 2, 3, 0)]
 
 
 def test_an_idle_partition_does_not_hold_the_others_back():
-    partitions = Partitions(maker(lateness=0))
+    make = maker(lateness=0)
+    partitions, topic, merger = Partitions(make, partials=True), Topic(), Merger(make().sets, 2)
     partitions.assign(1)  # owned, never a frame
-    out = partitions.add_many(0, [("a", base), ("b", base + 70)], "ab").results
-    assert not any(r.final for r in out)
-    out = partitions.advance_idle(1, None).results
-    assert [(r.granularity, r.final) for r in out] == [("minute", True)]
-    assert partitions.add_many(1, [("c", base + 3)], "c").results == []  # it wakes: its own minute opens
-    closed = partitions.add_many(1, [("d", base + 100)], "d").results  # and closes: a correction
-    assert [(r.granularity, r.users, r.revision) for r in closed if r.final] == [("minute", 2, 1)]
+    partitions.add_many(0, [("a", base), ("b", base + 70)], "ab")
+    checkpoint(partitions, topic)
+    assert merge(merger, topic.log) == []
+    partitions.advance_idle(1, None)
+    checkpoint(partitions, topic)
+    minute = base - base % 60
+    assert minutes(merge(merger, topic.log)) == [(minute, 1, 1, 0)]
+    read = len(topic.log)
+    partitions.add_many(1, [("c", base + 3)], "c")  # it wakes: its own minute opens, and holds the others back
+    partitions.add_many(1, [("d", base + 100)], "d")  # and closes: a correction
+    checkpoint(partitions, topic)
+    assert minutes(merge(merger, topic.log[read:])) == [(minute, 2, 2, 1)]
 
 
-def test_partial_scope_marks_every_record():
-    partitions = Partitions(maker(lateness=0))
-    partitions.scope = (0, 2)
-    out = partitions.add_many(0, [("a", base), ("b", base + 70)], "ab").results
-    assert out and all(r.partitions == (0, 2) for r in out)
-    assert all(r.partitions == (0, 2) for r in partitions.provisional())
+def test_keyed_partials_carry_counts_and_sum():
+    frames = {0: [("a", base), ("b", base + 1)], 1: [("c", base + 2)]}
+    merged, _, _ = merged_run(frames, [5], keyed=True)
+    minute = base - base % 60
+    assert minutes(merged) == [(minute, 3, 3, 0)]
+    topic, partitions = Topic(), Partitions(maker(), partials=True)
+    partitions.add_many(0, frames[0], "ab")
+    partitions.flush()
+    checkpoint(partitions, topic, keyed=True)
+    parts = [parse(k, v) for k, v in topic.log if k.startswith(b"minute:")]
+    assert [(p.users, p.data) for p in parts] == [(2, None)]
+
+
+def test_a_large_exact_window_goes_in_parts_of_at_most_part_hashes(monkeypatch):
+    monkeypatch.setattr(userset, "PART_HASHES", 1000)
+    users = [(f"u{i}", base) for i in range(2500)]
+    topic, partitions = Topic(), Partitions(maker(), partials=True)
+    partitions.add_many(0, users, users)
+    partitions.flush()
+    checkpoint(partitions, topic)
+    minute = base - base % 60
+    keys = sorted(k for k, _ in topic.log if k.startswith(f"minute:{minute}:".encode()))
+    assert keys == [f"minute:{minute}:0:{n}".encode() for n in range(3)]
+    assert max(len(v) for k, v in topic.log if k.startswith((b"minute:", b"hour:"))) < 8 * 1000 + 64
+    merger = Merger(maker()().sets, 1)
+    for key, value in reversed(topic.log[:-1]):  # any order of the parts; the mark last
+        merger.add(parse(key, value))
+    merger.add(parse(*topic.log[-1]))
+    assert minutes(merger.ready()) == [(minute, 2500, 2500, 0)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(frames=frames_strategy, owners=st.lists(st.integers(0, 2), min_size=1, max_size=8),
+       sizes=st.lists(st.integers(1, 20), min_size=1, max_size=6), cut=st.integers(0, 60), crash_after=st.booleans())
+def test_a_merger_restored_from_its_entry_and_the_topic_goes_on_as_before(frames, owners, sizes, cut, crash_after):
+    """Its entry as of an offset, the topic's latest records (maybe newer than the entry: the
+    crash came after the merger's checkpoint, `crash_after`), then reading on from that offset:
+    the same latest records, and no revision twice."""
+    per_partition = split(frames, owners)
+    make = maker(lateness=3, retention=3600)
+    partitions, topic = Partitions(make, partials=True), Topic()
+    for p in per_partition:
+        partitions.assign(p)
+    for p, batch in interleaved(per_partition, sizes):
+        partitions.add_many(p, batch, batch)
+        checkpoint(partitions, topic)
+    partitions.flush()
+    checkpoint(partitions, topic)
+    whole = Merger(make().sets, len(per_partition))
+    expected = merge(whole, topic.log)
+    offset = min(cut, len(topic.log))
+    first = Merger(make().sets, len(per_partition))
+    before = merge(first, topic.log[:offset])
+    data = merger_entry(first, offset)
+    latest_records = dict(topic.log if crash_after else topic.log[:offset])
+    for key in first.take_tombstones():
+        latest_records.pop(key, None)
+    again = Merger(make().sets, len(per_partition))
+    parts = [p for k, v in latest_records.items() if isinstance(p := parse(k, v), WindowPart)]
+    assert restore_merger(again, data, parts) == offset
+    after = merge(again, topic.log[offset:])
+    assert {k: (r.users, r.frames) for k, r in latest(before + after).items()} == \
+           {k: (r.users, r.frames) for k, r in latest(expected).items()}
+    seen = [(r.granularity, r.start, r.revision) for r in before + after]
+    assert len(seen) == len(set(seen))
 
 
 def apply(log, changes):
@@ -151,7 +281,7 @@ def test_snapshot_restore_and_go_on_is_an_uninterrupted_run(frames, owners, size
                                                           jump, exact_up_to, part_hashes):
     """Two crashes: the second restore reads a changelog that the first restore's snapshots went on
     writing (Snapshots.restored), with users split into parts of `part_hashes`."""
-    with patch.object(state, "PART_HASHES", part_hashes):
+    with patch.object(userset, "PART_HASHES", part_hashes):
         snapshot_restore_and_go_on(frames, owners, sizes, stops, lateness, retention, jump, exact_up_to)
 
 
@@ -161,11 +291,11 @@ def snapshot_restore_and_go_on(frames, owners, sizes, stops, lateness, retention
         per_partition[owners[i % len(owners)]].append(frame)
     batches = list(interleaved(dict(per_partition), sizes))
     make = maker(lateness, retention, jump, exact_up_to)
-    whole = Partitions(make)
+    whole = Partitions(make, partials=True)
     expected, _ = run(whole, batches)
     cuts = sorted(min(stop, len(batches)) for stop in stops)
     logs: dict[int, dict] = defaultdict(dict)
-    live, snapshots, done, records = Partitions(make), {}, 0, []
+    live, snapshots, done, records = Partitions(make, partials=True), {}, 0, []
 
     def snapshot():  # incremental, after every batch, each applied as a changelog would keep it
         for p, counter in live.counters.items():
@@ -174,17 +304,16 @@ def snapshot_restore_and_go_on(frames, owners, sizes, stops, lateness, retention
     for cut in cuts:
         made, _ = run_batches(live, batches[done:cut], snapshot)
         records += made
-        merge, live, snapshots, done = merge_entry(live), Partitions(make), {}, cut
+        live, snapshots, done = Partitions(make, partials=True), {}, cut
         for p, log in logs.items():
             snapshots[p] = Snapshots.restored(restore(live.assign(p), log, make_ref=tuple), log)
-        restore_merge(live, merge)
     after, _ = run(live, batches[done:])
     assert records + after == expected
     assert reconciliation(live) == reconciliation(whole)
 
 
 def test_users_are_split_into_parts_that_fit_a_record(monkeypatch):
-    monkeypatch.setattr(state, "PART_HASHES", 1000)
+    monkeypatch.setattr(userset, "PART_HASHES", 1000)
     counter = PartitionCounter(0, 3600, 0, ALL[:2], "hour")
     counter.add_many([(f"u{i}", base) for i in range(2500)] + [("next", base + 60)], [None] * 2501)
     entries = Snapshots(counter).full()

@@ -16,7 +16,7 @@ from uniqcount.kafka_client.internals import LibraryMismatch
 from uniqcount.kafka_client.sends import SendFailed
 from uniqcount.runtime import config
 from uniqcount.runtime.checkpoint import StateMismatch
-from uniqcount.runtime.consumer_loop import FencedOut, TransactionsRefused, run_kafka
+from uniqcount.runtime.consumer_loop import FencedOut, PartitionsChanged, TransactionsRefused, run_kafka
 from uniqcount.runtime.counting import Counting
 from uniqcount.runtime.outage import BrokerLost
 from uniqcount.runtime.outputs import CountedOnly, DeadLetters, FileDeadLetters, OutputError, Records
@@ -27,7 +27,7 @@ SETTINGS = ["BOOTSTRAP_SERVERS", "TOPIC", "CONSUMER_GROUP", "OUTPUT_TOPIC", "DLQ
             "LATE_RETENTION", "OUTLIER_JUMP", "GRANULARITIES", "EXACT_UP_TO", "HLL_LG_K", "EMIT_EARLY_EVERY", "IDLE_FLUSH_SECONDS", "STATUS_INTERVAL",
             "FETCH_MAX_BYTES", "MAX_PARTITION_FETCH_BYTES", "MAX_POLL_RECORDS",
             "PRODUCER_COMPRESSION", "PRODUCER_LINGER_MS", "PRODUCER_BATCH_BYTES", "BROKER_WAIT_SECONDS",
-            "SESSION_TIMEOUT_MS", "CHECKPOINT_SECONDS", "INSTANCE_ID"]
+            "SESSION_TIMEOUT_MS", "CHECKPOINT_SECONDS", "INSTANCE_ID", "INPUT_KEYED_BY_UID"]
 
 
 def run_input(args: argparse.Namespace, settings: dict[str, Any]) -> int:
@@ -38,7 +38,7 @@ def run_input(args: argparse.Namespace, settings: dict[str, Any]) -> int:
         kafka_io.require_broker(settings["BOOTSTRAP_SERVERS"])
         kafka_io.create_topics(settings, roles=["OUTPUT_TOPIC"])
         producer = kafka_io.producer(settings)
-        sends = kafka_io.checked_sends(producer, settings, ["OUTPUT_TOPIC"])
+        sends = kafka_io.checked_sends(producer, settings, [settings["OUTPUT_TOPIC"]])
     counting = Counting(settings, Records(args.quiet, sends, settings["OUTPUT_TOPIC"]), dead_letters)
     status(f"consumer: reading {source.name}: no offsets and no checkpoints here; a run cut short is run again "
            "from the start, and what it wrote before stays written")
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokerLost as exc:
         return error(f"{exc}; nothing since the last checkpoint was committed, a restart goes on from there")
     except (InputError, OutputError, SendFailed, kafka_io.BrokerUnavailable, LibraryMismatch, StateMismatch,
-            FencedOut, TransactionsRefused) as exc:
+            FencedOut, TransactionsRefused, PartitionsChanged) as exc:
         return error(str(exc))
     except KafkaError as exc:  # what kafka-python gave up on, and no retry can mend
         return error(f"Kafka: {type(exc).__name__}: {exc}")

@@ -23,6 +23,7 @@ from uniqcount.core.frames import InvalidFrame, parse_frame
 from uniqcount.kafka_client import kafka_io
 from uniqcount.kafka_client.block_producer import BlockSender
 from uniqcount.kafka_client.internals import LibraryMismatch
+from uniqcount.kafka_client.keyed import UidPartitions
 from uniqcount.kafka_client.landed import Landed, read_back, source_id
 from uniqcount.runtime import config
 from uniqcount.runtime.outage import BrokerLost, Outage
@@ -134,10 +135,22 @@ class InFlight:
             self._wait_oldest()
 
 
+def send(sender: BlockSender, keyed: UidPartitions | None, values: list[bytes], lines: list[int]
+         ) -> list[FutureProduceResult]:
+    """A block to the partitions in turn, or (--key uid) a block per partition its users belong to."""
+    if keyed is None:
+        return sender.send(values, lines)
+    return [future for partition, (block, block_lines, keys) in keyed.split(values, lines).items()
+            for future in sender.send(block, block_lines, keys, partition)]
+
+
 def run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     path = args.input or str(REPO / settings["SAMPLE_PATH"])
     if args.resume and path == "-":
         raise InputError("--resume needs a file: what stdin gave before is gone")
+    if args.resume and args.key:
+        raise InputError("--resume and --key uid do not go together: a keyed load is sent again whole "
+                         "(the consumers count each frame once only from a topic emptied first)")
     source = Input(path)
     bootstrap, topic = settings["BOOTSTRAP_SERVERS"], settings["TOPIC"]
     kafka_io.require_broker(bootstrap)
@@ -151,6 +164,7 @@ def run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     producer.partitions_for(topic)  # waits for the topic's metadata (a broker may create it now)
     too_large = TooLarge(topic, kafka_io.max_message_bytes(bootstrap, topic))
     sender = BlockSender(producer, topic, failures, too_large.limit, too_large, this_input)
+    keyed = UidPartitions(len(producer.partitions_for(topic))) if args.key else None
     pacer = Pacer(args.rate) if args.rate else None
     meter = Meter(0)
     bar = tqdm(total=source.size, unit="B", unit_scale=True, desc=f"producing to {topic}",
@@ -166,7 +180,7 @@ def run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
                 if not batch:
                     continue
             futures = [future for due in (pacer.runs(batch) if pacer else (slice(None),))
-                       for future in sender.send(batch[due], lines[due])]
+                       for future in send(sender, keyed, batch[due], lines[due])]
             if futures:
                 in_flight.sent(futures[-1], size)
             if failures.count:  # what follows a refused block would only leave gaps: --resume fills them
@@ -210,6 +224,11 @@ def build_parser() -> config.OneLineParser:
     parser.add_argument("--resume", action="store_true",
                         help="continue a load of the same input that was killed: the lines already in the topic "
                              "(read back from it) are not sent again")
+    parser.add_argument("--key", choices=["uid"],
+                        help="key each frame by its top-level uid, in the partition Kafka's default partitioner "
+                             "(murmur2) gives it, as Java and librdkafka producers do: a user's frames all go to one "
+                             "partition (then consumers may set INPUT_KEYED_BY_UID=true); default: no key, whole "
+                             "blocks to the partitions in turn")
     parser.add_argument("--rate", type=float, metavar="X",
                         help="replay at X times event-time speed (e.g. 1 = real time, 60 = a minute per "
                              "second); default: as fast as possible")

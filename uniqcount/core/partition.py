@@ -74,7 +74,7 @@ class PartitionCounter:
         self.late_frames = 0  # counted after their minute closed
         self.rejected: Counter[str] = Counter()
         self.frames_in = 0  # every frame given, invalid ones included (received)
-        self.forget_cap: int | None = None  # a merge keeps kept windows until every partition is past them
+        self.flushed = False  # its input ended (flush) and nothing came since: it holds nothing open
         self._next_end = FAR  # end of the oldest open window of any granularity
 
     def _emitted(self) -> Emitted:
@@ -86,6 +86,7 @@ class PartitionCounter:
         """Decide every (uid, ts) frame; `refs[i]` names frame i in the dead letters. Refs are handed
         back as given, except for held frames, which keep plain copies (`plain`)."""
         guard, minutes = self.guard, self.minutes
+        self.flushed = False
         fast = 0
         for (uid, ts), ref in zip(frames, refs):
             minute = minutes.get(ts - ts % MINUTE)
@@ -200,11 +201,8 @@ class PartitionCounter:
 
     @property
     def forget_until(self) -> int | None:
-        """Kept windows ending by then are forgotten: past retention here, and in every merged partition."""
-        if self.watermark is None:
-            return None
-        horizon = self.watermark if self.forget_cap is None else min(self.watermark, self.forget_cap)
-        return horizon - self.late_retention
+        """Kept windows ending by then are forgotten: past retention."""
+        return None if self.watermark is None else self.watermark - self.late_retention
 
     def reindex(self) -> None:
         """After the minutes and windows were filled in from outside (state.restore)."""
@@ -240,6 +238,7 @@ class PartitionCounter:
         while ends := [start + MINUTE for start in self.minutes] + [w.end for s in self.sets for w in s.open.values()]:
             self._advance(max(ends))  # again for the windows that the last minutes opened
         self._end_batch()
+        self.flushed = True
         return self._emitted()
 
     def open_minutes(self) -> list[tuple[int, NewUsers, int, bool]]:
@@ -255,7 +254,7 @@ class PartitionCounter:
         """Early results: every window holding an open minute that grew since the last provisional
         records, counted as if its open minutes closed now."""
         minutes = self.open_minutes()
-        return [r for windows in self.sets for r in provisional([(windows, minutes)])]
+        return [r for windows in self.sets for r in provisional(windows, minutes)]
 
     @property
     def held_frames(self) -> int:

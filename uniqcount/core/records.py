@@ -2,9 +2,8 @@
 
 The key makes `events-output` compactable: the latest record of a key is the window's answer
 (a correction replaces the record before it, a final record replaces the provisional ones).
-A consumer that owns only some of the input topic's partitions says so in every record
-(`"partial": true`, `"partitions"`) and in its key (`minute:1718000000:partial:0,2`): its records
-never replace the answers of the whole topic.
+However many partitions and consumers count, a window has one record per revision: of several
+partitions, the merger's (core/merger.py).
 """
 from __future__ import annotations
 
@@ -36,9 +35,6 @@ def window_record(result: Result) -> dict:
     }
     if result.bounds is not None:
         record["lower_bound"], record["upper_bound"] = result.bounds
-    if result.partitions is not None:
-        record["partial"] = True
-        record["partitions"] = list(result.partitions)
     return record
 
 
@@ -48,8 +44,7 @@ def record_kind(result: Result) -> str:
 
 
 def record_key(record: dict) -> bytes:
-    partial = f":partial:{','.join(map(str, record['partitions']))}" if record.get("partial") else ""
-    return f"{record['granularity']}:{record['window_start']}{partial}".encode()
+    return f"{record['granularity']}:{record['window_start']}".encode()
 
 
 def encode(record: dict) -> bytes:

@@ -18,24 +18,14 @@ from collections import Counter as Tally
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, NamedTuple
 
-import msgspec
-
 from uniqcount.core.counters import Counter, ExactCounter, FrozenExactCounter, HllCounter
-from uniqcount.core.merge import Partitions
+from uniqcount.core.entries import FormatError, entry, fields as entry_fields
 from uniqcount.core.outliers import Held
 from uniqcount.core.partition import OpenMinute, PartitionCounter
-from uniqcount.core.userset import hashes_bytes, hashes_from, hashes_of
+from uniqcount.core.userset import hashes_bytes, hashes_from, hashes_of, split_hashes
 from uniqcount.core.windowset import Window, WindowSet
 
-VERSION = 1
-PART_HASHES = 1 << 16  # most hashes in one entry: 512 KiB
 CLOCK = "clock"
-_encode = msgspec.msgpack.Encoder().encode
-_decode = msgspec.msgpack.Decoder().decode
-
-
-class FormatError(ValueError):
-    """An entry this version cannot read (another format version, or not an entry at all)."""
 
 
 class Changes(NamedTuple):
@@ -44,26 +34,12 @@ class Changes(NamedTuple):
     dropped: list[str]
 
 
-def _entry(*fields: Any) -> bytes:
-    return _encode([VERSION, *fields])
-
-
-def _fields(data: bytes) -> list[Any]:
-    try:
-        version, *fields = _decode(data)
-    except (msgspec.DecodeError, TypeError, ValueError) as exc:
-        raise FormatError(f"not a state entry: {exc}") from None
-    if version != VERSION:
-        raise FormatError(f"state entry of format version {version}; this version reads {VERSION}")
-    return fields
-
-
 def _clock(counter: PartitionCounter) -> bytes:
     guard = counter.guard
-    return _entry(counter.max_ts, counter.watermark, guard.accepted, counter.frames_in,
+    return entry(counter.max_ts, counter.watermark, guard.accepted, counter.frames_in,
                   counter.counted_frames, counter.late_frames, dict(counter.rejected),
                   [[s.too_late, s.corrections] for s in counter.sets],
-                  [[h.uid, h.ts, h.ref, h.accepted_before] for h in guard.held])
+                  [[h.uid, h.ts, h.ref, h.accepted_before] for h in guard.held], counter.flushed)
 
 
 class Growing(NamedTuple):
@@ -90,7 +66,7 @@ def _items(counter: PartitionCounter) -> dict[str, Item]:
     for start, minute in counter.minutes.items():
         users = Growing(minute.users, False) if not minute.restored else \
             Growing(minute.restored | set(hashes_of(minute.users)), True)
-        items[f"open-minute/{start}"] = Item((minute.frames, minute.reported), lambda m=minute: _entry(
+        items[f"open-minute/{start}"] = Item((minute.frames, minute.reported), lambda m=minute: entry(
             m.start, m.frames, m.reported), users)
     for windows in counter.sets:
         for kept, group in ((False, windows.open), (True, windows.kept)):
@@ -101,18 +77,12 @@ def _items(counter: PartitionCounter) -> dict[str, Item]:
                     users: Growing | Whole = Growing(counter_.uids, False) if counter_.hashed is None \
                         else Growing(counter_.hashed, True)
                 elif isinstance(counter_, FrozenExactCounter):
-                    users = Whole(version, lambda c=counter_: _split(c.to_bytes()))
+                    users = Whole(version, lambda c=counter_: split_hashes(c.to_bytes()))
                 else:
                     users = Whole(version, lambda c=counter_: [c.to_bytes()])
-                items[f"{windows.name}/{start}"] = Item(version, lambda w=window, k=kept: _entry(
+                items[f"{windows.name}/{start}"] = Item(version, lambda w=window, k=kept: entry(
                     w.start, w.end, w.frames, w.revision, w.late_frames, k), users)
     return items
-
-
-def _split(hashes: bytes) -> list[bytes]:
-    """Sorted hashes in parts of at most PART_HASHES (at least one part, maybe empty)."""
-    step = 8 * PART_HASHES
-    return [hashes[i:i + step] for i in range(0, len(hashes), step)] or [b""]
 
 
 @dataclass
@@ -162,7 +132,7 @@ class Snapshots:
                 parts = users.write()
                 dropped += [part for part in self._drop_parts(key) if int(part.rpartition("/")[2]) >= len(parts)]
                 for n, part in enumerate(parts):
-                    changed[f"{key}/{n}"] = _entry(part)
+                    changed[f"{key}/{n}"] = entry(part)
                 self.users[key] = _Written(len(parts), version=users.version)
             return
         if written is None or written.users is None or written.hashed != users.hashed:
@@ -171,8 +141,8 @@ class Snapshots:
         if len(users.users) == len(written.users):  # sets that only grow: the same size, the same users
             return
         new = users.users - written.users
-        for part in _split(hashes_bytes(new if users.hashed else hashes_of(new))) if new else ():
-            changed[f"{key}/{written.parts}"] = _entry(part)
+        for part in split_hashes(hashes_bytes(new if users.hashed else hashes_of(new))) if new else ():
+            changed[f"{key}/{written.parts}"] = entry(part)
             written.parts += 1
         written.users |= new
 
@@ -203,9 +173,9 @@ def restore(counter: PartitionCounter, entries: Mapping[str, bytes],
     for key in sorted((k for k in entries if k.count("/") == 2), key=_part_order):  # an item's users
         parts.setdefault(key.rpartition("/")[0], []).append(entries[key])
     for key, data in entries.items():
-        fields = _fields(data)
+        fields = entry_fields(data)
         name = key.split("/")[0]
-        users = [_fields(part)[0] for part in parts.get(key, [])]
+        users = [entry_fields(part)[0] for part in parts.get(key, [])]
         if key == CLOCK:
             _restore_clock(counter, fields, make_ref)
         elif key.count("/") == 2:
@@ -229,7 +199,8 @@ def _part_order(key: str) -> tuple[str, int]:
 
 def _restore_clock(counter: PartitionCounter, fields: list[Any], make_ref: Callable[[Any], Any]) -> None:
     (counter.max_ts, counter.watermark, counter.guard.accepted, counter.frames_in, counter.counted_frames,
-     counter.late_frames, rejected, per_set, held) = fields
+     counter.late_frames, rejected, per_set, held, *flushed) = fields
+    counter.flushed = bool(flushed and flushed[0])  # written since scale-out (issue 15)
     counter.rejected.update(rejected)
     for windows, (too_late, corrections) in zip(counter.sets, per_set):
         windows.too_late, windows.corrections = too_late, corrections
@@ -246,28 +217,3 @@ def _restore_window(windows: WindowSet, fields: list[Any], users: list[bytes]) -
         counter = ExactCounter({h for part in users for h in hashes_from(part)})
     window = Window(start, end, counter, frames, revision, late_frames)
     (windows.kept if kept else windows.open)[start] = window
-
-
-MERGE = "merge"
-
-
-def merge_entry(partitions: Partitions) -> bytes:
-    """What the merge of partitions adds to their states: the partitions merged, revisions of
-    windows already final, windows waiting for the slowest partition, idle partitions, the scope."""
-    return _entry(sorted(partitions.counters), sorted(partitions.revisions.items()),
-                  sorted(partitions.waiting.items()), sorted(partitions.idle), partitions.scope)
-
-
-def merged_partitions(data: bytes) -> list[int]:
-    """Which partitions a merge entry was written for: it is restored only with the same ones."""
-    return _fields(data)[0]
-
-
-def restore_merge(partitions: Partitions, data: bytes) -> Partitions:
-    """After every partition's counter was restored."""
-    _, revisions, waiting, idle, scope = _fields(data)
-    partitions.revisions = {tuple(key): revision for key, revision in revisions}
-    partitions.waiting = {tuple(key): end for key, end in waiting}
-    partitions.idle = set(idle)
-    partitions.scope = None if scope is None else tuple(scope)
-    return partitions

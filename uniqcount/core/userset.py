@@ -34,6 +34,16 @@ def hashes_bytes(hashes: Iterable[int]) -> bytes:
     return array("Q", sorted(hashes)).tobytes()
 
 
+PART_HASHES = 1 << 16  # most hashes in one record (state entry, partial): 512 KiB
+
+
+def split_hashes(hashes: bytes) -> list[bytes]:
+    """Sorted hashes (hashes_bytes) in parts of at most PART_HASHES (at least one part, maybe empty):
+    no part outgrows a Kafka record."""
+    step = 8 * PART_HASHES
+    return [hashes[i:i + step] for i in range(0, len(hashes), step)] or [b""]
+
+
 def hashes_from(data: bytes) -> array:
     hashes = array("Q")
     hashes.frombytes(data)

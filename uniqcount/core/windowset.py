@@ -10,7 +10,7 @@ an open hour or day, correct a kept window, or be too late for this granularity 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Sequence
 
@@ -33,7 +33,7 @@ class Result:
     late_frames: int
     estimate: str = "exact"
     bounds: tuple[int, int] | None = None  # HLL: the sketch's 95% bounds
-    partitions: tuple[int, ...] | None = None  # counted from these partitions only, of a topic with more
+    counter: Counter | None = field(default=None, compare=False, repr=False)  # its users, for the merger (partials.py)
 
 
 @dataclass(slots=True)
@@ -154,36 +154,31 @@ class WindowSet:
     def _result(self, window: Window, final: bool) -> Result:
         counter = window.counter
         return Result(self.name, window.start, window.end, counter.count(), window.frames, final,
-                      max(window.revision, 0), window.late_frames, counter.estimate, counter.bounds())
+                      max(window.revision, 0), window.late_frames, counter.estimate, counter.bounds(), counter)
 
     def get(self, start: int) -> Window | None:
         return self.open.get(start) or self.kept.get(start)
 
     def union_result(self, start: int, parts: Sequence[Window], pending: Sequence[NewUsers] = (),
-                     pending_frames: int = 0, final: bool = False, revision: int = 0,
-                     partitions: tuple[int, ...] | None = None) -> Result:
-        """The record of one window over its parts (the same window in several partitions) and the
-        minutes not closed yet that fall in it: the union of their users, the sum of their frames."""
+                     pending_frames: int = 0) -> Result:
+        """The provisional record of one window (its part, if it has one yet) with the minutes not
+        closed yet that fall in it: the union of their users, the sum of their frames."""
         counters = [w.counter for w in parts] or [self._counter()]
         users, bounds = union_of(counters, pending)
         return Result(self.name, start, self.span(start)[1], users, sum(w.frames for w in parts) + pending_frames,
-                      final, revision, sum(w.late_frames for w in parts), counters[0].estimate, bounds, partitions)
+                      False, 0, sum(w.late_frames for w in parts), counters[0].estimate, bounds)
 
     @property
     def kept_bytes(self) -> int:
         return sum(w.counter.nbytes for w in self.kept.values())
 
 
-def provisional(parts: Sequence[tuple[WindowSet, Sequence[tuple[int, NewUsers, int, bool]]]],
-                partitions: tuple[int, ...] | None = None) -> list[Result]:
-    """Early records of one granularity's windows that hold an open minute that grew, over one
-    partition's window set or several (a merge): each (set, its open minutes as (start, users, frames,
-    grew)). Each window is counted as if its open minutes closed now; nothing changes."""
-    first = parts[0][0]
+def provisional(windows: WindowSet, minutes: Sequence[tuple[int, NewUsers, int, bool]]) -> list[Result]:
+    """Early records of the windows that hold an open minute that grew (minutes as (start, users,
+    frames, grew)), each counted as if its open minutes closed now; nothing changes."""
     groups: dict[int, list[tuple[NewUsers, int, bool]]] = defaultdict(list)
-    for windows, minutes in parts:
-        for minute_start, users, frames, grew in minutes:
-            groups[windows.span(minute_start)[0]].append((users, frames, grew))
-    return [first.union_result(start, [w for windows, _ in parts if (w := windows.get(start)) is not None],
-                               [users for users, _, _ in group], sum(f for _, f, _ in group), partitions=partitions)
+    for minute_start, users, frames, grew in minutes:
+        groups[windows.span(minute_start)[0]].append((users, frames, grew))
+    return [windows.union_result(start, [w] if (w := windows.get(start)) is not None else [],
+                                 [users for users, _, _ in group], sum(f for _, f, _ in group))
             for start, group in sorted(groups.items()) if any(grew for _, _, grew in group)]

@@ -38,8 +38,9 @@ class BlockRecords:
     """What the accumulator and the sender need of a batch (kafka-python's MemoryRecordsBuilder),
     for a block encoded in advance. It is full from the start: nothing is appended to it."""
 
-    def __init__(self, values: list[bytes], compression: int, last_headers: Sequence[tuple[str, bytes]] = ()):
-        body = encode_records(values, last_headers)
+    def __init__(self, values: list[bytes], compression: int, last_headers: Sequence[tuple[str, bytes]] = (),
+                 keys: Sequence[bytes | None] | None = None):
+        body = encode_records(values, last_headers, keys)
         self._encoded_size = HEADER.size + len(body)
         self._body, self._attributes = compressed(body, compression)
         self._count = len(values)
@@ -90,16 +91,16 @@ class BlockRecords:
         return self._count
 
 
-def blocks(values: list[bytes], limit: int) -> Iterator[tuple[list[bytes], int]]:
+def blocks(values: list[bytes], limit: int, overhead: int = RECORD_OVERHEAD) -> Iterator[tuple[list[bytes], int]]:
     """`values` in runs whose encoded batch stays within `limit` bytes (a value too large for any
-    batch goes alone), each with the bytes of its values."""
+    batch goes alone), each with the bytes of its values; `overhead`: most bytes a record adds."""
     size = sum(map(len, values))
-    if HEADER.size + size + RECORD_OVERHEAD * len(values) <= limit or len(values) == 1:
+    if HEADER.size + size + overhead * len(values) <= limit or len(values) == 1:
         yield values, size
     else:
         half = len(values) // 2
-        yield from blocks(values[:half], limit)
-        yield from blocks(values[half:], limit)
+        yield from blocks(values[:half], limit, overhead)
+        yield from blocks(values[half:], limit, overhead)
 
 
 SENDER_PARTS = ["_accumulator._appends_in_progress", "_accumulator._tp_lock", "_accumulator._batches",
@@ -137,30 +138,34 @@ class BlockSender:
         sender._can_split = lambda batch, error: (not isinstance(batch.records, BlockRecords)
                                                   and Sender._can_split(sender, batch, error))
 
-    def send(self, values: list[bytes], lines: Sequence[int] | None = None) -> list[FutureProduceResult]:
+    def send(self, values: list[bytes], lines: Sequence[int] | None = None, keys: Sequence[bytes | None] | None = None,
+             partition: int | None = None) -> list[FutureProduceResult]:
         """One future per batch, done when the broker acknowledged or refused it. `lines[i]`: the
-        line number of values[i] (default: 1, 2, ...)."""
+        line number of values[i] (default: 1, 2, ...); `keys[i]` its key (default: none); to
+        `partition` (default: the partitions in turn, a batch each)."""
         lines = range(1, len(values) + 1) if lines is None else lines
+        longest_key = max((len(k) for k in keys if k is not None), default=0) if keys else 0
         futures: list[FutureProduceResult] = []
         start = 0
-        for block, size in blocks(values, self._limit - HEADERS_ROOM) if values else ():
+        for block, size in blocks(values, self._limit - HEADERS_ROOM, RECORD_OVERHEAD + 2 * longest_key) if values else ():
             block_lines = lines[start:start + len(block)]
+            block_keys = keys[start:start + len(block)] if keys else None
             start += len(block)
             headers = [(LINES_HEADER, b"%d-%d:%d" % (block_lines[0], block_lines[-1], size)),
                        (SOURCE_HEADER, self._source_id)]
-            records = BlockRecords(block, self._compression, headers)
+            records = BlockRecords(block, self._compression, headers, block_keys)
             if self._too_large(records):  # alone in its block (blocks() fits the others within the limit)
                 self._on_too_large(block_lines[0], size)
             else:
-                futures.append(self._enqueue(records, len(block)))
+                futures.append(self._enqueue(records, len(block), partition))
         return futures
 
     def _too_large(self, records: BlockRecords) -> bool:
         return (self._on_too_large is not None and self._max_message_bytes is not None
                 and records.size_in_bytes() > self._max_message_bytes)
 
-    def _enqueue(self, records: BlockRecords, count: int) -> FutureProduceResult:
-        tp = TopicPartition(self._topic, next(self._partitions))
+    def _enqueue(self, records: BlockRecords, count: int, partition: int | None) -> FutureProduceResult:
+        tp = TopicPartition(self._topic, next(self._partitions) if partition is None else partition)
         batch = ProducerBatch(tp, records)
         future = batch.produce_future
         future.add_callback(self._acknowledged, count)

@@ -17,6 +17,11 @@ from uniqcount.kafka_client.state_topic import MAX_ENTRY_BYTES, state_topic
 TRANSACTION_TIMEOUT_MS = 30000
 
 
+def partials_topic(output_topic: str) -> str:
+    """Where the consumers of a topic with several partitions send partial results for the merger."""
+    return f"{output_topic}-partials"
+
+
 class BrokerUnavailable(Exception):
     """One line for the user."""
 
@@ -52,10 +57,10 @@ def producer(settings: dict[str, Any], transactional_id: str | None = None) -> K
     return made
 
 
-def checked_sends(producer: KafkaProducer, settings: dict[str, Any], roles: Iterable[str]) -> Sends:
-    """Sends to the topics named by `roles`, with their metadata and max.message.bytes fetched now,
-    so that no send waits for metadata during an outage."""
-    topics = [settings[role] for role in roles]
+def checked_sends(producer: KafkaProducer, settings: dict[str, Any], topics: Iterable[str]) -> Sends:
+    """Sends to `topics`, with their metadata and max.message.bytes fetched now, so that no send
+    waits for metadata during an outage."""
+    topics = list(topics)
     for topic in topics:
         producer.partitions_for(topic)
     limits = {topic: max_message_bytes(settings["BOOTSTRAP_SERVERS"], topic) for topic in topics}
@@ -154,11 +159,14 @@ def topic_specs(settings: dict[str, Any], roles: Iterable[str] = ("TOPIC", "OUTP
                 ) -> list[NewTopic]:
     """Topics by the setting that names them. The output topic is compacted: the latest record per
     window key is the answer. The dead letters keep the broker's default retention. The state topic
-    (STATE: not a setting, named after the group) has a partition per input partition, compacted."""
+    (STATE: not a setting, named after the group) has a partition per input partition, compacted. The
+    partials topic (PARTIALS, named after the output topic) has one, compacted: whoever owns it merges."""
     specs = {
         "TOPIC": NewTopic(settings["TOPIC"], settings["TOPIC_PARTITIONS"], -1),
         "STATE": NewTopic(state_topic(settings["CONSUMER_GROUP"]), settings["TOPIC_PARTITIONS"], -1,
                           topic_configs={"cleanup.policy": "compact", "max.message.bytes": str(MAX_ENTRY_BYTES)}),
+        "PARTIALS": NewTopic(partials_topic(settings["OUTPUT_TOPIC"]), 1, -1,
+                             topic_configs={"cleanup.policy": "compact", "max.message.bytes": str(MAX_ENTRY_BYTES)}),
         "OUTPUT_TOPIC": NewTopic(settings["OUTPUT_TOPIC"], 1, -1, topic_configs={"cleanup.policy": "compact"}),
         "DLQ_TOPIC": NewTopic(settings["DLQ_TOPIC"], 1, -1),
     }
@@ -166,7 +174,7 @@ def topic_specs(settings: dict[str, Any], roles: Iterable[str] = ("TOPIC", "OUTP
 
 
 def create_topics(settings: dict[str, Any], reset: bool = False,
-                  roles: Iterable[str] = ("TOPIC", "OUTPUT_TOPIC", "DLQ_TOPIC", "STATE")) -> list[str]:
+                  roles: Iterable[str] = ("TOPIC", "OUTPUT_TOPIC", "DLQ_TOPIC", "STATE", "PARTIALS")) -> list[str]:
     """Create the topics that do not exist (after deleting them when `reset`); returns what it did."""
     admin = KafkaAdminClient(bootstrap_servers=settings["BOOTSTRAP_SERVERS"])
     done = []

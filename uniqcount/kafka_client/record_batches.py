@@ -84,28 +84,31 @@ class _Computed:
         return _zigzag_varint(n)
 
 
-def encode_records(values: list[bytes], last_headers: Sequence[tuple[str, bytes]] = ()) -> bytes:
-    """The records of an uncompressed v2 batch body holding `values`: no key, offset deltas 0, 1,
-    2..., timestamp deltas 0 (every record has the batch's timestamp), no headers but
-    `last_headers` on the last record (one set per batch, not per frame)."""
-    largest = max(len(values), max(map(len, values), default=0) + RECORD_OVERHEAD)
+def encode_records(values: list[bytes], last_headers: Sequence[tuple[str, bytes]] = (),
+                   keys: Sequence[bytes | None] | None = None) -> bytes:
+    """The records of an uncompressed v2 batch body holding `values` (and `keys`, default none):
+    offset deltas 0, 1, 2..., timestamp deltas 0 (every record has the batch's timestamp), no headers
+    but `last_headers` on the last record (one set per batch, not per frame)."""
+    longest_key = max((len(k) for k in keys if k is not None), default=0) if keys else 0
+    largest = max(len(values), max(map(len, values), default=0) + RECORD_OVERHEAD + 2 * longest_key)
     varint = _SMALL if largest < len(_SMALL) else _Computed()
+    key_fields = [b"\1"] * len(values) if keys is None else [b"\1" if k is None else varint[len(k)] + k for k in keys]
     parts: list[bytes] = []
     append = parts.append
-    for i, value in enumerate(values):
+    for i, (value, key) in enumerate(zip(values, key_fields)):
         n = len(value)
         offset, length = varint[i], varint[n]
-        append(varint[n + len(offset) + len(length) + 4] + b"\0\0" + offset + b"\1" + length)
+        append(varint[n + len(offset) + len(length) + len(key) + 3] + b"\0\0" + offset + key + length)
         append(value)
         append(b"\0")  # no headers
     if last_headers and values:
-        i, value = len(values) - 1, values[-1]
+        i, value, key = len(values) - 1, values[-1], key_fields[-1]
         offset, length = varint[i], varint[len(value)]
         headers = _zigzag_varint(len(last_headers)) + b"".join(
-            _zigzag_varint(len(key.encode())) + key.encode() + _zigzag_varint(len(data)) + data
-            for key, data in last_headers)
-        parts[-3:] = [_zigzag_varint(len(value) + len(offset) + len(length) + 3 + len(headers)) + b"\0\0" + offset
-                      + b"\1" + length, value, headers]
+            _zigzag_varint(len(name.encode())) + name.encode() + _zigzag_varint(len(data)) + data
+            for name, data in last_headers)
+        parts[-3:] = [_zigzag_varint(len(value) + len(offset) + len(length) + len(key) + 2 + len(headers)) + b"\0\0"
+                      + offset + key + length, value, headers]
     return b"".join(parts)
 
 

@@ -15,10 +15,11 @@ from typing import Callable, Iterator
 import msgspec
 
 from uniqcount.core.merge import Partitions
-from uniqcount.core.state import MERGE, Snapshots, merge_entry, merged_partitions, restore, restore_merge
+from uniqcount.core.state import Snapshots, restore
 from uniqcount.kafka_client.record_batches import Record
 
 OFFSET = "offset"
+MERGER = "merger"  # partition 0 also holds the merger's state (runtime/merging.py)
 Entries = dict[str, bytes]
 
 
@@ -31,12 +32,23 @@ def offset_of(entries: Entries) -> int | None:
     return None if data is None else msgspec.msgpack.decode(data)
 
 
+def usable(what: str, stands_at: int | None, committed: int | None) -> str | None:
+    """None when a state written at offset `stands_at` goes with the group's committed offset; why
+    not when it is ahead (offsets reset by hand: counting goes on from there, with an empty state).
+    Behind raises StateMismatch: the commit's markers may still be on their way, read it again."""
+    if committed is None or stands_at is None or stands_at > committed:
+        return (f"{what}: its state stands at offset {stands_at} but the group's committed offset is "
+                f"{committed} (offsets reset by hand?): counting on from there with an empty state")
+    if stands_at < committed:
+        raise StateMismatch(f"{what}: the state is behind the committed offset ({stands_at} < {committed})")
+    return None
+
+
 class StateLog:
     def __init__(self, partitions: Callable[[], Partitions]):
         """`partitions`: the counting's current merge (it is replaced on a rewind)."""
         self.partitions = partitions
         self.snapshots: dict[int, Snapshots] = {}
-        self.merge = b""
         self.offsets: dict[int, int] = {}  # the offset each partition's state was written at
 
     def changes(self, positions: dict[int, int]) -> Iterator[tuple[int, str, bytes | None]]:
@@ -54,10 +66,6 @@ class StateLog:
             if position is not None and position != self.offsets.get(partition):
                 self.offsets[partition] = position
                 yield partition, OFFSET, msgspec.msgpack.encode(position)
-        merge = merge_entry(merged) if len(merged.counters) > 1 else b""
-        if merge != self.merge:
-            self.merge = merge
-            yield from ((partition, MERGE, merge or None) for partition in merged.counters)
 
     def restore(self, partition: int, entries: Entries, committed: int | None) -> str | None:
         """Fill the partition's fresh counter from its entries. A state whose offset is not the
@@ -66,31 +74,16 @@ class StateLog:
         stands_at = offset_of(entries)
         self.forget(partition)
         counter = merged.assign(partition)
-        if stands_at is None and len(entries) <= 1:  # nothing checkpointed yet (maybe a merge entry)
+        state = {key: value for key, value in entries.items() if key not in (OFFSET, MERGER)}
+        if stands_at is None and (not state or committed is None):  # nothing read yet: nothing to restore
             return None
-        if committed is None or stands_at is None or stands_at > committed:
-            return (f"partition {partition}: its state stands at offset {stands_at} but the group's committed "
-                    f"offset is {committed} (offsets reset by hand?): counting on from there with an empty state")
-        if stands_at < committed:
-            raise StateMismatch(f"partition {partition}: the state topic is behind the committed offset "
-                                f"({stands_at} < {committed})")
-        state = {key: value for key, value in entries.items() if key not in (OFFSET, MERGE)}
+        unusable = usable(f"partition {partition}", stands_at, committed)
+        if unusable:
+            return unusable
         restore(counter, state, make_ref=lambda ref: Record(*ref))
         self.snapshots[partition] = Snapshots.restored(counter, state)
         self.offsets[partition] = stands_at
         return None
-
-    def restore_merge(self, entries: dict[int, Entries]) -> None:
-        """Once the partitions in `entries` are restored: the merge's own state, if every owned
-        partition was restored now and all hold the same, written for these partitions (else the
-        merge goes on as it is, or starts afresh)."""
-        merged = self.partitions()
-        found = {entries.get(p, {}).get(MERGE) for p in merged.counters}
-        if len(found) == 1 and None not in found:
-            (data,) = found
-            if merged_partitions(data) == sorted(merged.counters):
-                restore_merge(merged, data)
-                self.merge = data
 
     def forget(self, partition: int) -> None:
         self.snapshots.pop(partition, None)
@@ -99,4 +92,3 @@ class StateLog:
     def reset(self) -> None:
         self.snapshots.clear()
         self.offsets.clear()
-        self.merge = b""

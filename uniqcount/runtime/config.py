@@ -133,6 +133,13 @@ SETTINGS: dict[str, Setting] = {
         Setting("INSTANCE_ID", "",
                 "consumer: its name in the group, the same across its restarts (its transactional id is "
                 "<CONSUMER_GROUP>-<INSTANCE_ID>); empty: the host name. Two consumers of a group need two"),
+        Setting("CONSUMERS", "1",
+                "./run.sh: how many consumer processes it starts in CONSUMER_GROUP (each INSTANCE_ID gets -0, -1, ...)",
+                in_range(1, 64, "from 1 to 64 consumer processes")),
+        Setting("INPUT_KEYED_BY_UID", "false",
+                "consumer: the input topic is keyed by uid with Kafka's default partitioner (producer.py --key uid), "
+                "so partitions never share a user: partial results of exact windows carry counts, not users",
+                boolean),
         Setting("BROKER_WAIT_SECONDS", "600",
                 "how long consumer.py and producer.py wait for a broker that went away (retrying, and saying "
                 "so in the status line) before they stop with one line", at_least(10, float)),
@@ -266,3 +273,8 @@ def add_flags(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:
 
 def from_args(args: argparse.Namespace) -> dict[str, Any]:
     return load(flags={k: v for k, v in vars(args).items() if k in SETTINGS})
+
+
+if __name__ == "__main__":  # ./run.sh reads a setting: python -m uniqcount.runtime.config NAME
+    import sys
+    print(load()[sys.argv[1]])

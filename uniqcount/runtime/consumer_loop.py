@@ -16,8 +16,10 @@ the group misbehaves.
 - A broker that goes away (killed, restarting, unreachable) is waited for: a checkpoint under way
   waits and retries, the status line says since when, and the loop goes on where it was once the
   broker answers. Only an outage longer than BROKER_WAIT_SECONDS ends it, with one line.
-- Each partition it owns is counted on its own (core/merge.py). Owning only some partitions of the
-  topic, the consumer marks its records partial, and says so in one line.
+- Each partition it owns is counted on its own (core/merge.py). Of a topic with several partitions,
+  every consumer sends partial results in its checkpoints, and the one that owns the partials
+  topic's partition merges them into the records (runtime/merging.py): any number of consumers of
+  the group, on any machines, publish one exact answer.
 """
 from __future__ import annotations
 
@@ -27,11 +29,11 @@ import socket
 import time
 from typing import Any, Callable
 
-from kafka import ConsumerRebalanceListener, OffsetAndMetadata
+from kafka import ConsumerRebalanceListener, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
 
 from uniqcount.kafka_client import kafka_io
-from uniqcount.kafka_client.kafka_io import TRANSACTION_TIMEOUT_MS
+from uniqcount.kafka_client.kafka_io import TRANSACTION_TIMEOUT_MS, partials_topic
 from uniqcount.kafka_client.probe import any_answers
 from uniqcount.kafka_client.record_batches import Record
 from uniqcount.kafka_client.sends import SendFailed, Sends
@@ -39,6 +41,7 @@ from uniqcount.kafka_client.state_topic import StateReader, state_topic
 from uniqcount.kafka_client.transactions import Fenced, TransactionFailed, Transactions
 from uniqcount.runtime.checkpoint import StateLog, StateMismatch
 from uniqcount.runtime.counting import Counting
+from uniqcount.runtime.merging import MERGER_PARTITION, MergerRole, PartialsOut
 from uniqcount.runtime.outage import Outage
 from uniqcount.runtime.outputs import KafkaDeadLetters, Records
 from uniqcount.runtime.progress import status
@@ -54,6 +57,10 @@ class FencedOut(Exception):
 
 class TransactionsRefused(Exception):
     """One line for the user: the broker does not let this consumer use transactions."""
+
+
+class PartitionsChanged(Exception):
+    """One line for the user: the input topic went from one partition to several, or back."""
 
 
 def retriable(exc: KafkaError) -> bool:
@@ -92,6 +99,11 @@ class KafkaRun:
         self.topic = settings["TOPIC"]
         self.transactional_id = transactional_id
         self.state_topic = state_topic(settings["CONSUMER_GROUP"])
+        self.partials_topic = partials_topic(settings["OUTPUT_TOPIC"])
+        self.partials_tp = TopicPartition(self.partials_topic, 0)
+        self.partials_out = PartialsOut(settings["INPUT_KEYED_BY_UID"])
+        self.merger: MergerRole | None = None  # while this consumer owns the partials topic's partition
+        self.partials_reader: StateReader | None = None
         self.state = StateLog(lambda: counting.partitions)
         self.reader: StateReader | None = None  # made once the state topic is there
         self.state_created = 0  # partitions of the input topic it was created for at start
@@ -101,7 +113,7 @@ class KafkaRun:
         self.positions: dict[Any, int] = {}
         self.restored: set[Any] = set()  # partitions restored and counted
         self.fresh: set[Any] = set()  # restored by this poll: what it returned of them is read again
-        self.owned: tuple[int, ...] | None = None  # the partitions counted, as last said
+        self.owned: tuple[Any, ...] = ()  # the partitions counted, as last said
         self.assignment_changed = False
         self.rewind: str | None = None  # why the work since the last checkpoint must be redone
         self.rewinds = 0
@@ -129,6 +141,20 @@ class KafkaRun:
                     "without them use --input, which guarantees nothing across a crash") from None
             self._began()
         return True
+
+    def inputs(self) -> list[Any]:
+        """The input partitions assigned (not the partials topic's)."""
+        return [tp for tp in self.consumer.assignment() if tp.topic == self.topic]
+
+    def merge(self, tp: Any, records: list[Any]) -> None:
+        """Partial results, for the merger."""
+        assert self.merger is not None
+        try:
+            self.merger.process(records)
+        except TransactionFailed as exc:
+            self._failed(exc)
+            return
+        self.positions[tp] = self._position(tp)
 
     def process(self, tp: Any, records: list[Any]) -> None:
         if type(records[0]) is not Record:  # kafka-python's own path (with deserializers): no library objects in the core
@@ -178,9 +204,16 @@ class KafkaRun:
                 return result
             time.sleep(1.0)
 
-    def end_offsets(self) -> dict[Any, int] | None:
-        _, ends = self._tried("end offsets", self.consumer.end_offsets, list(self.consumer.assignment()))
+    def end_offsets(self, tps: list[Any]) -> dict[Any, int] | None:
+        _, ends = self._tried("end offsets", self.consumer.end_offsets, tps)
         return ends
+
+    def merged_all(self) -> bool:
+        """After a drain: not the merger, or every partition's flushed input is merged and published."""
+        if self.merger is None:
+            return True
+        ends = self.end_offsets([self.partials_tp]) if self.merger.merger.flushed else None
+        return ends is not None and self.caught_up(ends) and not self.merger.merger.waiting
 
     def caught_up(self, ends: dict[Any, int]) -> bool:
         return all(tp in self.restored and self._position(tp) >= end for tp, end in ends.items())
@@ -195,7 +228,7 @@ class KafkaRun:
         """Per owned partition: records not read yet (None: the broker has not said, or the
         partition is not restored yet)."""
         lags: dict[Any, int | None] = {}
-        for tp in self.consumer.assignment():
+        for tp in self.inputs():
             highwater = self.consumer.highwater(tp)
             lags[tp] = None if highwater is None or tp not in self.restored else \
                 max(highwater - self._position(tp), 0)
@@ -230,16 +263,22 @@ class KafkaRun:
         (then `rewind` says why, and the work since the last checkpoint is redone)."""
         if self.rewind or not self._ready():  # with a rewind due, the state holds work the transaction lost
             return False
-        positions = {tp.partition: position for tp, position in self.positions.items()}
-        changes = list(self.state.changes(positions))
+        if self.counting.partials:
+            for key, value in self.partials_out.records(self.counting.partitions):
+                self.sends.send(self.partials_topic, key, value, partition=0)
+        positions = {tp.partition: position for tp, position in self.positions.items() if tp.topic == self.topic}
+        changes = [(self.state_topic, partition, key.encode(), value)
+                   for partition, key, value in self.state.changes(positions)]
+        if self.merger is not None and self.partials_tp in self.positions:
+            changes += self.merger.changes(self.positions[self.partials_tp])
         if not changes and self.sends.sent == self.sent_before:  # nothing new: is the broker there at all?
             if any_answers(self.settings["BOOTSTRAP_SERVERS"]):
                 self.outage.ended()
             else:
                 self.outage.failed("no answer")
             return True
-        for partition, key, value in changes:
-            self.sends.send(self.state_topic, key.encode(), value, partition=partition)
+        for topic, partition, key, value in changes:
+            self.sends.send(topic, key, value, partition=partition)
         offsets = {tp: OffsetAndMetadata(position, "", -1) for tp, position in self.positions.items()}
         # the broker's clock of the transaction started with its first send, at most an interval ago
         deadline = time.monotonic() + TRANSACTION_TIMEOUT_MS / 1000 - self.settings["CHECKPOINT_SECONDS"] - BROKER_CALL_SECONDS
@@ -281,24 +320,71 @@ class KafkaRun:
 
     def follow_assignment(self) -> None:
         """After a rebalance: partitions taken away mean redoing the work since the checkpoint (its
-        transaction holds their records), new ones are restored; then say whether the records still
-        cover the whole topic."""
+        transaction holds their records), new ones are restored; then say what this consumer does."""
         self.assignment_changed = False
         assigned = set(self.consumer.assignment())
         if self.restored - assigned:
             self.rewind = self.rewind or "partitions moved to another consumer"
             return
-        self.restore(sorted(assigned - self.restored))
-        owned = tuple(sorted(tp.partition for tp in assigned))
-        total = self.consumer.partitions_for_topic(self.topic) or set()
-        scope = owned if owned and len(owned) < len(total) else None
-        self.counting.partitions.scope = scope
-        if scope is not None and scope != self.owned:
-            status(f"consumer: owns partitions {', '.join(map(str, owned))} of the {len(total)} of {self.topic}: "
-                   "another consumer of the group reads the others, so its records are marked partial "
-                   "(\"partial\": true, key ...:partial:" + ",".join(map(str, owned)) + "); "
-                   "for exact answers of the whole topic run one consumer per group")
-        self.owned = scope
+        total = len(self.consumer.partitions_for_topic(self.topic) or ())
+        if total and (total > 1) != self.counting.partials:
+            raise PartitionsChanged(f"{self.topic} has {total} partition(s) now, "
+                                    f"{'one' if not self.counting.partials else 'several'} when this consumer "
+                                    "started: restart the consumers of the group (nothing since the last "
+                                    "checkpoint was committed)")
+        new = sorted(assigned - self.restored)
+        self.restore([tp for tp in new if tp.topic == self.topic])
+        if self.partials_tp in new:
+            self.restore_merger(total)
+        owned = tuple(sorted(assigned, key=lambda tp: (tp.topic != self.topic, tp.partition)))
+        if self.counting.partials and owned != self.owned:
+            counted = ", ".join(str(tp.partition) for tp in owned if tp.topic == self.topic) or "none"
+            merging = f"; merges them all into {self.settings['OUTPUT_TOPIC']}" if self.partials_tp in assigned else ""
+            status(f"consumer: counts partition(s) {counted} of the {total} of {self.topic}, partial results to "
+                   f"{self.partials_topic}{merging}")
+        self.owned = owned
+
+    def _partials_reader(self) -> StateReader:
+        if self.partials_reader is None:
+            self.partials_reader = StateReader(self.settings["BOOTSTRAP_SERVERS"], self.partials_topic)
+        return self.partials_reader
+
+    def restore_merger(self, partitions: int) -> None:
+        """The merger's state from the state topic and the partials topic, read on from its committed offset."""
+        began = time.monotonic()
+        reader = self._state_reader()
+        if not self._ready():
+            return
+        tp = self.partials_tp
+        committed = self._retried("read the committed offset", self.consumer.committed, tp)
+        for tries in range(STATE_BEHIND_TRIES):
+            state = self._retried("read the state topic", reader.read, [MERGER_PARTITION])[MERGER_PARTITION]
+            partials = self._retried("read the partials topic", self._partials_reader().read, [0])[0]
+            role = MergerRole(self.counting.new_counter().sets, partitions, self.counting.records,
+                              self.state_topic, self.partials_topic)
+            try:
+                note = role.restore(state, partials, committed)
+                break
+            except StateMismatch:
+                if tries == STATE_BEHIND_TRIES - 1:
+                    raise
+                time.sleep(0.5)
+        self._seek(tp, committed)
+        self.merger = role
+        if note:
+            status(f"consumer: {note}")
+        status(f"consumer: merger of {partitions} partitions: restored {len(role.merger.windows):,} windows "
+               f"({sum(map(len, partials.values())) / 1e6:.1f} MB of partials) in {time.monotonic() - began:.2f} s; "
+               f"reading on from offset {committed}")
+
+    def _seek(self, tp: Any, committed: int | None) -> None:
+        if committed is None:
+            self.consumer.seek_to_beginning(tp)
+        else:
+            self.consumer.seek(tp, committed)
+        self.positions.pop(tp, None)
+        self.restored.add(tp)
+        self.fresh.add(tp)
 
     def _state_reader(self) -> StateReader:
         """The state topic, created with a partition per input partition when it is not there."""
@@ -332,15 +418,8 @@ class KafkaRun:
                 if tries == STATE_BEHIND_TRIES - 1:
                     raise
                 time.sleep(0.5)
-        self.state.restore_merge(entries)
         for tp in tps:
-            if committed[tp] is None:
-                self.consumer.seek_to_beginning(tp)
-            else:
-                self.consumer.seek(tp, committed[tp])
-            self.positions.pop(tp, None)
-            self.restored.add(tp)
-            self.fresh.add(tp)
+            self._seek(tp, committed[tp])
         for note in filter(None, notes):
             status(f"consumer: {note}")
         counters = self.counting.partitions.counters
@@ -364,6 +443,8 @@ class KafkaRun:
         self.rebuilt = False
         self.counting.restart()
         self.state.reset()
+        self.partials_out.reset()
+        self.merger = None
         self.positions.clear()
         self.restored.clear()
         self.last_frame.clear()
@@ -396,20 +477,24 @@ def run_kafka(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     outage = Outage("consumer", settings["BROKER_WAIT_SECONDS"])
     consumer = kafka_io.consumer(settings)
     partitions = len(consumer.partitions_for_topic(settings["TOPIC"]) or ())  # 0: not there yet
+    partials = partitions > 1  # the merger makes the records (runtime/merging.py)
     kafka_io.create_topics({**settings, "TOPIC_PARTITIONS": partitions},
-                           roles=["OUTPUT_TOPIC", "DLQ_TOPIC", *(["STATE"] if partitions else [])])
+                           roles=["OUTPUT_TOPIC", "DLQ_TOPIC", *(["STATE"] if partitions else []),
+                                  *(["PARTIALS"] if partials else [])])
     group = settings["CONSUMER_GROUP"]
     transactional_id = f"{group}-{settings['INSTANCE_ID'] or socket.gethostname()}"
-    sends = kafka_io.checked_sends(kafka_io.producer(settings, transactional_id), settings, ["OUTPUT_TOPIC", "DLQ_TOPIC"])
+    outputs = [settings["OUTPUT_TOPIC"], settings["DLQ_TOPIC"], *([partials_topic(settings["OUTPUT_TOPIC"])] if partials else [])]
+    sends = kafka_io.checked_sends(kafka_io.producer(settings, transactional_id), settings, outputs)
     counting = Counting(settings, Records(args.quiet, sends, settings["OUTPUT_TOPIC"]),
-                        KafkaDeadLetters(sends, settings["DLQ_TOPIC"]))
+                        KafkaDeadLetters(sends, settings["DLQ_TOPIC"]), partials)
     run = KafkaRun(consumer, counting, sends, outage, settings, stop, transactional_id)
     run.state_created = partitions
     status(f"consumer: exactly once into {settings['OUTPUT_TOPIC']} and {settings['DLQ_TOPIC']} (read them with "
            f"read_committed): a checkpoint every {settings['CHECKPOINT_SECONDS']:g} s commits records, dead letters, "
            f"state ({run.state_topic}) and offsets in one transaction (id {transactional_id})")
-    consumer.subscribe([settings["TOPIC"]], listener=Rebalance(run))
+    consumer.subscribe([settings["TOPIC"], *([run.partials_topic] if partials else [])], listener=Rebalance(run))
     targets: dict[Any, int] | None = None
+    flushed = False  # drained: the merger merges on until every partition's flushed input is in
     last_checkpoint = time.monotonic()
     try:
         while not stop.now:
@@ -422,19 +507,25 @@ def run_kafka(args: argparse.Namespace, settings: dict[str, Any]) -> int:
                 continue
             for tp, records in polled.items():
                 if tp in run.restored and tp not in run.fresh and not run.rewind:  # fresh: read again
-                    run.process(tp, records)
+                    (run.merge if tp == run.partials_tp else run.process)(tp, records)
             run.fresh.clear()
             if run.rewind:  # a transaction failed: nothing more is sent until the rewind
                 continue
-            if targets is None and (args.exit_at_end or stop.drain) and consumer.assignment():
-                targets = run.end_offsets()
+            if flushed and run.merged_all():
+                if run.checkpoint():
+                    break
+                continue
+            if targets is None and not flushed and (args.exit_at_end or stop.drain) and consumer.assignment():
+                targets = run.end_offsets(run.inputs())
             if targets is not None and run.caught_up(targets):
                 counting.flush_all()
-                if run.checkpoint():  # the flushed windows, their records and the offsets together
-                    break
                 targets = None
+                if run.checkpoint():  # the flushed windows, their records and the offsets together
+                    flushed = True
+                    if run.merged_all():
+                        break
                 continue
-            if not polled:
+            if not any(tp.topic == run.topic for tp in polled):
                 run.idle_advance(settings["IDLE_FLUSH_SECONDS"])
                 if counting.early.due():
                     counting.emit_provisional()
@@ -442,7 +533,7 @@ def run_kafka(args: argparse.Namespace, settings: dict[str, Any]) -> int:
                 run.checkpoint()
                 last_checkpoint = time.monotonic()
             if counting.meter.due():
-                status(counting.status_line(run.lag()) + outage.line())
+                status(counting.status_line(run.lag()) + (run.merger.status if run.merger else "") + outage.line())
         if stop.now:
             stopped = run.checkpoint()  # False with a rewind due
             status("consumer: stopped; " + ("everything read is checkpointed" if stopped else
@@ -452,8 +543,9 @@ def run_kafka(args: argparse.Namespace, settings: dict[str, Any]) -> int:
         raise
     finally:
         consumer.close(autocommit=False, timeout_ms=int(BROKER_CALL_SECONDS * 1000))
-        if run.reader is not None:
-            run.reader.close()
+        for reader in (run.reader, run.partials_reader):
+            if reader is not None:
+                reader.close()
     kafka_io.close_producer(sends.producer, BROKER_CALL_SECONDS)
     rewound = f"; went back to the last checkpoint {run.rewinds} time(s)" if run.rewinds else ""
     status(counting.summary() + f"; {run.checkpoints:,} checkpoints" + rewound +

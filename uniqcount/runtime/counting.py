@@ -1,5 +1,6 @@
 """Parse, decide, emit: the one path every source (Kafka, file, stdin) goes through. A file or stdin
-is partition 0; a Kafka consumer counts each partition it owns on its own (core/merge.py)."""
+is partition 0; a Kafka consumer counts each partition it owns on its own (core/merge.py), and of a
+topic with several partitions, hands their partial results to the merger (runtime/merging.py)."""
 from __future__ import annotations
 
 from collections import Counter
@@ -18,8 +19,10 @@ def by_reason(counts: Counter[str]) -> str:
 
 
 class Counting:
-    def __init__(self, settings: dict[str, Any], records: Records, dead_letters: DeadLetters):
+    def __init__(self, settings: dict[str, Any], records: Records, dead_letters: DeadLetters, partials: bool = False):
+        """`partials`: a topic of several partitions, whose records the merger makes (core/merge.py)."""
         self.settings = settings
+        self.partials = partials
         self.early = Ticker(settings["EMIT_EARLY_EVERY"])
         self.records = records
         self.dead_letters = dead_letters
@@ -27,7 +30,7 @@ class Counting:
 
     def restart(self) -> None:
         """Empty state, as in a new process: for a consumer rewound to its last checkpoint."""
-        self.partitions = Partitions(self.new_counter)
+        self.partitions = Partitions(self.new_counter, self.partials)
         self.meter = Meter(self.settings["STATUS_INTERVAL"])
 
     def new_counter(self) -> PartitionCounter:

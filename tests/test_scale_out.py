@@ -1,0 +1,189 @@
+"""Scale-out through the real broker: a topic of four partitions counted by one to three consumers
+of one group, its input not keyed (whole blocks to the partitions in turn) or keyed by uid. The
+read_committed output is held against the sample's truth at every granularity, with every window's
+revisions 0, 1, 2, ... once each; consumers are SIGKILLed, added midway, and the merger killed."""
+from __future__ import annotations
+
+import collections
+import json
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+
+from tests.helpers import LATE, kafka_env, latest_per_key, needs_samples, script, truth_windows
+from tests.test_exactly_once import batch_free, finals, paced_producer, wait_for
+from tests.test_faults import assert_truth, sample_lines, start_consumer
+from uniqcount.kafka_client.block_producer import BlockSender
+from uniqcount.kafka_client.kafka_io import read_topic
+from uniqcount.kafka_client.keyed import default_partition
+
+pytestmark = [pytest.mark.kafka, needs_samples]
+MERGER = "merges them all"
+LEVELS = ("read_committed", "read_uncommitted")
+
+
+def four_partitions(bootstrap: str, **settings: str) -> dict[str, str]:
+    """The test's settings, its input topic made with 4 partitions."""
+    env = kafka_env(bootstrap, SESSION_TIMEOUT_MS="6000", CHECKPOINT_SECONDS="1", **settings)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(env["TOPIC"], 4, 1)])
+    finally:
+        admin.close()
+    return env
+
+
+def consumers(env: dict, tmp_path: Path, names: list[str]) -> dict[str, tuple[subprocess.Popen, Path]]:
+    started = {}
+    for name in names:
+        log = tmp_path / f"{name}.log"
+        started[name] = start_consumer({**env, "INSTANCE_ID": name}, log), log
+    return started
+
+
+def drain_all(running: dict[str, tuple[subprocess.Popen, Path]], timeout: float = 180) -> None:
+    for process, _ in running.values():
+        process.send_signal(signal.SIGUSR1)
+    try:
+        for name, (process, log) in running.items():
+            assert process.wait(timeout=timeout) == 0, f"{name}: {log.read_text()[-3000:]}"
+    finally:
+        for process, _ in running.values():
+            process.kill()
+
+
+def no_open_transaction(bootstrap: str, topic: str, timeout: float = 60) -> None:
+    """A consumer SIGKILLed in a transaction and not restarted holds read_committed readers back
+    until the broker aborts it (TRANSACTION_TIMEOUT_MS): wait for that."""
+    tp = TopicPartition(topic, 0)
+    deadline = time.monotonic() + timeout
+    readers = [KafkaConsumer(bootstrap_servers=bootstrap, isolation_level=level) for level in LEVELS]
+    try:
+        while len({reader.end_offsets([tp])[tp] for reader in readers}) > 1:
+            assert time.monotonic() < deadline, "a transaction still open"
+            time.sleep(1)
+    finally:
+        for reader in readers:
+            reader.close()
+
+
+def assert_exact_once_each(bootstrap: str, env: dict) -> None:
+    """The truth at every granularity (HLL: frames exact, users within bounds), no record twice, and
+    each window's final records revisions 0, 1, 2, ..."""
+    no_open_transaction(bootstrap, env["OUTPUT_TOPIC"])
+    assert_truth(bootstrap, env)
+    batch_free(finals(bootstrap, env["OUTPUT_TOPIC"]))
+    assert not any(m.key.decode().count(":") != 1 for m in read_topic(bootstrap, env["OUTPUT_TOPIC"]))
+
+
+def test_murmur2_partitions_as_kafkas_java_client_does():
+    """Kafka's own test vectors (Utils.murmur2 in UtilsTest), then the partition of a key."""
+    vectors = {b"21": -973932308, b"foobar": -790332482, b"a-little-bit-long-string": -985981536,
+               b"a-little-bit-longer-string": -1486304829, b"abc": 479470107}
+    for key, java in vectors.items():
+        assert default_partition(key, 1 << 31) == java & 0x7FFFFFFF
+
+
+@pytest.mark.parametrize("keyed, count", [(False, 2), (False, 3), (True, 2)], ids=["blocks-2", "blocks-3", "uid-2"])
+def test_consumers_of_one_group_publish_one_exact_answer(bootstrap, tmp_path, keyed, count):
+    env = four_partitions(bootstrap, **({"INPUT_KEYED_BY_UID": "true"} if keyed else {}))
+    running = consumers(env, tmp_path, [f"c{n}" for n in range(count)])
+    for _, log in running.values():
+        wait_for(log, "counts partition")
+    produced = script("producer.py", "--input", str(LATE), *(["--key", "uid"] if keyed else []), env=env)
+    assert produced.returncode == 0, produced.stderr
+    drain_all(running)
+    assert_exact_once_each(bootstrap, env)
+    merging = [name for name, (_, log) in running.items() if MERGER in log.read_text()]
+    assert merging, "one consumer merges"
+    frames = read_topic(bootstrap, env["TOPIC"])
+    assert {m.partition for m in frames} == {0, 1, 2, 3}
+    if keyed:  # each user in the partition Kafka's default partitioner gives its uid
+        assert all(m.partition == default_partition(m.key, 4) for m in frames)
+        partials = read_topic(bootstrap, env["OUTPUT_TOPIC"] + "-partials")
+        assert partials, "partials were sent (the merger's tombstones may have cleared most)"
+
+
+def test_four_partitions_and_one_consumer_give_exact_counts(bootstrap):
+    env = four_partitions(bootstrap)
+    produced = script("producer.py", "--input", str(LATE), env=env)
+    assert produced.returncode == 0, produced.stderr
+    consumed = script("consumer.py", "--exit-at-end", "--quiet", env=env)
+    assert consumed.returncode == 0, consumed.stderr
+    assert MERGER in consumed.stderr.decode()
+    assert_exact_once_each(bootstrap, env)
+
+
+def test_a_consumer_killed_midway_and_one_added_midway_leave_the_answer_exact(bootstrap, tmp_path):
+    env = four_partitions(bootstrap)
+    running = consumers(env, tmp_path, ["c0", "c1"])
+    producer = paced_producer(env, "20", tmp_path / "producer.log")  # about 30 s
+    time.sleep(10)
+    victim, victim_log = running["c1"]
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    time.sleep(2)
+    running["c1"] = start_consumer({**env, "INSTANCE_ID": "c1"}, tmp_path / "c1-again.log"), tmp_path / "c1-again.log"
+    time.sleep(6)
+    running.update(consumers(env, tmp_path, ["c2"]))
+    assert producer.wait(timeout=120) == 0, (tmp_path / "producer.log").read_text()
+    wait_for(tmp_path / "c2.log", "counts partition")
+    drain_all(running)
+    assert_exact_once_each(bootstrap, env)
+
+
+def test_the_merger_killed_midway_is_taken_over_by_another_consumer(bootstrap, tmp_path):
+    env = four_partitions(bootstrap)
+    running = consumers(env, tmp_path, ["c0", "c1"])
+    for _, log in running.values():
+        wait_for(log, "counts partition")
+    time.sleep(3)  # the last rebalance settled
+    producer = paced_producer(env, "20", tmp_path / "producer.log")
+    time.sleep(12)
+    merger = [name for name, (_, log) in running.items() if log.read_text().rfind(MERGER) >= 0]
+    assert len(merger) == 1, merger
+    process, _ = running.pop(merger[0])
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    (other, (_, log)), = running.items()
+    text = wait_for(log, "merger of 4 partitions: restored", times=2 if MERGER in log.read_text() else 1)
+    assert re.search(r"merger of 4 partitions: restored \d+ windows .* reading on from offset \d+", text), text[-2000:]
+    assert producer.wait(timeout=120) == 0
+    drain_all(running)
+    assert_exact_once_each(bootstrap, env)
+
+
+def test_a_partition_that_receives_nothing_does_not_stop_the_results(bootstrap, tmp_path):
+    """Partition 3 never gets a frame: once it is idle, the others' minutes come out, while the
+    consumer runs on (no drain)."""
+    env = four_partitions(bootstrap, IDLE_FLUSH_SECONDS="3")
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    sender = BlockSender(producer, env["TOPIC"], lambda frames, exc: pytest.fail(f"{frames} not sent: {exc}"))
+    lines = sample_lines()
+    for p in range(3):
+        sender.send(lines[p::3], partition=p)
+    producer.flush(timeout=60)
+    producer.close()
+    consumer, log = consumers(env, tmp_path, ["c0"])["c0"]
+    truth = truth_windows(LATE, "minute")
+    try:
+        wait_for(log, "counts partition")  # its topics are made
+        deadline = time.monotonic() + 90
+        while True:
+            records = [json.loads(m.value) for m in read_topic(bootstrap, env["OUTPUT_TOPIC"])]
+            minutes = [(r["window_start"], r["unique_users"], r["frames"]) for r in latest_per_key(records)]
+            if len(minutes) >= len(truth) - 1:
+                break
+            assert consumer.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, f"{len(minutes)} minutes of {len(truth)}: {log.read_text()[-2000:]}"
+            time.sleep(1)
+    finally:
+        consumer.kill()
+    assert minutes[:len(truth) - 1] == [(t["window_start"], t["unique_users"], t["frames"]) for t in truth[:-1]]
+    assert collections.Counter(m.partition for m in read_topic(bootstrap, env["TOPIC"]))[3] == 0

@@ -1,0 +1,90 @@
+"""Partial results: what the counter of one input partition tells the merger (core/merger.py), as
+records of the compacted topic `<OUTPUT_TOPIC>-partials`.
+
+- A window part, key `<granularity>:<start>:<partition>:<n>`: the partition's final record of the
+  window (or a correction: its revision says which) with what a union needs: the users as sorted
+  64-bit hashes (exact windows, in parts of at most PART_HASHES: 512 KiB each, so an exact hour of
+  any size fits Kafka's records) or the HLL sketch in compact form (at most 2 MiB at lg_k 21). When
+  the input is keyed by uid, partitions' users are disjoint, and an exact window carries its count
+  only (`keyed`): the merger sums.
+- A mark, key `mark:<partition>`: the partition's watermark, whether it is idle (the edge saw it
+  caught up and silent) and whether its input was flushed (it holds nothing open).
+
+A later version of a key replaces the earlier one: the topic's latest record per key is what the
+merger needs. Pure: bytes in, bytes out.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from uniqcount.core.counters import Counter, ExactCounter, FrozenExactCounter, HllCounter
+from uniqcount.core.entries import FormatError, entry, fields
+from uniqcount.core.userset import split_hashes
+from uniqcount.core.windowset import Result
+
+MARK = "mark"
+
+
+class WindowPart(NamedTuple):
+    granularity: str
+    start: int
+    partition: int
+    part: int
+    parts: int
+    revision: int
+    frames: int
+    late_frames: int
+    users: int
+    data: bytes | None  # hashes (exact), a sketch (hll), or None (keyed: the count only)
+
+
+class Mark(NamedTuple):
+    partition: int
+    watermark: int | None
+    idle: bool
+    flushed: bool
+
+
+def window_records(partition: int, result: Result, keyed: bool) -> list[tuple[bytes, bytes]]:
+    """The records of a partition's final or corrected window: one, or one per part of its hashes."""
+    counter = result.counter
+    if isinstance(counter, HllCounter):
+        data: list[bytes | None] = [counter.to_bytes()]
+    elif keyed:
+        data = [None]
+    else:
+        data = split_hashes(_hashes(counter))
+    prefix = f"{result.granularity}:{result.start}:{partition}:"
+    return [((prefix + str(n)).encode(), entry(len(data), result.revision, result.frames, result.late_frames,
+                                               result.users, part))
+            for n, part in enumerate(data)]
+
+
+def _hashes(counter: Counter | None) -> bytes:
+    if isinstance(counter, (ExactCounter, FrozenExactCounter)):
+        return counter.to_bytes()
+    raise TypeError(f"a window's partial needs its counter, not {counter!r}")
+
+
+def mark_record(mark: Mark) -> tuple[bytes, bytes]:
+    return f"{MARK}:{mark.partition}".encode(), entry(mark.watermark, mark.idle, mark.flushed)
+
+
+def window_keys(granularity: str, start: int, partition: int, parts: int) -> list[bytes]:
+    """The keys of one window part's records (for their tombstones)."""
+    return [f"{granularity}:{start}:{partition}:{n}".encode() for n in range(parts)]
+
+
+def parse(key: bytes, value: bytes) -> WindowPart | Mark:
+    """A partials record (not a tombstone). FormatError for anything else."""
+    try:
+        name, *rest = key.decode().split(":")
+        if name == MARK:
+            (partition,) = rest
+            watermark, idle, flushed = fields(value)
+            return Mark(int(partition), watermark, idle, flushed)
+        parts, revision, frames, late_frames, users, data = fields(value)
+        start, partition, part = map(int, rest)
+    except (UnicodeDecodeError, ValueError, TypeError) as exc:
+        raise FormatError(f"not a partial result: {key[:80]!r}: {exc}") from None
+    return WindowPart(name, start, int(partition), part, parts, revision, frames, late_frames, users, data)

@@ -38,36 +38,53 @@ ensure_venv() {
   fi
 }
 
-# Ctrl-C (or TERM): both scripts stop (the consumer commits what is acknowledged), one line, exit 130.
+# Ctrl-C (or TERM): the scripts stop (the consumers commit what is acknowledged), one line, exit 130.
 stopped_by_user() {
-  kill -TERM "$1" 2>/dev/null || true  # it may be gone already (set -e would end run.sh here)
-  while kill -0 "$1" 2>/dev/null; do wait "$1" 2>/dev/null || true; done
+  local pid
+  kill -TERM "${consumer_pids[@]}" 2>/dev/null || true  # they may be gone already (set -e would end run.sh here)
+  for pid in "${consumer_pids[@]}"; do
+    while kill -0 "$pid" 2>/dev/null; do wait "$pid" 2>/dev/null || true; done
+  done
   echo "run.sh: interrupted; the consumer committed what was acknowledged. ./run.sh starts over" >&2
   exit 130
 }
 
-# The whole job: broker, topics, sample, then producer and consumer side by side, so counts
-# stream out while the data loads. The consumer drains (SIGUSR1) once the producer is done.
+# The whole job: broker, topics, sample, then producer and CONSUMERS consumers side by side, so counts
+# stream out while the data loads. The consumers drain (SIGUSR1) once the producer is done.
 run_all() {
   ensure_venv
-  local t0=$SECONDS sample consumer_pid status=0
+  local t0=$SECONDS sample status=0 count instance pid
   "$PY" -m uniqcount.devtools.brokerctl ensure
   "$PY" -m uniqcount.devtools.brokerctl topics
   sample=$("$PY" -m uniqcount.devtools.sample)
-  "$PY" consumer.py &
-  consumer_pid=$!
+  count=$("$PY" -m uniqcount.runtime.config CONSUMERS)
+  instance=$("$PY" -m uniqcount.runtime.config INSTANCE_ID)
+  consumer_pids=()
+  if [ "$count" -eq 1 ]; then
+    "$PY" consumer.py &
+    consumer_pids+=($!)
+  else
+    echo "run.sh: $count consumers in one group (INSTANCE_ID ${instance:-$(hostname)}-0 ... -$((count - 1)));" \
+      "each counts some of the $("$PY" -m uniqcount.runtime.config TOPIC_PARTITIONS) partition(s) of the input, one merges" >&2
+    for i in $(seq 0 $((count - 1))); do
+      INSTANCE_ID="${instance:-$(hostname)}-$i" "$PY" consumer.py --quiet &
+      consumer_pids+=($!)
+    done
+  fi
   interrupted=0
-  trap 'interrupted=1; kill -TERM $consumer_pid 2>/dev/null || true' INT TERM
+  trap 'interrupted=1; kill -TERM "${consumer_pids[@]}" 2>/dev/null || true' INT TERM
   "$PY" producer.py --input "$sample" || status=$?
-  [ "$interrupted" -eq 0 ] && [ "$status" -ne 130 ] || stopped_by_user "$consumer_pid"
+  [ "$interrupted" -eq 0 ] && [ "$status" -ne 130 ] || stopped_by_user
   if [ "$status" -ne 0 ]; then
-    kill -TERM "$consumer_pid" 2>/dev/null || true; wait "$consumer_pid" || true
+    kill -TERM "${consumer_pids[@]}" 2>/dev/null || true; wait "${consumer_pids[@]}" || true
     die "the producer failed (exit $status)"
   fi
-  kill -USR1 "$consumer_pid" 2>/dev/null || true  # if it died, wait says how
-  wait "$consumer_pid" || status=$?
-  [ "$interrupted" -eq 0 ] || stopped_by_user "$consumer_pid"
-  [ "$status" -eq 0 ] || die "the consumer failed (exit $status)"
+  kill -USR1 "${consumer_pids[@]}" 2>/dev/null || true  # if one died, wait says how
+  for pid in "${consumer_pids[@]}"; do
+    wait "$pid" || status=$?
+  done
+  [ "$interrupted" -eq 0 ] || stopped_by_user
+  [ "$status" -eq 0 ] || die "a consumer failed (exit $status)"
   echo "run.sh: done in $((SECONDS - t0)) s. Read the results again with:" >&2
   echo "  ./run.sh kafka-console-consumer --topic events-output --from-beginning --property print.key=true \\" >&2
   echo "      --property key.separator=' ' --isolation-level read_committed    (Ctrl-C stops it)" >&2

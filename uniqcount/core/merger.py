@@ -62,8 +62,7 @@ class Merger:
             self.marks[item.partition] = item
             return
         index = self.index.get(item.granularity)
-        end = self.sets[index].granularity.end(item.start) if index is not None else -FAR
-        if end <= self.forgotten_until:
+        if index is None or self._end((index, item.start)) <= self.forgotten_until:
             self.ignored += 1
             return
         key = (index, item.start)

@@ -87,4 +87,4 @@ def parse(key: bytes, value: bytes) -> WindowPart | Mark:
         start, partition, part = map(int, rest)
     except (UnicodeDecodeError, ValueError, TypeError) as exc:
         raise FormatError(f"not a partial result: {key[:80]!r}: {exc}") from None
-    return WindowPart(name, start, int(partition), part, parts, revision, frames, late_frames, users, data)
+    return WindowPart(name, start, partition, part, parts, revision, frames, late_frames, users, data)

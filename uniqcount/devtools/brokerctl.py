@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "topics":
             reset = settings["RESET_TOPICS"]
             reset = is_local(settings["BOOTSTRAP_SERVERS"]) if reset == "auto" else reset
-            for line in create_topics(settings, reset) or ["already there"]:
+            roles = ["TOPIC", "OUTPUT_TOPIC", "DLQ_TOPIC", "STATE", *(["PARTIALS"] if settings["TOPIC_PARTITIONS"] > 1 else [])]
+            for line in create_topics(settings, reset, roles) or ["already there"]:
                 status(f"topics: {line}")
         elif args.command == "tool":
             command = tool_command(args.name, args.args, settings["BOOTSTRAP_SERVERS"])

@@ -17,6 +17,9 @@ from uniqcount.kafka_client.state_topic import MAX_ENTRY_BYTES, state_topic
 TRANSACTION_TIMEOUT_MS = 30000
 
 
+PARTIALS_SEGMENT_BYTES = 64 << 20  # the log cleaner compacts closed segments only (Kafka's default: 1 GiB)
+
+
 def partials_topic(output_topic: str) -> str:
     """Where the consumers of a topic with several partitions send partial results for the merger."""
     return f"{output_topic}-partials"
@@ -166,7 +169,8 @@ def topic_specs(settings: dict[str, Any], roles: Iterable[str] = ("TOPIC", "OUTP
         "STATE": NewTopic(state_topic(settings["CONSUMER_GROUP"]), settings["TOPIC_PARTITIONS"], -1,
                           topic_configs={"cleanup.policy": "compact", "max.message.bytes": str(MAX_ENTRY_BYTES)}),
         "PARTIALS": NewTopic(partials_topic(settings["OUTPUT_TOPIC"]), 1, -1,
-                             topic_configs={"cleanup.policy": "compact", "max.message.bytes": str(MAX_ENTRY_BYTES)}),
+                             topic_configs={"cleanup.policy": "compact", "max.message.bytes": str(MAX_ENTRY_BYTES),
+                                            "segment.bytes": str(PARTIALS_SEGMENT_BYTES)}),
         "OUTPUT_TOPIC": NewTopic(settings["OUTPUT_TOPIC"], 1, -1, topic_configs={"cleanup.policy": "compact"}),
         "DLQ_TOPIC": NewTopic(settings["DLQ_TOPIC"], 1, -1),
     }
@@ -174,14 +178,15 @@ def topic_specs(settings: dict[str, Any], roles: Iterable[str] = ("TOPIC", "OUTP
 
 
 def create_topics(settings: dict[str, Any], reset: bool = False,
-                  roles: Iterable[str] = ("TOPIC", "OUTPUT_TOPIC", "DLQ_TOPIC", "STATE", "PARTIALS")) -> list[str]:
+                  roles: Iterable[str] = ("TOPIC", "OUTPUT_TOPIC", "DLQ_TOPIC", "STATE")) -> list[str]:
     """Create the topics that do not exist (after deleting them when `reset`); returns what it did."""
     admin = KafkaAdminClient(bootstrap_servers=settings["BOOTSTRAP_SERVERS"])
     done = []
     try:
         specs = topic_specs(settings, roles)
-        if reset:
-            doomed = [t.name for t in specs if t.name in set(admin.list_topics())]
+        if reset:  # an earlier run's partials go too, made with more partitions or not
+            names = {t.name for t in specs} | {partials_topic(settings["OUTPUT_TOPIC"])}
+            doomed = [name for name in sorted(names) if name in set(admin.list_topics())]
             if doomed:
                 admin.delete_topics(doomed)
                 _wait_gone(admin, doomed)

@@ -246,16 +246,21 @@ class KafkaRun:
         if self.outage.since is not None:
             return
         now = time.monotonic()
-        for tp, lag in self.lags().items():
-            idle = now - max(self.last_frame.get(tp, self.started), self.outage.ended_at)
-            if idle < idle_after or lag != 0 or tp not in self.restored:
+        idle = {tp: now - max(self.last_frame.get(tp, self.started), self.outage.ended_at) for tp in self.inputs()}
+        lags = self.lags()
+        unknown = [tp for tp, lag in lags.items() if lag is None and tp in self.restored and idle[tp] >= idle_after]
+        if unknown:  # no fetch has said its high watermark yet (seen for a partition that never had a record)
+            ends = self.end_offsets(unknown) or {}
+            lags.update({tp: max(end - self._position(tp), 0) for tp, end in ends.items()})
+        for tp, lag in lags.items():
+            if idle[tp] < idle_after or lag != 0 or tp not in self.restored:
                 continue
             if tp not in self.watermark_at_last_frame:  # since the restore: from its restored event time
                 counter = self.counting.partitions.assign(tp.partition)
                 counter.settle()  # a stream too short to start: start it
                 self.watermark_at_last_frame[tp] = counter.watermark
             watermark = self.watermark_at_last_frame[tp]
-            self.counting.advance_idle(tp.partition, None if watermark is None else watermark + int(idle))
+            self.counting.advance_idle(tp.partition, None if watermark is None else watermark + int(idle[tp]))
 
     def checkpoint(self) -> bool:
         """One transaction: the state changes, then (with the records and dead letters already in

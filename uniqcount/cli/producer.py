@@ -135,12 +135,13 @@ class InFlight:
             self._wait_oldest()
 
 
-def send(sender: BlockSender, keyed: UidPartitions | None, values: list[bytes], lines: list[int]
-         ) -> list[FutureProduceResult]:
-    """A block to the partitions in turn, or (--key uid) a block per partition its users belong to."""
+def send(sender: BlockSender, keyed: UidPartitions | None, values: list[bytes], lines: list[int],
+         flush: bool = False) -> list[FutureProduceResult]:
+    """A block to the partitions in turn; or (--key uid) each frame to its user's partition, a block
+    once a partition has a whole one (`flush`: whatever each has now)."""
     if keyed is None:
         return sender.send(values, lines)
-    return [future for partition, (block, block_lines, keys) in keyed.split(values, lines).items()
+    return [future for partition, block, block_lines, keys in keyed.add(values, lines, flush)
             for future in sender.send(block, block_lines, keys, partition)]
 
 
@@ -164,13 +165,13 @@ def run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     producer.partitions_for(topic)  # waits for the topic's metadata (a broker may create it now)
     too_large = TooLarge(topic, kafka_io.max_message_bytes(bootstrap, topic))
     sender = BlockSender(producer, topic, failures, too_large.limit, too_large, this_input)
-    keyed = UidPartitions(len(producer.partitions_for(topic))) if args.key else None
+    read_size = max(settings["PRODUCER_BATCH_BYTES"] * 7 // 8, 1)  # room for the records' overhead
+    keyed = UidPartitions(len(producer.partitions_for(topic)), read_size) if args.key else None
     pacer = Pacer(args.rate) if args.rate else None
     meter = Meter(0)
     bar = tqdm(total=source.size, unit="B", unit_scale=True, desc=f"producing to {topic}",
                disable=not sys.stderr.isatty() or source.size is None, file=sys.stderr)
     in_flight = InFlight(IN_FLIGHT_BYTES, Outage("producer", settings["BROKER_WAIT_SECONDS"]))
-    read_size = max(settings["PRODUCER_BATCH_BYTES"] * 7 // 8, 1)  # room for the records' overhead
     try:
         for lines, batch in source.numbered_batches(size=read_size, limit=args.limit):
             size = sum(map(len, batch))
@@ -180,7 +181,7 @@ def run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
                 if not batch:
                     continue
             futures = [future for due in (pacer.runs(batch) if pacer else (slice(None),))
-                       for future in send(sender, keyed, batch[due], lines[due])]
+                       for future in send(sender, keyed, batch[due], lines[due], flush=pacer is not None)]
             if futures:
                 in_flight.sent(futures[-1], size)
             if failures.count:  # what follows a refused block would only leave gaps: --resume fills them
@@ -189,6 +190,9 @@ def run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
                 position = source.position() or 0
                 bar.update(position - bar.n)
                 bar.set_postfix_str(f"{meter.frames:,} frames, {meter.frame_rate:,.0f}/s")
+        last = send(sender, keyed, [], [], flush=True)  # what waits for its partition's block to fill
+        if last:
+            in_flight.sent(last[-1], 0)
         in_flight.drain()  # every acknowledgement, or the failure, of every block
     except BrokerLost as exc:
         kafka_io.close_producer(producer, 0)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -21,12 +22,13 @@ import uuid
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
-from bench.measure import machine, write_result
+from bench.measure import machine, write_result, write_section
 from uniqcount import REPO
 from uniqcount.devtools.sample import ensure_sample
 from uniqcount.runtime.config import load
 
 PYTHON = str(REPO / ".venv" / "bin" / "python")
+PERFORMANCE = REPO / "docs" / "PERFORMANCE.md"
 
 
 def loaded(bootstrap: str, sample: str, partitions: int, keyed: bool) -> str:
@@ -76,6 +78,26 @@ def run(bootstrap: str, topic: str, partitions: int, consumers: int, keyed: bool
             "summaries": summaries}
 
 
+def table(results: list[dict], measured: str, repeat: int) -> str:
+    """Medians per setup, every run listed, and the ratio to one consumer of a one-partition topic."""
+    setups: dict[tuple[int, int, bool], list[dict]] = {}
+    for r in results:
+        setups.setdefault((r["partitions"], r["consumers"], r["keyed"]), []).append(r)
+    base = statistics.median(r["frames_per_s"] for r in setups[(1, 1, False)])
+    cores = machine()["cores"]
+    lines = [f"Measured {measured} with `python -m bench.scale --repeat {repeat}` on {cores} cores, the broker on "
+             "the same machine; wall time from the consumers' start to the last one's exit.", "",
+             "| partitions | consumers | input | frames/s (median) | all runs | vs 1 partition, 1 consumer | partials written |",
+             "|---|---|---|---|---|---|---|"]
+    for (partitions, consumers, keyed), runs in setups.items():
+        median = statistics.median(r["frames_per_s"] for r in runs)
+        every = ", ".join(f"{r['frames_per_s'] / 1000:.0f}k" for r in runs)
+        partials = f"{runs[0]['partials_bytes'] / 1e6:.2f} MB" if partitions > 1 else "none (no partials topic)"
+        lines.append(f"| {partitions} | {consumers} | {'keyed by uid' if keyed else 'not keyed'} | {median:,.0f} | "
+                     f"{every} | {median / base:.2f}x | {partials} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__)
     parser.add_argument("--consumers", default="1,2,4")
@@ -96,12 +118,9 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(run(bootstrap, topics[(4, keyed)], 4, count, keyed, frames))
                 print(f"  {results[-1]['frames_per_s']:,} frames/s in {results[-1]['seconds']} s; partials "
                       f"{results[-1]['partials_bytes'] / 1e6:.2f} MB", file=sys.stderr)
-    path = write_result("scale.json", {"machine": machine(), "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                                       "results": results})
-    for r in results:
-        print(f"{r['partitions']} partition(s), {r['consumers']} consumer(s), keyed {r['keyed']}: "
-              f"{r['frames_per_s']:,} frames/s ({r['seconds']} s), partials {r['partials_records']:,} records, "
-              f"{r['partials_bytes'] / 1e6:.2f} MB")
+    measured = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    path = write_result("scale.json", {"machine": machine(), "measured": measured, "results": results})
+    write_section(PERFORMANCE, "scale", table(results, measured, args.repeat), "Performance")
     print(f"written to {path}")
     return 0
 

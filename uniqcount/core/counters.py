@@ -96,6 +96,9 @@ class ExactCounter:
     def hash_set(self) -> set[int]:
         return set(hashes_of(self.uids)) if self.hashed is None else self.hashed
 
+    def add_hashes_to(self, union: set[int]) -> None:
+        union.update(hashes_of(self.uids) if self.hashed is None else self.hashed)
+
     def frozen(self) -> FrozenExactCounter:
         """Closed: only membership and the count are needed from now on."""
         return FrozenExactCounter(self.uids, self.hashed or ())
@@ -120,15 +123,10 @@ class FrozenExactCounter(CompactUsers):
     def bounds(self) -> None:
         return None
 
-    def hash_set(self) -> set[int]:
-        return set(self.hashes())
-
-    def to_bytes(self) -> bytes:
-        return hashes_bytes(self.hashes())
-
     @classmethod
     def from_bytes(cls, data: bytes) -> FrozenExactCounter:
-        return cls(hashes=hashes_from(data))
+        """From `to_bytes`' sorted hashes, without sorting them again."""
+        return cls(sorted_hashes=hashes_from(data))
 
 
 class HllCounter:
@@ -201,4 +199,9 @@ def union_of(counters: Sequence[Counter], pending: Iterable[NewUsers] = ()) -> t
     if all(isinstance(c, ExactCounter) and c.hashed is None for c in counters) and \
             not any(users.restored for users in pending):
         return len(set().union(*(c.uids for c in counters), *(users.uids for users in pending))), None
-    return len(set().union(*(c.hash_set() for c in counters), *(users.hashes() for users in pending))), None
+    union: set[int] = set()
+    for counter in counters:
+        counter.add_hashes_to(union)
+    for users in pending:
+        union.update(users.hashes())
+    return len(union), None

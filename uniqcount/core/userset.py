@@ -55,10 +55,14 @@ class CompactUsers:
 
     __slots__ = ("_sorted", "_added")
 
-    def __init__(self, users: Iterable[str] = (), hashes: Iterable[int] = ()):
-        unique = set(hashes_of(users))
-        unique.update(hashes)
-        self._sorted = array("Q", sorted(unique))
+    def __init__(self, users: Iterable[str] = (), hashes: Iterable[int] = (), sorted_hashes: array | None = None):
+        """`sorted_hashes`: already sorted and unique (as `to_bytes` writes them), taken as they are."""
+        if sorted_hashes is not None:
+            self._sorted = sorted_hashes
+        else:
+            unique = set(hashes_of(users))
+            unique.update(hashes)
+            self._sorted = array("Q", sorted(unique))
         self._added: set[int] = set()
 
     def add(self, uid: str) -> None:
@@ -72,6 +76,14 @@ class CompactUsers:
     def hashes(self) -> Iterable[int]:
         yield from self._sorted
         yield from self._added
+
+    def add_hashes_to(self, union: set[int]) -> None:
+        union.update(self._sorted)
+        union.update(self._added)
+
+    def to_bytes(self) -> bytes:
+        """Sorted hashes, 8 bytes each (hashes_bytes)."""
+        return self._sorted.tobytes() if not self._added else hashes_bytes(self.hashes())
 
     def __len__(self) -> int:
         return len(self._sorted) + len(self._added)

@@ -125,10 +125,10 @@ class WindowSet:
             window = self.open.pop(start)
             self._grown.discard(start)
             window.revision = 0
-            results.append(self._result(window, final=True))
-            if self.late_retention > 0:
+            if self.late_retention > 0:  # frozen first: the record's counter, for a partial, is its hashes
                 window.counter = window.counter.frozen()
                 self.kept[start] = window
+            results.append(self._result(window, final=True))
         self.next_end = min((w.end for w in self.open.values()), default=FAR)
         return results
 

@@ -29,10 +29,11 @@ from uniqcount.runtime.config import load
 
 PYTHON = str(REPO / ".venv" / "bin" / "python")
 PERFORMANCE = REPO / "docs" / "PERFORMANCE.md"
+SESSION = uuid.uuid4().hex[:8]  # in every topic and group name of one call: deleted at its end
 
 
 def loaded(bootstrap: str, sample: str, partitions: int, keyed: bool) -> str:
-    topic = f"bench-scale-{uuid.uuid4().hex[:8]}"
+    topic = f"bench-scale-{SESSION}-in-{uuid.uuid4().hex[:6]}"
     KafkaAdminClient(bootstrap_servers=bootstrap).create_topics([NewTopic(topic, partitions, -1)])
     subprocess.run([PYTHON, "producer.py", "--input", sample, *(["--key", "uid"] if keyed else [])], cwd=REPO,
                    env={**os.environ, "TOPIC": topic}, check=True, stderr=subprocess.DEVNULL)
@@ -58,7 +59,7 @@ def written_bytes(bootstrap: str, topic: str) -> tuple[int, int]:
 
 
 def run(bootstrap: str, topic: str, partitions: int, consumers: int, keyed: bool, frames: int) -> dict:
-    run_id = uuid.uuid4().hex[:8]
+    run_id = f"{SESSION}-{uuid.uuid4().hex[:6]}"
     env = {**os.environ, "TOPIC": topic, "OUTPUT_TOPIC": f"bench-out-{run_id}", "DLQ_TOPIC": f"bench-dlq-{run_id}",
            "CONSUMER_GROUP": f"bench-scale-{run_id}", "INPUT_KEYED_BY_UID": "true" if keyed else "false"}
     started = time.monotonic()
@@ -107,17 +108,23 @@ def main(argv: list[str] | None = None) -> int:
     bootstrap = settings["BOOTSTRAP_SERVERS"]
     sample = str(ensure_sample(settings))
     frames = 1_000_000
-    topics = {(1, False): loaded(bootstrap, sample, 1, False), (4, False): loaded(bootstrap, sample, 4, False),
-              (4, True): loaded(bootstrap, sample, 4, True)}
     results = []
-    for attempt in range(args.repeat):
-        results.append(run(bootstrap, topics[(1, False)], 1, 1, False, frames))
-        for count in map(int, args.consumers.split(",")):
-            for keyed in (False, True):
-                print(f"bench.scale: {count} consumer(s), 4 partitions, keyed {keyed} ({attempt + 1})", file=sys.stderr)
-                results.append(run(bootstrap, topics[(4, keyed)], 4, count, keyed, frames))
-                print(f"  {results[-1]['frames_per_s']:,} frames/s in {results[-1]['seconds']} s; partials "
-                      f"{results[-1]['partials_bytes'] / 1e6:.2f} MB", file=sys.stderr)
+    try:
+        topics = {(1, False): loaded(bootstrap, sample, 1, False), (4, False): loaded(bootstrap, sample, 4, False),
+                  (4, True): loaded(bootstrap, sample, 4, True)}
+        for attempt in range(args.repeat):
+            results.append(run(bootstrap, topics[(1, False)], 1, 1, False, frames))
+            for count in map(int, args.consumers.split(",")):
+                for keyed in (False, True):
+                    print(f"bench.scale: {count} consumer(s), 4 partitions, keyed {keyed} ({attempt + 1})",
+                          file=sys.stderr)
+                    results.append(run(bootstrap, topics[(4, keyed)], 4, count, keyed, frames))
+                    print(f"  {results[-1]['frames_per_s']:,} frames/s in {results[-1]['seconds']} s; partials "
+                          f"{results[-1]['partials_bytes'] / 1e6:.2f} MB", file=sys.stderr)
+    finally:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        admin.delete_topics([t for t in admin.list_topics() if SESSION in t])
+        admin.close()
     measured = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     path = write_result("scale.json", {"machine": machine(), "measured": measured, "results": results})
     write_section(PERFORMANCE, "scale", table(results, measured, args.repeat), "Performance")

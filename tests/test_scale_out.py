@@ -16,9 +16,9 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from tests.helpers import LATE, kafka_env, latest_per_key, needs_samples, script, truth_windows
+from tests.helpers import LATE, as_truth, kafka_env, latest_per_key, needs_samples, script, truth_windows
 from tests.test_exactly_once import batch_free, finals, paced_producer, wait_for
-from tests.test_faults import assert_truth, sample_lines, start_consumer
+from tests.test_faults import assert_no_duplicates, assert_truth, records_of, sample_lines, start_consumer
 from uniqcount.kafka_client.block_producer import BlockSender
 from uniqcount.kafka_client.kafka_io import read_topic
 from uniqcount.kafka_client.keyed import default_partition
@@ -74,10 +74,16 @@ def no_open_transaction(bootstrap: str, topic: str, timeout: float = 60) -> None
 
 
 def assert_exact_once_each(bootstrap: str, env: dict) -> None:
-    """The truth at every granularity (HLL: frames exact, users within bounds), no record twice, and
-    each window's final records revisions 0, 1, 2, ..."""
+    """The truth at every granularity (counted with HLL: frames exact, users within bounds), no
+    record twice, and each window's final records revisions 0, 1, 2, ..."""
     no_open_transaction(bootstrap, env["OUTPUT_TOPIC"])
-    assert_truth(bootstrap, env)
+    if env.get("EXACT_UP_TO") == "year":
+        records = records_of(bootstrap, env["OUTPUT_TOPIC"])
+        assert_no_duplicates(records)
+        for granularity in ("minute", "hour", "day", "week", "month", "year"):
+            assert as_truth(latest_per_key(records, granularity)) == truth_windows(LATE, granularity), granularity
+    else:
+        assert_truth(bootstrap, env)
     batch_free(finals(bootstrap, env["OUTPUT_TOPIC"]))
     assert not any(m.key.decode().count(":") != 1 for m in read_topic(bootstrap, env["OUTPUT_TOPIC"]))
 
@@ -92,7 +98,8 @@ def test_murmur2_partitions_as_kafkas_java_client_does():
 
 @pytest.mark.parametrize("keyed, count", [(False, 2), (False, 3), (True, 2)], ids=["blocks-2", "blocks-3", "uid-2"])
 def test_consumers_of_one_group_publish_one_exact_answer(bootstrap, tmp_path, keyed, count):
-    env = four_partitions(bootstrap, **({"INPUT_KEYED_BY_UID": "true"} if keyed else {}))
+    """Every granularity counted exactly (EXACT_UP_TO=year), so each equals the truth file."""
+    env = four_partitions(bootstrap, EXACT_UP_TO="year", **({"INPUT_KEYED_BY_UID": "true"} if keyed else {}))
     running = consumers(env, tmp_path, [f"c{n}" for n in range(count)])
     for _, log in running.values():
         wait_for(log, "counts partition")

@@ -67,6 +67,19 @@ def retriable(exc: KafkaError) -> bool:
     return bool(getattr(exc, "retriable", False))
 
 
+def until_not_behind(read: Callable[[], Any], restore: Callable[[Any], Any]) -> tuple[Any, Any]:
+    """(what `read` gave, what `restore` made of it), read again while the state is behind its
+    committed offset (the commit's markers on their way: StateMismatch); at last, raised."""
+    for _ in range(STATE_BEHIND_TRIES - 1):
+        data = read()
+        try:
+            return data, restore(data)
+        except StateMismatch:
+            time.sleep(0.5)
+    data = read()
+    return data, restore(data)  # the last try: its StateMismatch goes up
+
+
 class Stop:
     """SIGINT/SIGTERM: stop now (a checkpoint of what was done first, when the broker answers).
     SIGUSR1: drain, i.e. read up to the end offsets of this moment, emit everything, exit."""
@@ -362,18 +375,14 @@ class KafkaRun:
             return
         tp = self.partials_tp
         committed = self._retried("read the committed offset", self.consumer.committed, tp)
-        for tries in range(STATE_BEHIND_TRIES):
+        role = MergerRole(self.counting.new_counter().sets, partitions, self.counting.records,
+                          self.state_topic, self.partials_topic)
+
+        def read() -> tuple[dict[str, bytes], dict[str, bytes]]:
             state = self._retried("read the state topic", reader.read, [MERGER_PARTITION])[MERGER_PARTITION]
-            partials = self._retried("read the partials topic", self._partials_reader().read, [0])[0]
-            role = MergerRole(self.counting.new_counter().sets, partitions, self.counting.records,
-                              self.state_topic, self.partials_topic)
-            try:
-                note = role.restore(state, partials, committed)
-                break
-            except StateMismatch:
-                if tries == STATE_BEHIND_TRIES - 1:
-                    raise
-                time.sleep(0.5)
+            return state, self._retried("read the partials topic", self._partials_reader().read, [0])[0]
+
+        (_, partials), note = until_not_behind(read, lambda read_: role.restore(*read_, committed))
         self._seek(tp, committed)
         self.merger = role
         if note:
@@ -414,15 +423,9 @@ class KafkaRun:
         if not self._ready():
             return  # a stop came first
         committed = {tp: self._retried("read the committed offset", self.consumer.committed, tp) for tp in tps}
-        for tries in range(STATE_BEHIND_TRIES):
-            entries = self._retried("read the state topic", reader.read, [tp.partition for tp in tps])
-            try:
-                notes = [self.state.restore(tp.partition, entries[tp.partition], committed[tp]) for tp in tps]
-                break
-            except StateMismatch:
-                if tries == STATE_BEHIND_TRIES - 1:
-                    raise
-                time.sleep(0.5)
+        entries, notes = until_not_behind(
+            lambda: self._retried("read the state topic", reader.read, [tp.partition for tp in tps]),
+            lambda read: [self.state.restore(tp.partition, read[tp.partition], committed[tp]) for tp in tps])
         for tp in tps:
             self._seek(tp, committed[tp])
         for note in filter(None, notes):

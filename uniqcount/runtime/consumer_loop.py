@@ -60,7 +60,7 @@ class TransactionsRefused(Exception):
 
 
 class PartitionsChanged(Exception):
-    """One line for the user: the input topic went from one partition to several, or back."""
+    """One line for the user: the input topic's partitions changed under a running consumer."""
 
 
 def retriable(exc: KafkaError) -> bool:
@@ -119,7 +119,7 @@ class KafkaRun:
         self.partials_reader: StateReader | None = None
         self.state = StateLog(lambda: counting.partitions)
         self.reader: StateReader | None = None  # made once the state topic is there
-        self.state_created = 0  # partitions of the input topic it was created for at start
+        self.partitions_at_start = 0  # of the input topic (0: not there yet); the state topic was made with as many
         self.transactions = self._transactions(sends.producer)
         self.rebuilt = False  # the producer was just made again: its transaction is empty
         self.fenced_at = -FENCED_AGAIN_SECONDS
@@ -345,9 +345,9 @@ class KafkaRun:
             self.rewind = self.rewind or "partitions moved to another consumer"
             return
         total = len(self.consumer.partitions_for_topic(self.topic) or ())
-        if total and (total > 1) != self.counting.partials:
-            raise PartitionsChanged(f"{self.topic} has {total} partition(s) now, "
-                                    f"{'one' if not self.counting.partials else 'several'} when this consumer "
+        at_start = self.partitions_at_start or 1  # a topic made on first use has one
+        if total and total != at_start:  # the merger waits for every partition: it must know them all
+            raise PartitionsChanged(f"{self.topic} has {total} partition(s) now, {at_start} when this consumer "
                                     "started: restart the consumers of the group (nothing since the last "
                                     "checkpoint was committed)")
         new = sorted(assigned - self.restored)
@@ -404,7 +404,7 @@ class KafkaRun:
         """The state topic, created with a partition per input partition when it is not there."""
         if self.reader is None:
             partitions = len(self.consumer.partitions_for_topic(self.topic) or ())
-            if partitions != self.state_created:
+            if partitions != self.partitions_at_start:
                 kafka_io.create_topics({**self.settings, "TOPIC_PARTITIONS": partitions}, roles=["STATE"])
             self.reader = StateReader(self.settings["BOOTSTRAP_SERVERS"], self.state_topic)
             has = len(self._retried("read the state topic's partitions", self.reader.partitions))
@@ -496,7 +496,7 @@ def run_kafka(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     counting = Counting(settings, Records(args.quiet, sends, settings["OUTPUT_TOPIC"]),
                         KafkaDeadLetters(sends, settings["DLQ_TOPIC"]), partials)
     run = KafkaRun(consumer, counting, sends, outage, settings, stop, transactional_id)
-    run.state_created = partitions
+    run.partitions_at_start = partitions
     status(f"consumer: exactly once into {settings['OUTPUT_TOPIC']} and {settings['DLQ_TOPIC']} (read them with "
            f"read_committed): a checkpoint every {settings['CHECKPOINT_SECONDS']:g} s commits records, dead letters, "
            f"state ({run.state_topic}) and offsets in one transaction (id {transactional_id})")

@@ -124,13 +124,16 @@ def test_consumers_of_one_group_publish_one_exact_answer(bootstrap, tmp_path, ke
 
 
 def test_four_partitions_and_one_consumer_give_exact_counts(bootstrap):
-    env = four_partitions(bootstrap)
+    """Asked for early records too, it says in one line that the merger publishes final ones only."""
+    env = four_partitions(bootstrap, EMIT_EARLY_EVERY="1")
     produced = script("producer.py", "--input", str(LATE), env=env)
     assert produced.returncode == 0, produced.stderr
     consumed = script("consumer.py", "--exit-at-end", "--quiet", env=env)
     assert consumed.returncode == 0, consumed.stderr
-    assert MERGER in consumed.stderr.decode()
+    stderr = consumed.stderr.decode()
+    assert MERGER in stderr and "EMIT_EARLY_EVERY=1 is for a topic of one partition" in stderr
     assert_exact_once_each(bootstrap, env)
+    assert all(record["final"] for record in records_of(bootstrap, env["OUTPUT_TOPIC"]))
 
 
 def test_a_consumer_killed_midway_and_one_added_midway_leave_the_answer_exact(bootstrap, tmp_path):

@@ -500,6 +500,9 @@ def run_kafka(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     status(f"consumer: exactly once into {settings['OUTPUT_TOPIC']} and {settings['DLQ_TOPIC']} (read them with "
            f"read_committed): a checkpoint every {settings['CHECKPOINT_SECONDS']:g} s commits records, dead letters, "
            f"state ({run.state_topic}) and offsets in one transaction (id {transactional_id})")
+    if partials and settings["EMIT_EARLY_EVERY"]:
+        status(f"consumer: EMIT_EARLY_EVERY={settings['EMIT_EARLY_EVERY']:g} is for a topic of one partition: of "
+               f"{partitions}, the merger publishes final records and corrections only")
     consumer.subscribe([settings["TOPIC"], *([run.partials_topic] if partials else [])], listener=Rebalance(run))
     targets: dict[Any, int] | None = None
     flushed = False  # drained: the merger merges on until every partition's flushed input is in

@@ -12,6 +12,7 @@ usage() {
 usage: ./run.sh                      run the whole job: broker, sample, producer and consumer
        ./run.sh test [pytest args]   run the tests (starts a local broker if none answers)
        ./run.sh bench                the benchmark harness: results in docs/PERFORMANCE.md
+       ./run.sh plot [--granularity G] [--input F]   unique users per window as a PNG (docs/pictures/)
        ./run.sh broker start|stop|status|logs [-f]
        ./run.sh kafka-topics|kafka-console-consumer|kafka-console-producer|kafka-consumer-groups [args]
        ./run.sh help
@@ -97,6 +98,9 @@ case "$cmd" in
   test)
     ensure_venv
     exec "$PY" -m pytest "$@" ;;
+  plot)
+    ensure_venv
+    exec "$PY" -m uniqcount.cli.plot "$@" ;;
   bench)
     ensure_venv
     "$PY" -m uniqcount.devtools.brokerctl ensure

@@ -21,6 +21,7 @@ import uuid
 from kafka import KafkaAdminClient
 
 from bench.measure import machine, measured, rates, summary_line, write_result, write_section
+from bench.plots import harness_picture
 from uniqcount import REPO
 from uniqcount.devtools.sample import ensure_sample
 from uniqcount.runtime.config import load
@@ -92,6 +93,7 @@ def main() -> int:
                   f"Measured {report['date']} with `{report['command']}` on {m['cores']} cores ({m['cpu']}), "
                   f"Python {m['python']}, {m['os']}; broker on the same machine.\n\n{table(results, ratio)}",
                   "Performance")
+    harness_picture(report)
     print(table(results, ratio))
     return 0
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Callable, Sequence
 
-from uniqcount.core.partials import Mark
+from uniqcount.core.partials import Mark, slowest
 from uniqcount.core.partition import Emitted, PartitionCounter
 from uniqcount.core.windowset import Result
 
@@ -80,9 +80,7 @@ class Partitions:
     @property
     def watermark(self) -> int | None:
         """The slowest owned partition's watermark, idle partitions left out (for the status line)."""
-        marks = [c.watermark for p, c in self.counters.items() if p not in self.idle] or \
-                [c.watermark for c in self.counters.values() if c.watermark is not None]
-        return None if not marks or None in marks else min(marks)
+        return slowest(self.marks())
 
     def provisional(self) -> list[Result]:
         """Early records of one partition's open windows (partition.provisional); the merger makes

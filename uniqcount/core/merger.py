@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 
 from uniqcount.core.counters import Counter, FrozenExactCounter, HllCounter, union_of
 from uniqcount.core.entries import entry, fields
-from uniqcount.core.partials import Mark, WindowPart, window_keys
+from uniqcount.core.partials import Mark, WindowPart, slowest, window_keys
 from uniqcount.core.windowset import FAR, Result, WindowSet
 
 Key = tuple[int, int]  # (index of the granularity, window start)
@@ -98,11 +98,7 @@ class Merger:
         """The merged event time: the slowest partition's, idle ones left out (all idle: all), a
         flushed one at FAR (`flushed_far`: else at its own). None while a partition is unheard of."""
         marks = [self.marks.get(p) for p in range(self.partitions)]
-        if None in marks:
-            return None
-        times = [FAR if flushed_far and m.flushed else m.watermark for m in marks if not m.idle] or \
-                [FAR if flushed_far and m.flushed else m.watermark for m in marks if m.watermark is not None]
-        return None if not times or None in times else min(times)
+        return None if None in marks else slowest(marks, flushed_far)
 
     @property
     def flushed(self) -> bool:

@@ -15,12 +15,12 @@ merger needs. Pure: bytes in, bytes out.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 from uniqcount.core.counters import Counter, ExactCounter, FrozenExactCounter, HllCounter
 from uniqcount.core.entries import FormatError, entry, fields
 from uniqcount.core.userset import split_hashes
-from uniqcount.core.windowset import Result
+from uniqcount.core.windowset import FAR, Result
 
 MARK = "mark"
 
@@ -54,10 +54,9 @@ def window_records(partition: int, result: Result, keyed: bool) -> list[tuple[by
         data = [None]
     else:
         data = split_hashes(_hashes(counter))
-    prefix = f"{result.granularity}:{result.start}:{partition}:"
-    return [((prefix + str(n)).encode(), entry(len(data), result.revision, result.frames, result.late_frames,
-                                               result.users, part))
-            for n, part in enumerate(data)]
+    keys = window_keys(result.granularity, result.start, partition, len(data))
+    return [(key, entry(len(data), result.revision, result.frames, result.late_frames, result.users, part))
+            for key, part in zip(keys, data)]
 
 
 def _hashes(counter: Counter | None) -> bytes:
@@ -66,12 +65,22 @@ def _hashes(counter: Counter | None) -> bytes:
     raise TypeError(f"a window's partial needs its counter, not {counter!r}")
 
 
+def slowest(marks: Sequence[Mark], flushed_far: bool = False) -> int | None:
+    """The slowest of these partitions' watermarks, idle ones left out (all idle: every one that has
+    a watermark), a flushed one at FAR when `flushed_far`. None while one counted has no watermark."""
+    def time(mark: Mark) -> int | None:
+        return FAR if flushed_far and mark.flushed else mark.watermark
+
+    times = [time(m) for m in marks if not m.idle] or [time(m) for m in marks if m.watermark is not None]
+    return None if not times or None in times else min(times)
+
+
 def mark_record(mark: Mark) -> tuple[bytes, bytes]:
     return f"{MARK}:{mark.partition}".encode(), entry(mark.watermark, mark.idle, mark.flushed)
 
 
 def window_keys(granularity: str, start: int, partition: int, parts: int) -> list[bytes]:
-    """The keys of one window part's records (for their tombstones)."""
+    """The keys of one window part's records."""
     return [f"{granularity}:{start}:{partition}:{n}".encode() for n in range(parts)]
 
 

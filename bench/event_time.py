@@ -1,19 +1,26 @@
-"""The latency/accuracy trade-off of ALLOWED_LATENESS on a sample, as a Markdown table.
+"""The latency/accuracy trade-off of ALLOWED_LATENESS on a sample: a Markdown table and a picture.
 
 For each lateness: how many frames came after their minute was emitted (late), how many correction
-records that took, how far the first (revision 0) records were from the exact answer, and the
-whether the latest record per minute equals the sample's truth file. A minute's first record comes
-`ALLOWED_LATENESS` seconds of event time after its end, by construction. Runs the pure core on the file, so the
-numbers do not depend on Kafka batching (corrections do: one per minute and batch of 10,000 frames).
+records that took, how far the first (revision 0) records were from the exact answer, whether the
+latest record per minute equals the sample's truth file, and how long after a minute's end its
+first record came, in event time: the stream's largest timestamp when the record was emitted,
+minus the minute's end. It runs the pure core on the file one frame per batch, as a live stream
+polled frame by frame, so the numbers do not depend on batching. (Larger batches merge the
+corrections of one minute and wait for the batch's last frame.)
 
-    python -m bench.event_time ../shared/data/sample-late.jsonl.gz
+    python -m bench.event_time ../shared/data/sample-late.jsonl.gz   # + docs/pictures/event-time.png
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
 
 from bench.truth import unique_users
+from uniqcount import REPO
 from uniqcount.core.granularities import parse_granularities
 from uniqcount.core.windowset import Result
 from uniqcount.runtime.config import load
@@ -21,47 +28,121 @@ from uniqcount.runtime.counting import Counting
 from uniqcount.runtime.outputs import CountedOnly, Records
 from uniqcount.runtime.sources import Input
 
+PICTURE = REPO / "docs" / "pictures" / "event-time.png"
+WIDTH, HEIGHT, DPI = 10.0, 4.5, 100
+
 
 class Collect(Records):
-    def __init__(self) -> None:
+    """Keeps the records, and for each minute's first one the stream's largest event time then."""
+
+    def __init__(self, largest: Callable[[], int]) -> None:
         super().__init__(quiet=True)
+        self.largest = largest
         self.results: list[Result] = []
+        self.first_seen_at: dict[int, int] = {}
 
     def write(self, results: list[Result]) -> None:
         self.results += results
+        for r in results:
+            self.first_seen_at.setdefault(r.start, self.largest())
 
 
-def run(path: str, lateness: int, retention: int) -> tuple[Counting, list[Result]]:
+@dataclass(frozen=True)
+class Row:
+    lateness: int
+    frames: int
+    late_frames: int
+    corrections: int
+    minutes: int  # closed by the watermark: every minute but the last, which the end of input closes
+    exact_first: int
+    worst_shortfall: int
+    latest_exact: bool
+    waits: tuple[int, ...]  # per minute closed by the watermark: seconds of event time to its first record
+
+
+def run(path: str, lateness: int, retention: int = 3600) -> tuple[Counting, Collect]:
     settings = {**load(), "ALLOWED_LATENESS": lateness, "LATE_RETENTION": retention, "STATUS_INTERVAL": 0,
                 "EMIT_EARLY_EVERY": 0, "GRANULARITIES": parse_granularities("minute")}
-    out = Collect()
+    counting: Counting | None = None
+    out = Collect(lambda: counting.partitions.watermark + lateness)
     counting = Counting(settings, out, CountedOnly())
     for batch in Input(path).batches():
-        counting.process(batch, batch)
+        for value in batch:
+            counting.process([value], [value])
     counting.flush_all()
-    return counting, out.results
+    return counting, out
+
+
+def measure(path: str, lateness: int, truth: dict[int, int]) -> Row:
+    counting, out = run(path, lateness)
+    first = {r.start: r for r in reversed(out.results)}
+    last = {r.start: r for r in out.results}
+    full = sorted(s for s in last if s != max(last))
+    return Row(lateness, counting.meter.frames, counting.partitions.total("late_frames"),
+               counting.partitions.total("corrections"), len(full),
+               sum(1 for s in full if first[s].users == last[s].users),
+               max(last[s].users - first[s].users for s in last),
+               {s: r.users for s, r in last.items()} == truth,
+               tuple(out.first_seen_at[s] - (s + 60) for s in full))
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| `ALLOWED_LATENESS` | late frames | corrections | first record after the minute's end (event time) "
+             "| minutes exact at revision 0 | worst revision-0 shortfall (users) | latest records = truth |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r.lateness} s | {r.late_frames:,} ({r.late_frames / r.frames:.2%}) | {r.corrections:,} "
+                     f"| median {statistics.median(r.waits):g} s, max {max(r.waits)} s | {r.exact_first} of {r.minutes} "
+                     f"| {r.worst_shortfall} | {'yes' if r.latest_exact else 'NO'} |")
+    return "\n".join(lines)
+
+
+def picture(rows: list[Row], sample: str, path: Path = PICTURE) -> Any:
+    """The trade-off: a point per lateness (labelled), time to the first record against the frames
+    late for it and the first records' worst shortfall. Returns the two axes (a test reads them back)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    waits = [statistics.median(r.waits) for r in rows]
+    late = [100 * r.late_frames / r.frames for r in rows]
+    figure, axes = pyplot.subplots(figsize=(WIDTH, HEIGHT), dpi=DPI)
+    axes.plot(waits, late, marker="o", color="tab:blue", label="frames late for their minute (%): each a correction")
+    for r, x, y in zip(rows, waits, late):
+        axes.annotate(f"{r.lateness} s", (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8, color="tab:blue")
+    short = axes.twinx()
+    short.plot(waits, [r.worst_shortfall for r in rows], marker="s", linestyle="--", color="tab:orange",
+               label="worst first record's shortfall (users)")
+    short.set_ylabel("users missing from a first record (worst minute)")
+    short.set_ylim(bottom=-1)
+    figure.legend(loc="upper right", bbox_to_anchor=(0.88, 0.86), fontsize=9)
+    axes.set_title(f"{sample}: waiting longer for late frames delays every result, waiting less corrects more\n"
+                   f"python -m bench.event_time; every minute's latest record equals the truth at every lateness",
+                   fontsize=10)
+    axes.set_xlabel("first record of a minute after its end (seconds of event time, median; point labels: ALLOWED_LATENESS)")
+    axes.set_ylabel("frames late for their minute (%)")
+    axes.set_xlim(-0.5, max(waits) * 1.1 + 1)
+    axes.set_ylim(-0.05, max(late) * 1.25 + 0.05)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=DPI)
+    pyplot.close(figure)
+    return axes, short
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path")
     parser.add_argument("--lateness", default="0,1,2,5,10,15")
+    parser.add_argument("--picture", type=Path, default=PICTURE)
     args = parser.parse_args(argv)
     truth = {start: users for (granularity, start), users in unique_users(args.path).items()
              if granularity == "minute"}
-    print("| `ALLOWED_LATENESS` | late frames | corrections | minutes exact at revision 0 "
-          "| worst revision-0 shortfall (users) | latest records = truth |")
-    print("|---|---|---|---|---|---|")
-    for lateness in map(int, args.lateness.split(",")):
-        counting, results = run(args.path, lateness, 3600)
-        first = {r.start: r for r in reversed(results)}
-        last = {r.start: r for r in results}
-        short = [last[s].users - first[s].users for s in last]
-        full = [s for s in last if s != max(last)]  # the last minute is closed by the end of input
-        exact_first = sum(1 for s in full if first[s].users == last[s].users)
-        exact = {s: r.users for s, r in last.items()} == truth
-        print(f"| {lateness} s | {counting.partitions.total('late_frames'):,} | {counting.partitions.total('corrections')} "
-              f"| {exact_first} of {len(full)} | {max(short)} | {'yes' if exact else 'NO'} |")
+    rows = [measure(args.path, lateness, truth) for lateness in map(int, args.lateness.split(","))]
+    print(table(rows))
+    picture(rows, Path(args.path).name.split(".")[0], args.picture)
+    print(f"written to {args.picture}", file=sys.stderr)
     return 0
 
 

@@ -17,7 +17,7 @@ import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from bench.truth import unique_users
 from uniqcount import REPO
@@ -60,21 +60,22 @@ class Row:
     waits: tuple[int, ...]  # per minute closed by the watermark: seconds of event time to its first record
 
 
-def run(path: str, lateness: int, retention: int = 3600) -> tuple[Counting, Collect]:
-    settings = {**load(), "ALLOWED_LATENESS": lateness, "LATE_RETENTION": retention, "STATUS_INTERVAL": 0,
-                "EMIT_EARLY_EVERY": 0, "GRANULARITIES": parse_granularities("minute")}
+def run(frames: Iterable[bytes], **overrides: Any) -> tuple[Counting, Collect]:
+    """The core on `frames` one at a time (as a live stream polled frame by frame), minutes only,
+    with settings `overrides` (e.g. ALLOWED_LATENESS=5)."""
+    settings = {**load(), "LATE_RETENTION": 3600, "STATUS_INTERVAL": 0, "EMIT_EARLY_EVERY": 0,
+                "GRANULARITIES": parse_granularities("minute"), **overrides}
     counting: Counting | None = None
-    out = Collect(lambda: counting.partitions.watermark + lateness)
+    out = Collect(lambda: counting.partitions.watermark + settings["ALLOWED_LATENESS"])
     counting = Counting(settings, out, CountedOnly())
-    for batch in Input(path).batches():
-        for value in batch:
-            counting.process([value], [value])
+    for value in frames:
+        counting.process([value], [value])
     counting.flush_all()
     return counting, out
 
 
 def measure(path: str, lateness: int, truth: dict[int, int]) -> Row:
-    counting, out = run(path, lateness)
+    counting, out = run((frame for batch in Input(path).batches() for frame in batch), ALLOWED_LATENESS=lateness)
     first = {r.start: r for r in reversed(out.results)}
     last = {r.start: r for r in out.results}
     full = sorted(s for s in last if s != max(last))

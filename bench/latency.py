@@ -4,7 +4,10 @@ Replays a sample at `--speed` times its event-time pace (producer.py --rate) whi
 live, then reads both topics back. For each minute: when did the stream reach the minute's end (the
 CreateTime of the first input frame at or past it), and when was the minute's first record written
 (the output record's CreateTime). The difference is ALLOWED_LATENESS / speed plus the pipeline's own
-delay (batching, polling, producing); the latter is what this reports separately.
+delay (batching, polling, producing); the latter is what this reports separately. A reader with
+read_committed, polling the output topic all along, notes when it first sees each minute: that is
+what a downstream job sees, up to CHECKPOINT_SECONDS after the record was made (the checkpoint's
+transaction commits it).
 
     python -m bench.latency ../shared/data/sample-late.jsonl.gz --speed 10
 """
@@ -17,12 +20,36 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
+import time
 import uuid
+
+from kafka import KafkaConsumer, TopicPartition
 
 from uniqcount import REPO
 from uniqcount.core.frames import InvalidFrame, parse_frame
 from uniqcount.kafka_client.kafka_io import read_topic
 from uniqcount.runtime.config import load
+
+
+class Watcher(threading.Thread):
+    """Tails a topic with read_committed and notes when (wall clock, ms) each window end first shows."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        super().__init__(daemon=True)
+        self.reader = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                    isolation_level="read_committed", auto_offset_reset="earliest")
+        self.reader.assign([TopicPartition(topic, 0)])
+        self.seen: dict[int, float] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for batch in self.reader.poll(timeout_ms=100).values():
+                now = time.time() * 1000
+                for message in batch:
+                    self.seen.setdefault(json.loads(message.value)["window_end"], now)
+        self.reader.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,12 +65,17 @@ def main(argv: list[str] | None = None) -> int:
            "GRANULARITIES": "minute"}
     subprocess.run([sys.executable, "-m", "uniqcount.devtools.brokerctl", "topics"], env={**env, "RESET_TOPICS": "false"},
                    cwd=REPO, check=True, capture_output=True)
+    watcher = Watcher(settings["BOOTSTRAP_SERVERS"], env["OUTPUT_TOPIC"])
+    watcher.start()
     consumer = subprocess.Popen([sys.executable, str(REPO / "consumer.py"), "--quiet"], env=env, cwd=REPO,
                                 stderr=subprocess.PIPE)
     subprocess.run([sys.executable, str(REPO / "producer.py"), "--input", args.path, "--rate", str(args.speed)],
                    env=env, cwd=REPO, check=True, capture_output=True)
     consumer.send_signal(signal.SIGUSR1)
     consumer.wait(timeout=120)
+    time.sleep(1)
+    watcher.stop.set()
+    watcher.join()
 
     reached: dict[int, float] = {}  # minute end -> when the stream first got there (ms)
     newest = None
@@ -59,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     for message in read_topic(settings["BOOTSTRAP_SERVERS"], env["OUTPUT_TOPIC"]):
         record = json.loads(message.value)
         first_record.setdefault(record["window_end"], (message.timestamp, record))
-    delays = [(stamp - reached[end]) / 1000 for end, (stamp, record) in first_record.items()
+    closed = [end for end, (_, record) in first_record.items()
               if end in reached and record["late_frames"] == 0]  # the last minute closes at drain
+    delays = [(first_record[end][0] - reached[end]) / 1000 for end in closed]
+    visible = [(watcher.seen[end] - reached[end]) / 1000 for end in closed]
     expected = args.lateness / args.speed
     print(f"{len(delays)} minutes at {args.speed:g}x real time, lateness {args.lateness} s "
           f"({expected:.2f} s of wall clock at this speed):")
@@ -68,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
           f"max {max(delays):.2f} s wall clock")
     print(f"  pipeline's own delay beyond the lateness: median {statistics.median(delays) - expected:.3f} s, "
           f"max {max(delays) - expected:.3f} s")
+    print(f"  seen by a read_committed reader after the minute's end: median {statistics.median(visible):.2f} s, "
+          f"max {max(visible):.2f} s (checkpoint every {load()['CHECKPOINT_SECONDS']} s)")
     return 0
 
 

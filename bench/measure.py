@@ -52,13 +52,13 @@ def rates(summary: str) -> dict[str, float]:
 
 
 def machine() -> dict[str, str | int]:
-    """Cores, CPU model, OS and Python: what a reader needs to compare numbers."""
+    """When, and on what: cores, CPU model, OS and Python, so that a reader can compare numbers."""
     model = ""
     try:
         model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         model = platform.processor()
-    return {"cores": os.cpu_count() or 0, "cpu": model, "os": platform.platform(), "python": platform.python_version()}
+    return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": os.cpu_count() or 0, "cpu": model, "os": platform.platform(), "python": platform.python_version()}
 
 
 def generated_once(path: Path, generator_args: list[str]) -> Path:

@@ -68,7 +68,7 @@ def main() -> None:
     result = {"command": f"python -m bench.parsers --frames {args.frames}", "mean_frame_bytes": size,
               "machine": machine(), "rows": rows}
     write_result("parsers.json", result)
-    text = "\n".join([f"Measured with `{result['command']}` ({len(lines):,} frames of {size:,.0f} bytes on average).",
+    text = "\n".join([f"Measured {result['machine']['date']} with `{result['command']}` ({len(lines):,} frames of {size:,.0f} bytes on average).",
                       "", "| parser | frames/s | µs a frame |", "|---|---:|---:|",
                       *(f"| {r['parser']} | {r['frames_per_s']:,.0f} | {1e6 / r['frames_per_s']:.2f} |" for r in rows)])
     write_section(config.REPO / "docs" / "PERFORMANCE.md", "parsers", text, "Performance")

@@ -141,7 +141,7 @@ def main() -> None:
     write_result("serialization.json", result)
     m = result["machine"]
     write_section(config.REPO / "docs" / "SERIALIZATION.md", "serialization",
-                  f"Measured with `{result['command']}` on {len(lines):,} frames of the canonical sample, "
+                  f"Measured {m['date']} with `{result['command']}` on {len(lines):,} frames of the canonical sample, "
                   f"{m['cores']} cores ({m['cpu']}), Python {m['python']}.\n\n{table(rows)}", "Serialization")
     print(table(rows))
 

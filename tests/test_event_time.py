@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import random
 import signal
 import time
 from collections import defaultdict
@@ -12,6 +11,7 @@ from collections import defaultdict
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from bench.bit_flips import flip_high_bits
 from tests.helpers import (LATE, ORDERED, VIA, as_truth, follow, kafka_env, latest_per_key, needs_samples, of,
                            produce, run_consumer, script, start_consumer, truth_minutes,
                            truth_windows)
@@ -90,19 +90,6 @@ def too_late_by_brute_force(lines: list[bytes], lateness: int = 5) -> list[bytes
             late.append(line)
         seen = max(seen, ts)
     return late
-
-
-def flip_high_bits(lines: list[bytes], count: int, seed: int) -> tuple[list[bytes], dict[bytes, int]]:
-    """`count` frames with one bit of the top-level ts (bits 29-33: 17 to 272 years) flipped;
-    returns the new stream and each flipped frame with its new ts."""
-    rng = random.Random(seed)
-    out, flipped = list(lines), {}
-    for i in rng.sample(range(len(lines)), count):
-        frame = json.loads(lines[i])
-        frame["ts"] = int(float(frame["ts"])) ^ (1 << rng.randint(29, 33))
-        out[i] = json.dumps(frame, ensure_ascii=False).encode()
-        flipped[out[i]] = frame["ts"]
-    return out, flipped
 
 
 @needs_samples

@@ -74,10 +74,11 @@ def test_10000_messages_round_trip_byte_exact(bootstrap, topic_name):
 
 
 def brokerctl(home: Path, port: int, controller_port: int, *args: str) -> subprocess.CompletedProcess:
+    """`./run.sh broker ARGS`, the README's commands, on a broker of the test's own."""
     env = dict(os.environ, LOCAL_BROKER_DIR=str(home), BOOTSTRAP_SERVERS=f"127.0.0.1:{port}",
                LOCAL_CONTROLLER_PORT=str(controller_port), LOCAL_BROKER_HEAP="384m")
-    return subprocess.run([sys.executable, "-m", "uniqcount.devtools.brokerctl", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=180)
+    return subprocess.run(["./run.sh", "broker", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=180)
 
 
 def test_acknowledged_messages_survive_stop_and_crash(tmp_path):
@@ -90,6 +91,8 @@ def test_acknowledged_messages_survive_stop_and_crash(tmp_path):
         again = ctl("start")
         assert again.returncode == 0 and "already running" in again.stdout
         assert ctl("status").returncode == 0
+        logs = ctl("logs")
+        assert logs.returncode == 0 and "(kafka." in logs.stdout, logs.stdout[-2000:]  # its log4j lines
 
         acked = produce(bootstrap, "survive", random_messages(3000, seed=2))
         assert "stopped" in ctl("stop").stdout

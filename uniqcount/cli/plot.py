@@ -5,7 +5,7 @@ prints them) and draws, for one granularity, each window's latest record: the an
 topic keeps. Windows whose latest record is a correction (revision > 0) are marked; HyperLogLog
 windows get their 95% bounds as a band.
 
-    ./run.sh plot [--granularity minute] [--input results.jsonl] [--output docs/pictures/minute.png]
+    ./run.sh plot [--granularity minute] [--input results.jsonl] [--output results/minute.png]
 """
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = config.OneLineParser(prog="./run.sh plot", description=__doc__)
     parser.add_argument("--granularity", default="minute", choices=list(GRANULARITIES))
     parser.add_argument("--input", metavar="PATH", help="JSON lines of records [default: OUTPUT_TOPIC, read_committed]")
-    parser.add_argument("--output", metavar="PATH", help="the PNG [default: docs/pictures/<granularity>.png]")
+    parser.add_argument("--output", metavar="PATH", help="the PNG [default: results/<granularity>.png]")
     config.add_flags(parser, ["BOOTSTRAP_SERVERS", "OUTPUT_TOPIC"])
     args = parser.parse_args(argv)
     settings = config.from_args(args)
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     data = series(records, args.granularity)
     if not data.starts:
         return error(f"no {args.granularity} records in {source}")
-    path = Path(args.output) if args.output else REPO / "docs" / "pictures" / f"{args.granularity}.png"
+    path = Path(args.output) if args.output else REPO / "results" / f"{args.granularity}.png"
     draw(data, args.granularity, path, source)
     status(f"plot: {len(data.starts):,} {args.granularity} windows, {len(data.corrected):,} corrected, to {path}")
     return 0

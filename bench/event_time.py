@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from bench.measure import markdown_table
 from bench.truth import unique_users
 from uniqcount import REPO
 from uniqcount.core.granularities import parse_granularities
@@ -88,14 +89,12 @@ def measure(path: str, lateness: int, truth: dict[int, int]) -> Row:
 
 
 def table(rows: list[Row]) -> str:
-    lines = ["| `ALLOWED_LATENESS` | late frames | corrections | first record after the minute's end (event time) "
-             "| minutes exact at revision 0 | worst revision-0 shortfall (users) | latest records = truth |",
-             "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r.lateness} s | {r.late_frames:,} ({r.late_frames / r.frames:.2%}) | {r.corrections:,} "
-                     f"| median {statistics.median(r.waits):g} s, max {max(r.waits)} s | {r.exact_first} of {r.minutes} "
-                     f"| {r.worst_shortfall} | {'yes' if r.latest_exact else 'NO'} |")
-    return "\n".join(lines)
+    return markdown_table(
+        ["`ALLOWED_LATENESS`", "late frames", "corrections", "first record after the minute's end (event time)",
+         "minutes exact at revision 0", "worst revision-0 shortfall (users)", "latest records = truth"],
+        ([f"{r.lateness} s", f"{r.late_frames:,} ({r.late_frames / r.frames:.2%})", f"{r.corrections:,}",
+          f"median {statistics.median(r.waits):g} s, max {max(r.waits)} s", f"{r.exact_first} of {r.minutes}",
+          f"{r.worst_shortfall}", "yes" if r.latest_exact else "NO"] for r in rows))
 
 
 def picture(rows: list[Row], sample: str, path: Path = PICTURE) -> Any:

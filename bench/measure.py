@@ -80,6 +80,12 @@ def write_result(name: str, data: dict) -> Path:
     return out
 
 
+def markdown_table(header: list[str], rows: Iterable[list[str]], align: str = "---") -> str:
+    """A Markdown table; `align` is the separator of each column after the first (e.g. "---:")."""
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "|".join([align] * (len(header) - 1)) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
 def write_section(path: Path, name: str, text: str, title: str) -> None:
     """Put `text` between the `<!-- NAME:start -->` and `<!-- NAME:end -->` markers of a Markdown
     file (made with `title` when missing; the markers are appended when the file has none),

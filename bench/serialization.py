@@ -29,7 +29,7 @@ from uniqcount.core.frames import parse_frames
 from uniqcount.devtools.sample import ensure_sample
 from uniqcount.runtime import config
 
-from .measure import calls_per_second, first_lines, machine, write_result, write_section
+from .measure import calls_per_second, first_lines, machine, markdown_table, write_result, write_section
 
 CODECS = {"none": 0, "lz4": 3, "zstd": 4}
 BATCH_BYTES = 1 << 20
@@ -120,13 +120,11 @@ def measure(lines: list[bytes]) -> list[dict[str, Any]]:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| format | bytes/frame | in Kafka batches: none | lz4 | zstd | encode frames/s | decode uid/ts frames/s |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['format']} | {r['bytes']:,.0f} | {r['bytes_in_none_batches']:,.0f} | "
-                     f"{r['bytes_in_lz4_batches']:,.0f} | {r['bytes_in_zstd_batches']:,.0f} | "
-                     f"{r['encode_per_s']:,.0f} | {r['decode_uid_ts_per_s']:,.0f} |")
-    return "\n".join(lines)
+    return markdown_table(
+        ["format", "bytes/frame", "in Kafka batches: none", "lz4", "zstd", "encode frames/s", "decode uid/ts frames/s"],
+        ([r["format"], *(f"{r[k]:,.0f}" for k in ("bytes", "bytes_in_none_batches", "bytes_in_lz4_batches",
+                                                 "bytes_in_zstd_batches", "encode_per_s", "decode_uid_ts_per_s"))]
+         for r in rows), align="---:")
 
 
 def main() -> None:

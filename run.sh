@@ -12,7 +12,7 @@ usage() {
 usage: ./run.sh                      run the whole job: broker, sample, producer and consumer
        ./run.sh test [pytest args]   run the tests (starts a local broker if none answers)
        ./run.sh bench                the benchmark harness: results in docs/PERFORMANCE.md
-       ./run.sh plot [--granularity G] [--input F]   unique users per window as a PNG (docs/pictures/)
+       ./run.sh plot [--granularity G] [--input F]   unique users per window as a PNG (results/)
        ./run.sh broker start|stop|status|logs [-f]
        ./run.sh kafka-topics|kafka-console-consumer|kafka-console-producer|kafka-consumer-groups [args]
        ./run.sh help

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Counts unique users per minute, hour, day, week, month and year from the `events` topic (or a
 file / stdin). See --help."""
+import os
 import signal
 import sys
 
-signal.signal(signal.SIGINT, lambda *_: sys.exit(130))  # Ctrl-C while starting: no traceback
+# Ctrl-C while starting: exit 130 at once. An exception raised here could land inside an import's
+# callback and be printed there as a traceback.
+signal.signal(signal.SIGINT, lambda *_: os._exit(130))
 from uniqcount.cli import venv  # noqa: E402
 
 venv.ensure()

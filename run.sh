@@ -41,9 +41,12 @@ ensure_venv() {
 
 # Ctrl-C (or TERM): the scripts stop (the consumers commit what is acknowledged), one line, exit 130.
 stopped_by_user() {
-  local pid
+  local pid waited=0
+  kill -INT "$producer_pid" 2>/dev/null || true  # its own Ctrl-C path: the blocks on their way get 5 s
+  while kill -0 "$producer_pid" 2>/dev/null && [ "$waited" -lt 100 ]; do sleep 0.1; waited=$((waited + 1)); done
+  kill -TERM "$producer_pid" 2>/dev/null || true  # still there after 10 s: the Ctrl-C came while it started
   kill -TERM "${consumer_pids[@]}" 2>/dev/null || true  # they may be gone already (set -e would end run.sh here)
-  for pid in "${consumer_pids[@]}"; do
+  for pid in "$producer_pid" "${consumer_pids[@]}"; do
     while kill -0 "$pid" 2>/dev/null; do wait "$pid" 2>/dev/null || true; done
   done
   echo "run.sh: interrupted; the consumer committed what was acknowledged. ./run.sh starts over" >&2
@@ -54,7 +57,7 @@ stopped_by_user() {
 # stream out while the data loads. The consumers drain (SIGUSR1) once the producer is done.
 run_all() {
   ensure_venv
-  local t0=$SECONDS sample status=0 count instance pid
+  local t0=$SECONDS sample status=0 count instance pid producer_pid=""
   "$PY" -m uniqcount.devtools.brokerctl ensure
   "$PY" -m uniqcount.devtools.brokerctl topics
   sample=$("$PY" -m uniqcount.devtools.sample)
@@ -74,7 +77,12 @@ run_all() {
   fi
   interrupted=0
   trap 'interrupted=1; kill -TERM "${consumer_pids[@]}" 2>/dev/null || true' INT TERM
-  "$PY" producer.py --input "$sample" || status=$?
+  # A background job of this (non-interactive) shell, the producer starts with SIGINT ignored, so a
+  # Ctrl-C while Python starts up cannot end in a traceback; its first line then takes SIGINT over.
+  # A trap ends the wait at once (it would wait for a foreground command to end).
+  "$PY" producer.py --input "$sample" &
+  producer_pid=$!
+  wait "$producer_pid" || status=$?
   [ "$interrupted" -eq 0 ] && [ "$status" -ne 130 ] || stopped_by_user
   if [ "$status" -ne 0 ]; then
     kill -TERM "${consumer_pids[@]}" 2>/dev/null || true; wait "${consumer_pids[@]}" || true

@@ -15,9 +15,10 @@ import gzip
 import json
 import random
 import sys
-from collections import defaultdict
 
 from bench.event_time import run
+from bench.measure import markdown_table
+from bench.truth import of_frames
 
 
 def flip_high_bits(lines: list[bytes], count: int, seed: int) -> tuple[list[bytes], dict[bytes, int]]:
@@ -33,15 +34,6 @@ def flip_high_bits(lines: list[bytes], count: int, seed: int) -> tuple[list[byte
     return out, flipped
 
 
-def minutes_of(lines: list[bytes]) -> dict[int, int]:
-    users: dict[int, set[str]] = defaultdict(set)
-    for line in lines:
-        frame = json.loads(line)
-        ts = int(float(frame["ts"]))
-        users[ts - ts % 60].add(frame["uid"])
-    return {start: len(uids) for start, uids in users.items()}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path")
@@ -49,20 +41,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=4)
     args = parser.parse_args(argv)
     lines = gzip.decompress(open(args.path, "rb").read()).splitlines()
-    print("| frames flipped | `OUTLIER_JUMP` | dead-lettered | minutes of the other frames right | "
-          "frames counted |")
-    print("|---|---|---|---|---|")
+    rows = []
     for flips in map(int, args.flips.split(",")):
         stream, flipped = flip_high_bits(lines, flips, args.seed)
-        truth = minutes_of([line for line in stream if line not in flipped])
+        truth = {start: n for (_, start), n in of_frames((line for line in stream if line not in flipped),
+                                                          ["minute"]).items()}
         for jump in (600, 0):
             counting, out = run(stream, OUTLIER_JUMP=jump)
             latest = {r.start: r.users for r in out.results}
             right = sum(1 for start, users in truth.items() if latest.get(start) == users)
             dead = counting.partitions.rejected
-            counted = counting.partitions.total("counted_frames")
             reasons = ", ".join(f"{reason} {n:,}" for reason, n in sorted(dead.items()))
-            print(f"| {flips} | {jump} | {sum(dead.values()):,} ({reasons}) | {right} of {len(truth)} | {counted:,} of {len(stream):,} |")
+            rows.append([str(flips), str(jump), f"{sum(dead.values()):,} ({reasons})", f"{right} of {len(truth)}",
+                         f"{counting.partitions.total('counted_frames'):,} of {len(stream):,}"])
+    print(markdown_table(["frames flipped", "`OUTLIER_JUMP`", "dead-lettered", "minutes of the other frames right",
+                          "frames counted"], rows))
     return 0
 
 

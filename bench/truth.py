@@ -6,6 +6,7 @@ import gzip
 import json
 from collections import defaultdict
 from pathlib import Path
+from typing import Iterable
 
 from uniqcount.core.granularities import GRANULARITIES
 
@@ -21,22 +22,29 @@ def unique_users(sample: str | Path) -> dict[tuple[str, int], int]:
 
 
 def by_full_parse(sample: str | Path) -> dict[tuple[str, int], int]:
-    """The same from the frames themselves: top-level uid (a string) and ts (a number or a numeric
-    string), every other frame skipped. Each uid is stored once, as a small int."""
+    """The same from the frames themselves (`of_frames` on the gzipped sample's lines)."""
+    with gzip.open(sample, "rb") as lines:
+        return of_frames(lines)
+
+
+def of_frames(lines: Iterable[bytes], granularities: Iterable[str] = GRANULARITIES) -> dict[tuple[str, int], int]:
+    """Exact unique users per (granularity, window start) of these frames by a full json.loads: the
+    top-level uid (a string) and ts (a number or a numeric string), every other frame skipped. Each
+    uid is stored once, as a small int."""
+    chosen = {name: GRANULARITIES[name] for name in granularities}
     ids: dict[str, int] = {}
     users: dict[tuple[str, int], set[int]] = defaultdict(set)
-    with gzip.open(sample, "rb") as lines:
-        for line in lines:
-            try:
-                frame = json.loads(line)
-                uid, ts = frame["uid"], int(float(frame["ts"]))
-            except (ValueError, KeyError, TypeError):
-                continue
-            if not isinstance(uid, str):
-                continue
-            user = ids.setdefault(uid, len(ids))
-            for name, granularity in GRANULARITIES.items():
-                users[name, granularity.start(ts)].add(user)
+    for line in lines:
+        try:
+            frame = json.loads(line)
+            uid, ts = frame["uid"], int(float(frame["ts"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+        if not isinstance(uid, str):
+            continue
+        user = ids.setdefault(uid, len(ids))
+        for name, granularity in chosen.items():
+            users[name, granularity.start(ts)].add(user)
     return {key: len(members) for key, members in users.items()}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import uuid
@@ -129,3 +130,10 @@ def run_consumer(via: str, data: bytes, *args: str, request, tmp_path: Path) -> 
     assert [m.key.decode() for m in messages] == [f"{r['granularity']}:{r['window_start']}" for r in records]
     dead = [(dict(m.headers)["reason"], m.value) for m in read_topic(bootstrap, env["DLQ_TOPIC"])]
     return records, dead, result.stderr.decode()
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) of a PNG file, which must be one."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", data[16:24])

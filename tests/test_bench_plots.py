@@ -5,21 +5,19 @@ from __future__ import annotations
 import gzip
 import json
 import statistics
-import struct
 
 from bench import event_time
 from bench.measure import RESULTS
 from bench.plots import DPI, HEIGHT, WIDTH, harness_picture
 from bench.truth import unique_users
-from tests.helpers import LATE, needs_samples
+from tests.helpers import LATE, needs_samples, png_size
 
 
 def test_the_harness_picture_shows_each_steps_frames_per_second(tmp_path):
     report = json.loads((RESULTS / "bench.json").read_text())  # the last ./run.sh bench, committed
     path = tmp_path / "bench.png"
     axes = harness_picture(report, path)
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", data[16:24]) == (int(WIDTH * DPI), int(HEIGHT * DPI))
+    assert png_size(path) == (int(WIDTH * DPI), int(HEIGHT * DPI))
     bars = {tick.get_text(): patch.get_width() for tick, patch in zip(axes.get_yticklabels(), axes.patches)}
     assert bars == {r["step"]: r["frames_per_s"] for r in report["results"]}
     assert axes.get_xlabel() == "frames per second (best run)" and report["date"] in axes.get_title()
@@ -56,8 +54,7 @@ def test_the_event_time_picture_shows_the_measured_trade_off(tmp_path):
     rows = [event_time.measure(str(LATE), lateness, truth) for lateness in (0, 5, 10)]
     path = tmp_path / "event-time.png"
     late_axes, short_axes = event_time.picture(rows, "sample-late", path)
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", data[16:24]) == (1000, 450)
+    assert png_size(path) == (1000, 450)
     (line,) = late_axes.get_lines()
     expected = [late_and_waits(stamps, lateness) for lateness in (0, 5, 10)]
     assert list(line.get_xdata()) == [statistics.median(waits) for _, waits in expected]

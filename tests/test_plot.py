@@ -3,14 +3,13 @@ latest record, corrections marked, HyperLogLog bounds as a band, at the size pro
 from __future__ import annotations
 
 import json
-import struct
 import subprocess
 import sys
 from datetime import datetime, timezone
 
 from matplotlib.dates import num2date
 
-from tests.helpers import LATE, needs_samples, script
+from tests.helpers import LATE, needs_samples, png_size, script
 from uniqcount import REPO
 from uniqcount.cli.plot import DPI, HEIGHT, WIDTH, draw, series
 
@@ -19,11 +18,6 @@ pytestmark = needs_samples
 
 def plot(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "uniqcount.cli.plot", *args], cwd=REPO, capture_output=True, timeout=120)
-
-
-def png_size(data: bytes) -> tuple[int, int]:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    return struct.unpack(">II", data[16:24])
 
 
 def latest(records: list[dict], granularity: str) -> dict[int, dict]:
@@ -43,7 +37,7 @@ def test_a_picture_of_the_latest_records_of_sample_late(tmp_path):
     picture = tmp_path / "minute.png"
     plotted = plot("--input", str(results), "--output", str(picture))
     assert plotted.returncode == 0, plotted.stderr
-    assert png_size(picture.read_bytes()) == (int(WIDTH * DPI), int(HEIGHT * DPI))
+    assert png_size(picture) == (int(WIDTH * DPI), int(HEIGHT * DPI))
     expected = latest(records, "minute")
     axes = draw(series(records, "minute"), "minute", tmp_path / "again.png", "sample-late")
     line, corrections = axes.get_lines()

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import signal
-import struct
 import subprocess
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench.truth import by_full_parse
-from tests.helpers import LATE, latest_per_key, needs_samples, truth_minutes
+from tests.helpers import LATE, latest_per_key, needs_samples, png_size, truth_minutes
 from uniqcount import REPO
 from uniqcount.kafka_client.kafka_io import read_topic
 
@@ -153,12 +152,6 @@ def test_a_broker_that_does_not_answer_stops_run_sh_in_the_line_shown():
     assert re.sub(r" \(fix .*", "", done.stderr.strip()) in shown
 
 
-def png_size(path: Path) -> tuple[int, int]:
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    return struct.unpack(">II", data[16:24])
-
-
 def latest(records: list[dict]) -> dict[tuple[str, int], dict]:
     return {(r["granularity"], r["window_start"]): r for r in records}
 
@@ -198,7 +191,7 @@ def test_run_sh_and_what_the_readme_does_with_its_results(bootstrap):
     records = [json.loads(line) for line in run.stdout.splitlines()]
     final = {key: r for key, r in latest(records).items() if r["final"]}
     sample = REPO / "data" / "stream.jsonl.gz"
-    truth = {key: users for key, users in by_full_parse(sample).items()}
+    truth = by_full_parse(sample)
     assert_right(final, truth)
     with gzip.open(sample, "rb") as lines:
         frames = sum(1 for line in lines if line.strip())

@@ -16,9 +16,9 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from tests.helpers import LATE, as_truth, kafka_env, latest_per_key, needs_samples, script, truth_windows
+from tests.helpers import LATE, kafka_env, latest_per_key, needs_samples, script, truth_windows
 from tests.test_exactly_once import batch_free, finals, paced_producer, wait_for
-from tests.test_faults import assert_no_duplicates, assert_truth, records_of, sample_lines, start_consumer
+from tests.test_faults import assert_truth, records_of, sample_lines, start_consumer
 from uniqcount.kafka_client.block_producer import BlockSender
 from uniqcount.kafka_client.kafka_io import read_topic
 from uniqcount.kafka_client.keyed import default_partition
@@ -78,13 +78,7 @@ def assert_exact_once_each(bootstrap: str, env: dict) -> None:
     """The truth at every granularity (counted with HLL: frames exact, users within bounds), no
     record twice, and each window's final records revisions 0, 1, 2, ..."""
     no_open_transaction(bootstrap, env["OUTPUT_TOPIC"])
-    if env.get("EXACT_UP_TO") == "year":
-        records = records_of(bootstrap, env["OUTPUT_TOPIC"])
-        assert_no_duplicates(records)
-        for granularity in ("minute", "hour", "day", "week", "month", "year"):
-            assert as_truth(latest_per_key(records, granularity)) == truth_windows(LATE, granularity), granularity
-    else:
-        assert_truth(bootstrap, env)
+    assert_truth(bootstrap, env)
     batch_free(finals(bootstrap, env["OUTPUT_TOPIC"]))
     assert not any(m.key.decode().count(":") != 1 for m in read_topic(bootstrap, env["OUTPUT_TOPIC"]))
 

@@ -10,7 +10,9 @@ die() { echo "error: $*" >&2; exit 1; }
 usage() {
   cat <<'USAGE'
 usage: ./run.sh                      run the whole job: broker, sample, producer and consumer
-       ./run.sh test [pytest args]   run the tests (starts a local broker if none answers)
+       ./run.sh test [pytest args]   run the tests (starts a local broker if none answers);
+                                     ./run.sh test tests/core: the pure core's, in seconds
+       ./run.sh lint                 ruff and mypy (strict on the core), as CI runs them
        ./run.sh bench                the benchmark harness: results in docs/PERFORMANCE.md
        ./run.sh plot [--granularity G] [--input F]   unique users per window as a PNG (results/)
        ./run.sh broker start|stop|status|logs [-f]
@@ -106,6 +108,10 @@ case "$cmd" in
   test)
     ensure_venv
     exec "$PY" -m pytest "$@" ;;
+  lint)
+    ensure_venv
+    "$PY" -m ruff check .
+    exec "$PY" -m mypy ;;
   plot)
     ensure_venv
     exec "$PY" -m uniqcount.cli.plot "$@" ;;

@@ -81,7 +81,7 @@ def main() -> int:
                  {**kafka, "OUTPUT_TOPIC": f"{output}-baseline"}, args.repeat),
         ]
     finally:
-        admin = KafkaAdminClient(bootstrap_servers=settings["BOOTSTRAP_SERVERS"])
+        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
         admin.delete_topics([t for t in admin.list_topics() if run in t])
         admin.close()
     ratio = results[1]["frames_per_s"] / results[4]["frames_per_s"]

@@ -20,11 +20,11 @@ from uniqcount.runtime.config import load
 
 def main() -> int:
     settings = load()
-    consumer = KafkaConsumer(settings["TOPIC"], bootstrap_servers=settings["BOOTSTRAP_SERVERS"],
+    consumer = KafkaConsumer(settings.topic, bootstrap_servers=settings.bootstrap_servers,
                              group_id=f"baseline-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest",
                              enable_auto_commit=False)
     rejoins_until_joined(consumer)  # the library's rebalance bug, not a speed-up: see kafka_io
-    producer = KafkaProducer(bootstrap_servers=settings["BOOTSTRAP_SERVERS"])
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers)
     started, frames, size = time.monotonic(), 0, 0
     minute, users = None, set()
     ends = None
@@ -34,7 +34,7 @@ def main() -> int:
                 frame = json.loads(message.value)
                 current = int(frame["ts"]) // 60
                 if minute is not None and current > minute:
-                    producer.send(settings["OUTPUT_TOPIC"], json.dumps({"minute": minute * 60,
+                    producer.send(settings.output_topic, json.dumps({"minute": minute * 60,
                                                                         "users": len(users)}).encode())
                     users = set()
                 minute = current if minute is None else max(minute, current)
@@ -45,7 +45,7 @@ def main() -> int:
             ends = consumer.end_offsets(list(consumer.assignment()))
         if ends and all(consumer.position(tp) >= end for tp, end in ends.items()):
             break
-    producer.send(settings["OUTPUT_TOPIC"], json.dumps({"minute": minute * 60, "users": len(users)}).encode())
+    producer.send(settings.output_topic, json.dumps({"minute": minute * 60, "users": len(users)}).encode())
     producer.flush()
     seconds = time.monotonic() - started
     print(f"baseline: done: {frames:,} frames, {size / 1e6:,.1f} MB in {seconds:.1f} s: "

@@ -47,13 +47,13 @@ def main(argv: list[str] | None = None) -> int:
         truth = {start: n for (_, start), n in of_frames((line for line in stream if line not in flipped),
                                                           ["minute"]).items()}
         for jump in (600, 0):
-            counting, out = run(stream, OUTLIER_JUMP=jump)
+            counting, out = run(stream, outlier_jump=jump)
             latest = {r.start: r.users for r in out.results}
             right = sum(1 for start, users in truth.items() if latest.get(start) == users)
-            dead = counting.partitions.rejected
+            dead = counting.counters.rejected
             reasons = ", ".join(f"{reason} {n:,}" for reason, n in sorted(dead.items()))
             rows.append([str(flips), str(jump), f"{sum(dead.values()):,} ({reasons})", f"{right} of {len(truth)}",
-                         f"{counting.partitions.total('counted_frames'):,} of {len(stream):,}"])
+                         f"{counting.counters.total('counted_frames'):,} of {len(stream):,}"])
     print(markdown_table(["frames flipped", "`OUTLIER_JUMP`", "dead-lettered", "minutes of the other frames right",
                           "frames counted"], rows))
     return 0

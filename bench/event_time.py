@@ -63,11 +63,11 @@ class Row:
 
 def run(frames: Iterable[bytes], **overrides: Any) -> tuple[Counting, Collect]:
     """The core on `frames` one at a time (as a live stream polled frame by frame), minutes only,
-    with settings `overrides` (e.g. ALLOWED_LATENESS=5)."""
-    settings = {**load(), "LATE_RETENTION": 3600, "STATUS_INTERVAL": 0, "EMIT_EARLY_EVERY": 0,
-                "GRANULARITIES": parse_granularities("minute"), **overrides}
+    with settings `overrides` (e.g. allowed_lateness=5)."""
+    settings = load().replace(late_retention=3600, status_interval=0, emit_early_every=0,
+                              granularities=parse_granularities("minute"), **overrides)
     counting: Counting | None = None
-    out = Collect(lambda: counting.partitions.watermark + settings["ALLOWED_LATENESS"])
+    out = Collect(lambda: counting.counters.watermark + settings.allowed_lateness)
     counting = Counting(settings, out, CountedOnly())
     for value in frames:
         counting.process([value], [value])
@@ -76,12 +76,12 @@ def run(frames: Iterable[bytes], **overrides: Any) -> tuple[Counting, Collect]:
 
 
 def measure(path: str, lateness: int, truth: dict[int, int]) -> Row:
-    counting, out = run((frame for batch in Input(path).batches() for frame in batch), ALLOWED_LATENESS=lateness)
+    counting, out = run((frame for batch in Input(path).batches() for frame in batch), allowed_lateness=lateness)
     first = {r.start: r for r in reversed(out.results)}
     last = {r.start: r for r in out.results}
     full = sorted(s for s in last if s != max(last))
-    return Row(lateness, counting.meter.frames, counting.partitions.total("late_frames"),
-               counting.partitions.total("corrections"), len(full),
+    return Row(lateness, counting.meter.frames, counting.counters.total("late_frames"),
+               counting.counters.total("corrections"), len(full),
                sum(1 for s in full if first[s].users == last[s].users),
                max(last[s].users - first[s].users for s in last),
                {s: r.users for s, r in last.items()} == truth,

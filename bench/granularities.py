@@ -23,6 +23,7 @@ from uniqcount import REPO
 from uniqcount.core.counters import hll_relative_standard_error
 from uniqcount.core.granularities import GRANULARITIES
 
+
 def generated(days: int) -> Path:
     """One frame per second for `days` days, 50,000 users, 256-byte frames (the traps kept)."""
     return generated_once(REPO / "data" / f"generated-{days}d.jsonl.gz",

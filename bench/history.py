@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=20, help="seconds of event time between frames")
     args = parser.parse_args(argv)
     path = history(args.days, args.every)
-    bootstrap = load()["BOOTSTRAP_SERVERS"]
+    bootstrap = load().bootstrap_servers
     run = uuid.uuid4().hex[:8]
     env = {"TOPIC": f"history-{run}", "OUTPUT_TOPIC": f"history-out-{run}", "DLQ_TOPIC": f"history-dlq-{run}",
            "CONSUMER_GROUP": f"history-{run}", "STATUS_INTERVAL": "0"}

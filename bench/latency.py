@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path")
     parser.add_argument("--speed", type=float, default=10.0)
-    parser.add_argument("--lateness", type=int, default=settings["ALLOWED_LATENESS"])
+    parser.add_argument("--lateness", type=int, default=settings.allowed_lateness)
     args = parser.parse_args(argv)
     run = uuid.uuid4().hex[:8]
     env = {**os.environ, "TOPIC": f"lat-{run}", "OUTPUT_TOPIC": f"lat-out-{run}", "DLQ_TOPIC": f"lat-dlq-{run}",
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
            "GRANULARITIES": "minute"}
     subprocess.run([sys.executable, "-m", "uniqcount.devtools.brokerctl", "topics"], env={**env, "RESET_TOPICS": "false"},
                    cwd=REPO, check=True, capture_output=True)
-    watcher = Watcher(settings["BOOTSTRAP_SERVERS"], env["OUTPUT_TOPIC"])
+    watcher = Watcher(settings.bootstrap_servers, env["OUTPUT_TOPIC"])
     watcher.start()
     consumer = subprocess.Popen([sys.executable, str(REPO / "consumer.py"), "--quiet"], env=env, cwd=REPO,
                                 stderr=subprocess.PIPE)
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
     reached: dict[int, float] = {}  # minute end -> when the stream first got there (ms)
     newest = None
-    for message in read_topic(settings["BOOTSTRAP_SERVERS"], env["TOPIC"]):
+    for message in read_topic(settings.bootstrap_servers, env["TOPIC"]):
         try:
             ts = parse_frame(message.value)[1]
         except InvalidFrame:
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         end = newest - newest % 60
         reached.setdefault(end, message.timestamp)
     first_record: dict[int, tuple[float, dict]] = {}
-    for message in read_topic(settings["BOOTSTRAP_SERVERS"], env["OUTPUT_TOPIC"]):
+    for message in read_topic(settings.bootstrap_servers, env["OUTPUT_TOPIC"]):
         record = json.loads(message.value)
         first_record.setdefault(record["window_end"], (message.timestamp, record))
     closed = [end for end, (_, record) in first_record.items()
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  pipeline's own delay beyond the lateness: median {statistics.median(delays) - expected:.3f} s, "
           f"max {max(delays) - expected:.3f} s")
     print(f"  seen by a read_committed reader after the minute's end: median {statistics.median(visible):.2f} s, "
-          f"max {max(visible):.2f} s (checkpoint every {load()['CHECKPOINT_SECONDS']} s)")
+          f"max {max(visible):.2f} s (checkpoint every {load().checkpoint_seconds} s)")
     return 0
 
 

@@ -74,7 +74,7 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=100, help="users in each window")
     parser.add_argument("--repeat", type=int, default=3, help="restores of each state (the median is reported)")
     args = parser.parse_args()
-    bootstrap = load()["BOOTSTRAP_SERVERS"]
+    bootstrap = load().bootstrap_servers
     results = [measure(bootstrap, windows, args.users, args.repeat) for windows in (1, 100, 10_000)]
     report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
               "command": f"python -m bench.restore --users {args.users} --repeat {args.repeat}", "results": results}

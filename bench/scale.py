@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args(argv)
     settings = load()
-    bootstrap = settings["BOOTSTRAP_SERVERS"]
+    bootstrap = settings.bootstrap_servers
     sample = str(ensure_sample(settings))
     frames = 1_000_000
     results = []

@@ -68,9 +68,14 @@ def formats() -> dict[str, tuple[Callable[[dict], Any], Callable[[Any], bytes], 
     """name -> (frame dict to what is encoded, encoder, decoder of uid/ts)."""
     json_uid_ts = msgspec.json.Decoder(UidTs).decode
     msgpack_uid_ts = msgspec.msgpack.Decoder(UidTs).decode
-    reduced = (lambda frame: {"uid": frame["uid"], "ts": frame["ts"]})
-    avro_rest = (lambda frame: {"uid": frame["uid"], "ts": frame["ts"], "rest": msgspec.json.encode(
-        {k: v for k, v in frame.items() if k not in ("uid", "ts")}).decode()})
+
+    def reduced(frame: dict) -> dict:
+        return {"uid": frame["uid"], "ts": frame["ts"]}
+
+    def avro_rest(frame: dict) -> dict:
+        return {"uid": frame["uid"], "ts": frame["ts"], "rest": msgspec.json.encode(
+            {k: v for k, v in frame.items() if k not in ("uid", "ts")}).decode()}
+
     return {
         "JSON, full (as produced)": (lambda f: f, msgspec.json.encode, json_uid_ts),
         "JSON, uid/ts": (reduced, msgspec.json.encode, json_uid_ts),

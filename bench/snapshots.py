@@ -18,13 +18,13 @@ from bench.measure import machine, write_result
 from uniqcount.core.frames import parse_frames
 from uniqcount.core.partition import PartitionCounter
 from uniqcount.core.state import Snapshots, restore
-from uniqcount.runtime.config import load
+from uniqcount.runtime.config import Settings, load
 from uniqcount.runtime.sources import Input
 
 
-def counter(settings: dict) -> PartitionCounter:
-    return PartitionCounter(settings["ALLOWED_LATENESS"], settings["LATE_RETENTION"], settings["OUTLIER_JUMP"],
-                            settings["GRANULARITIES"], settings["EXACT_UP_TO"], settings["HLL_LG_K"])
+def counter(settings: Settings) -> PartitionCounter:
+    return PartitionCounter(settings.allowed_lateness, settings.late_retention, settings.outlier_jump,
+                            settings.granularities, settings.exact_up_to, settings.hll_lg_k)
 
 
 def measure(path: str, every: int) -> dict:
@@ -59,7 +59,7 @@ def measure(path: str, every: int) -> dict:
     sizes = [t["bytes"] for t in taken]
     times = [t["ms"] for t in taken]
     return {"path": path, "frames": frames, "every_seconds": every, "snapshots": len(taken),
-            "granularities": [g.name for g in settings["GRANULARITIES"]], "exact_up_to": settings["EXACT_UP_TO"],
+            "granularities": [g.name for g in settings.granularities], "exact_up_to": settings.exact_up_to,
             "incremental_bytes_median": statistics.median(sizes), "incremental_bytes_max": max(sizes),
             "incremental_entries_median": statistics.median(t["entries"] for t in taken),
             "incremental_ms_median": round(statistics.median(times), 2), "incremental_ms_max": round(max(times), 2),

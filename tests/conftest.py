@@ -7,11 +7,9 @@ import uuid
 from typing import Iterator
 
 import pytest
-
 from kafka import KafkaAdminClient
 
 from uniqcount.devtools import brokerctl
-
 from uniqcount.devtools.localbroker import BrokerError
 from uniqcount.runtime import config
 
@@ -23,9 +21,9 @@ def bootstrap() -> Iterator[str]:
         started = brokerctl.ensure(settings, allow_docker=False)
     except BrokerError as exc:
         pytest.fail(f"no Kafka broker for the tests: {exc}", pytrace=False)
-    before = _topics(settings["BOOTSTRAP_SERVERS"])
-    yield settings["BOOTSTRAP_SERVERS"]
-    _delete_new_test_topics(settings["BOOTSTRAP_SERVERS"], before)
+    before = _topics(settings.bootstrap_servers)
+    yield settings.bootstrap_servers
+    _delete_new_test_topics(settings.bootstrap_servers, before)
     if started is not None:
         started.stop()
 

@@ -7,7 +7,6 @@ Frames that are not counted go to the dead-letter topic (with --input: to --dlq 
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from kafka.errors import KafkaError
 
@@ -15,13 +14,16 @@ from uniqcount.kafka_client import kafka_io
 from uniqcount.kafka_client.internals import LibraryMismatch
 from uniqcount.kafka_client.sends import SendFailed
 from uniqcount.runtime import config
-from uniqcount.runtime.checkpoint import StateMismatch
-from uniqcount.runtime.consumer_loop import FencedOut, PartitionsChanged, TransactionsRefused, run_kafka
+from uniqcount.runtime.committer import FencedOut, TransactionsRefused
+from uniqcount.runtime.config import Settings
+from uniqcount.runtime.consumer_loop import PartitionsChanged
 from uniqcount.runtime.counting import Counting
+from uniqcount.runtime.kafka_run import run_kafka
 from uniqcount.runtime.outage import BrokerLost
 from uniqcount.runtime.outputs import CountedOnly, DeadLetters, FileDeadLetters, OutputError, Records
 from uniqcount.runtime.progress import error, status
 from uniqcount.runtime.sources import Input, InputError
+from uniqcount.runtime.state_log import StateMismatch
 
 SETTINGS = ["BOOTSTRAP_SERVERS", "TOPIC", "CONSUMER_GROUP", "OUTPUT_TOPIC", "DLQ_TOPIC", "ALLOWED_LATENESS",
             "LATE_RETENTION", "OUTLIER_JUMP", "GRANULARITIES", "EXACT_UP_TO", "HLL_LG_K", "EMIT_EARLY_EVERY", "IDLE_FLUSH_SECONDS", "STATUS_INTERVAL",
@@ -30,16 +32,16 @@ SETTINGS = ["BOOTSTRAP_SERVERS", "TOPIC", "CONSUMER_GROUP", "OUTPUT_TOPIC", "DLQ
             "SESSION_TIMEOUT_MS", "CHECKPOINT_SECONDS", "INSTANCE_ID", "INPUT_KEYED_BY_UID"]
 
 
-def run_input(args: argparse.Namespace, settings: dict[str, Any]) -> int:
+def run_input(args: argparse.Namespace, settings: Settings) -> int:
     source = Input(args.input)
     dead_letters: DeadLetters = FileDeadLetters(args.dlq) if args.dlq else CountedOnly()
     producer = sends = None
     if args.OUTPUT_TOPIC is not None:  # with --input, Kafka output only when asked for
-        kafka_io.require_broker(settings["BOOTSTRAP_SERVERS"])
+        kafka_io.require_broker(settings.bootstrap_servers)
         kafka_io.create_topics(settings, roles=["OUTPUT_TOPIC"])
         producer = kafka_io.producer(settings)
-        sends = kafka_io.checked_sends(producer, settings, [settings["OUTPUT_TOPIC"]])
-    counting = Counting(settings, Records(args.quiet, sends, settings["OUTPUT_TOPIC"]), dead_letters)
+        sends = kafka_io.checked_sends(producer, settings, [settings.output_topic])
+    counting = Counting(settings, Records(args.quiet, sends, settings.output_topic), dead_letters)
     status(f"consumer: reading {source.name}: no offsets and no checkpoints here; a run cut short is run again "
            "from the start, and what it wrote before stays written")
     for batch in source.batches():
@@ -51,7 +53,7 @@ def run_input(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     dead_letters.close()
     if sends is not None:
         sends.settle(None)  # every record acknowledged, or SendFailed
-        producer.close()
+        sends.producer.close()
     blank = f"; {source.blank_lines:,} blank lines skipped" if source.blank_lines else ""
     status(counting.summary() + blank)
     return 0

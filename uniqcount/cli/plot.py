@@ -20,6 +20,7 @@ from uniqcount import REPO
 from uniqcount.core.granularities import GRANULARITIES
 from uniqcount.kafka_client import kafka_io
 from uniqcount.runtime import config
+from uniqcount.runtime.config import Settings
 from uniqcount.runtime.progress import error, status
 
 WIDTH, HEIGHT, DPI = 10.0, 4.0, 100  # inches and dots per inch: a 1000 x 400 picture
@@ -54,7 +55,7 @@ def draw(data: Series, granularity: str, path: Path, source: str) -> Any:
     from matplotlib import pyplot
     from matplotlib.dates import DateFormatter
 
-    times = [datetime.fromtimestamp(t, timezone.utc) for t in data.starts]
+    times: list[Any] = [datetime.fromtimestamp(t, timezone.utc) for t in data.starts]  # matplotlib plots datetimes
     figure, axes = pyplot.subplots(figsize=(WIDTH, HEIGHT), dpi=DPI)
     axes.plot(times, data.users, marker="o", markersize=3, linewidth=1.2, label="unique users (latest record)")
     if data.lower is not None and data.upper is not None:
@@ -77,7 +78,7 @@ def draw(data: Series, granularity: str, path: Path, source: str) -> Any:
     return axes
 
 
-def read_records(args: argparse.Namespace, settings: dict[str, Any]) -> tuple[list[dict], str]:
+def read_records(args: argparse.Namespace, settings: Settings) -> tuple[list[dict], str]:
     if args.input:
         try:
             with open(args.input, "rb") as lines:
@@ -86,9 +87,9 @@ def read_records(args: argparse.Namespace, settings: dict[str, Any]) -> tuple[li
             raise SystemExit(f"error: cannot read {args.input}: {exc.strerror or exc}") from None
         except ValueError as exc:
             raise SystemExit(f"error: {args.input} is not JSON lines of records: {exc}") from None
-    kafka_io.require_broker(settings["BOOTSTRAP_SERVERS"])
-    topic = settings["OUTPUT_TOPIC"]
-    return [json.loads(bytes(m.value)) for m in kafka_io.read_topic(settings["BOOTSTRAP_SERVERS"], topic)], topic
+    kafka_io.require_broker(settings.bootstrap_servers)
+    topic = settings.output_topic
+    return [json.loads(bytes(m.value)) for m in kafka_io.read_topic(settings.bootstrap_servers, topic)], topic
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ import sys
 import time
 import uuid
 from collections import deque
-from typing import Any, Iterator
+from typing import Iterator, Sequence
 
 from kafka.errors import KafkaError
 from kafka.producer.future import FutureProduceResult
@@ -26,8 +26,10 @@ from uniqcount.kafka_client.internals import LibraryMismatch
 from uniqcount.kafka_client.keyed import UidPartitions
 from uniqcount.kafka_client.landed import Landed, read_back, source_id
 from uniqcount.runtime import config
+from uniqcount.runtime.config import Settings
 from uniqcount.runtime.outage import BrokerLost, Outage
 from uniqcount.runtime.progress import Meter, error, status
+from uniqcount.runtime.setting_types import at_least
 from uniqcount.runtime.sources import Input, InputError
 
 SETTINGS = ["BOOTSTRAP_SERVERS", "TOPIC", "PRODUCER_COMPRESSION", "PRODUCER_BATCH_BYTES", "SAMPLE_PATH",
@@ -135,7 +137,7 @@ class InFlight:
             self._wait_oldest()
 
 
-def send(sender: BlockSender, keyed: UidPartitions | None, values: list[bytes], lines: list[int],
+def send(sender: BlockSender, keyed: UidPartitions | None, values: list[bytes], lines: Sequence[int],
          flush: bool = False) -> list[FutureProduceResult]:
     """A block to the partitions in turn; or (--key uid) each frame to its user's partition, a block
     once a partition has a whole one (`flush`: whatever each has now)."""
@@ -145,15 +147,15 @@ def send(sender: BlockSender, keyed: UidPartitions | None, values: list[bytes], 
             for future in sender.send(block, block_lines, keys, partition)]
 
 
-def run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
-    path = args.input or str(REPO / settings["SAMPLE_PATH"])
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    path = args.input or str(REPO / settings.sample_path)
     if args.resume and path == "-":
         raise InputError("--resume needs a file: what stdin gave before is gone")
     if args.resume and args.key:
         raise InputError("--resume and --key uid do not go together: a keyed load is sent again whole "
                          "(the consumers count each frame once only from a topic emptied first)")
     source = Input(path)
-    bootstrap, topic = settings["BOOTSTRAP_SERVERS"], settings["TOPIC"]
+    bootstrap, topic = settings.bootstrap_servers, settings.topic
     kafka_io.require_broker(bootstrap)
     this_input = uuid.uuid4().hex[:16].encode() if path == "-" else source_id(path)
     landed = read_back(bootstrap, topic, this_input, 2 * IN_FLIGHT_BYTES) if args.resume else Landed()
@@ -165,13 +167,13 @@ def run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     producer.partitions_for(topic)  # waits for the topic's metadata (a broker may create it now)
     too_large = TooLarge(topic, kafka_io.max_message_bytes(bootstrap, topic))
     sender = BlockSender(producer, topic, failures, too_large.limit, too_large, this_input)
-    read_size = max(settings["PRODUCER_BATCH_BYTES"] * 7 // 8, 1)  # room for the records' overhead
+    read_size = max(settings.producer_batch_bytes * 7 // 8, 1)  # room for the records' overhead
     keyed = UidPartitions(len(producer.partitions_for(topic)), read_size) if args.key else None
     pacer = Pacer(args.rate) if args.rate else None
     meter = Meter(0)
     bar = tqdm(total=source.size, unit="B", unit_scale=True, desc=f"producing to {topic}",
                disable=not sys.stderr.isatty() or source.size is None, file=sys.stderr)
-    in_flight = InFlight(IN_FLIGHT_BYTES, Outage("producer", settings["BROKER_WAIT_SECONDS"]))
+    in_flight = InFlight(IN_FLIGHT_BYTES, Outage("producer", settings.broker_wait_seconds))
     try:
         for lines, batch in source.numbered_batches(size=read_size, limit=args.limit):
             size = sum(map(len, batch))
@@ -212,7 +214,7 @@ def run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
            f"{source.blank_lines:,} blank lines skipped{skipped}{refused}; {failures.count:,} not acknowledged")
     if failures.count:
         status(f"error: {failures.count:,} frames were not acknowledged by the broker: {failures.first} "
-               f"(kafka-python retries for BROKER_WAIT_SECONDS={settings['BROKER_WAIT_SECONDS']:.0f}); "
+               f"(kafka-python retries for BROKER_WAIT_SECONDS={settings.broker_wait_seconds:.0f}); "
                "`producer.py --resume` sends what is missing")
         return 1
     return 0
@@ -224,7 +226,7 @@ def build_parser() -> config.OneLineParser:
     parser.add_argument("--input", metavar="PATH",
                         help="JSON Lines file, plain or gzip (told by its magic bytes), or '-' for stdin "
                              "[default: SAMPLE_PATH]")
-    parser.add_argument("--limit", type=config.flag_type(config.at_least(0)), metavar="N", help="send at most N frames")
+    parser.add_argument("--limit", type=config.flag_type(at_least(0)), metavar="N", help="send at most N frames")
     parser.add_argument("--resume", action="store_true",
                         help="continue a load of the same input that was killed: the lines already in the topic "
                              "(read back from it) are not sent again")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from uniqcount import REPO
+
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 
 

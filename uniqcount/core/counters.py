@@ -123,6 +123,9 @@ class FrozenExactCounter(CompactUsers):
     def bounds(self) -> None:
         return None
 
+    def frozen(self) -> FrozenExactCounter:
+        return self
+
     @classmethod
     def from_bytes(cls, data: bytes) -> FrozenExactCounter:
         """From `to_bytes`' sorted hashes, without sorting them again."""
@@ -142,7 +145,7 @@ class HllCounter:
 
     @property
     def lg_k(self) -> int:
-        return self.union.lg_config_k
+        return int(self.union.lg_config_k)
 
     def add(self, uid: str) -> None:
         self.union.update(uid_hash(uid))
@@ -151,7 +154,7 @@ class HllCounter:
         self.union.update(users.sketch())
 
     def count(self) -> int:
-        return round(self.union.get_estimate())
+        return int(round(self.union.get_estimate()))
 
     def bounds(self) -> tuple[int, int]:
         return (math.floor(self.union.get_lower_bound(_STDDEVS_95)),
@@ -165,10 +168,10 @@ class HllCounter:
 
     @property
     def nbytes(self) -> int:
-        return self.sketch().get_compact_serialization_bytes()
+        return int(self.sketch().get_compact_serialization_bytes())
 
     def to_bytes(self) -> bytes:
-        return self.sketch().serialize_compact()
+        return bytes(self.sketch().serialize_compact())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> HllCounter:
@@ -182,26 +185,28 @@ class HllCounter:
         return merged
 
 
-Counter = Union[ExactCounter, FrozenExactCounter, HllCounter]
+UserCounter = Union[ExactCounter, FrozenExactCounter, HllCounter]  # the users of one window
 
 
-def union_of(counters: Sequence[Counter], pending: Iterable[NewUsers] = ()) -> tuple[int, tuple[int, int] | None]:
+def union_of(counters: Sequence[UserCounter], pending: Iterable[NewUsers] = ()) -> tuple[int, tuple[int, int] | None]:
     """Users and bounds of the union of one window's counters (several partitions' parts) and of
     minutes not closed yet, leaving them all unchanged."""
     pending = list(pending)
-    if isinstance(counters[0], HllCounter):
-        union = HllCounter(max(c.lg_k for c in counters))
-        for counter in counters:
-            union.union.update(counter.sketch())
+    sketches = [c for c in counters if isinstance(c, HllCounter)]  # a window's counters are of one kind
+    if sketches:
+        sketch = HllCounter(max(c.lg_k for c in sketches))
+        for counter in sketches:
+            sketch.union.update(counter.sketch())
         for users in pending:
-            union.union.update(users.sketch())
-        return union.count(), union.bounds()
-    if all(isinstance(c, ExactCounter) and c.hashed is None for c in counters) and \
-            not any(users.restored for users in pending):
-        return len(set().union(*(c.uids for c in counters), *(users.uids for users in pending))), None
+            sketch.union.update(users.sketch())
+        return sketch.count(), sketch.bounds()
+    exact = [c for c in counters if isinstance(c, (ExactCounter, FrozenExactCounter))]
+    plain = [c for c in exact if isinstance(c, ExactCounter) and c.hashed is None]
+    if len(plain) == len(exact) and not any(users.restored for users in pending):
+        return len(set[str]().union(*(c.uids for c in plain), *(users.uids for users in pending))), None
     union: set[int] = set()
-    for counter in counters:
-        counter.add_hashes_to(union)
+    for users_of_part in exact:
+        users_of_part.add_hashes_to(union)
     for users in pending:
         union.update(users.hashes())
     return len(union), None

@@ -28,8 +28,8 @@ class InvalidFrame(ValueError):
 class _TopLevel(msgspec.Struct):
     """Raw values, decoded one by one: a number out of msgspec's range is then a bad uid or ts, not a
     document that fails as a whole."""
-    uid: msgspec.Raw = msgspec.UNSET
-    ts: msgspec.Raw = msgspec.UNSET
+    uid: msgspec.Raw = msgspec.UNSET  # type: ignore[assignment]  # UNSET: absent (msgspec's own idiom)
+    ts: msgspec.Raw = msgspec.UNSET  # type: ignore[assignment]
 
 
 class _Plain(msgspec.Struct):
@@ -54,20 +54,21 @@ def parse_frame(data: bytes) -> tuple[str, int]:
             raise InvalidFrame("not_object", str(exc)) from None
         except NotJson as exc:
             raise InvalidFrame("bad_json", f"nested deeply, {exc}") from None
-    if frame.uid is msgspec.UNSET:
+    if frame.uid is msgspec.UNSET:  # type: ignore[comparison-overlap]
         raise InvalidFrame("no_uid")
     uid = _value(frame.uid, "bad_uid")
     if type(uid) is not str:
         raise InvalidFrame("bad_uid", type(uid).__name__)
     if not uid:
         raise InvalidFrame("bad_uid", "empty")
-    if frame.ts is msgspec.UNSET:
+    if frame.ts is msgspec.UNSET:  # type: ignore[comparison-overlap]
         raise InvalidFrame("no_ts")
     return uid, _seconds(_value(frame.ts, "bad_ts"))
 
 
 def _top_level(data: bytes) -> _TopLevel:
-    return _decoded(_decode, data, "not_object")
+    frame: _TopLevel = _decoded(_decode, data, "not_object")
+    return frame
 
 
 def _value(raw: msgspec.Raw, reason: str) -> object:
@@ -108,7 +109,7 @@ def _ts_from_other(ts: object) -> int:
             try:
                 ts = float(text)
             except ValueError:
-                raise InvalidFrame("bad_ts", f"not numeric: {ts[:40]!r}") from None
+                raise InvalidFrame("bad_ts", f"not numeric: {text[:40]!r}") from None
     if type(ts) is float and math.isfinite(ts):
         return math.floor(ts)
     raise InvalidFrame("bad_ts", f"{type(ts).__name__}: {str(ts)[:40]}")

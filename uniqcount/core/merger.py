@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from uniqcount.core.counters import Counter, FrozenExactCounter, HllCounter, union_of
-from uniqcount.core.entries import entry, fields
+from uniqcount.core.counters import FrozenExactCounter, HllCounter, UserCounter, union_of
+from uniqcount.core.entries import MergerEntry, decode, encode
 from uniqcount.core.partials import Mark, WindowPart, slowest, window_keys
 from uniqcount.core.windowset import FAR, Result, WindowSet
 
@@ -37,7 +37,7 @@ class Part:
     frames: int
     late_frames: int
     users: int
-    counter: Counter | None  # None: the count only (keyed input)
+    counter: UserCounter | None  # None: the count only (keyed input)
 
 
 class Merger:
@@ -67,38 +67,40 @@ class Merger:
             return
         key = (index, item.start)
         known = self.windows.get(key, {}).get(item.partition)
-        if known is not None and item.revision <= known.revision:
+        if known is not None and item.value.revision <= known.revision:
             return
         data = self._assembled(key, item)
         if data is None:
             return
+        value = item.value
         self.windows.setdefault(key, {})[item.partition] = Part(
-            item.revision, item.parts, item.frames, item.late_frames, item.users, self._counter(index, data))
+            value.revision, value.parts, value.frames, value.late_frames, value.users, self._counter(index, data))
         self.waiting.add(key)
 
     def _assembled(self, key: Key, item: WindowPart) -> list[bytes | None] | None:
         """The parts of one revision, once all are in (they come one after the other)."""
-        if item.parts == 1:
-            return [item.data]
-        got = self._assembling.setdefault((key, item.partition, item.revision), {})
-        got[item.part] = item.data
-        if len(got) < item.parts:
+        if item.value.parts == 1:
+            return [item.value.data]
+        got = self._assembling.setdefault((key, item.partition, item.value.revision), {})
+        got[item.part] = item.value.data
+        if len(got) < item.value.parts:
             return None
-        del self._assembling[(key, item.partition, item.revision)]
-        return [got[n] for n in range(item.parts)]
+        del self._assembling[(key, item.partition, item.value.revision)]
+        return [got[n] for n in range(item.value.parts)]
 
-    def _counter(self, index: int, data: list[bytes | None]) -> Counter | None:
-        if data == [None]:
+    def _counter(self, index: int, data: list[bytes | None]) -> UserCounter | None:
+        parts = [part for part in data if part is not None]
+        if not parts:  # keyed input: the count only
             return None
         if not self.sets[index].exact:
-            return HllCounter.from_bytes(data[0])
-        return FrozenExactCounter.from_bytes(b"".join(data))
+            return HllCounter.from_bytes(parts[0])
+        return FrozenExactCounter.from_bytes(b"".join(parts))
 
     def watermark(self, flushed_far: bool = True) -> int | None:
         """The merged event time: the slowest partition's, idle ones left out (all idle: all), a
         flushed one at FAR (`flushed_far`: else at its own). None while a partition is unheard of."""
-        marks = [self.marks.get(p) for p in range(self.partitions)]
-        return None if None in marks else slowest(marks, flushed_far)
+        marks = [self.marks[p] for p in range(self.partitions) if p in self.marks]
+        return None if len(marks) < self.partitions else slowest(marks, flushed_far)
 
     @property
     def flushed(self) -> bool:
@@ -151,25 +153,31 @@ class Merger:
 
 def merger_entry(merger: Merger, offset: int) -> bytes:
     """The merger's state as of `offset` of the partials topic (what it has read up to)."""
-    taken = [[*key, partition, part.revision] for key, parts in merger.windows.items()
+    taken = [(*key, partition, part.revision) for key, parts in merger.windows.items()
              for partition, part in parts.items()]
-    marks = [list(mark) for mark in merger.marks.values()]
-    return entry(offset, taken, sorted(merger.revisions.items()), marks, sorted(merger.waiting),
-                 merger.forgotten_until)
+    marks = [(m.partition, m.watermark, m.idle, m.flushed) for m in merger.marks.values()]
+    return encode(MergerEntry(offset, taken, sorted(merger.revisions.items()), marks, sorted(merger.waiting),
+                              merger.forgotten_until))
 
 
-def restore_merger(merger: Merger, data: bytes, parts: Iterable[WindowPart]) -> int:
-    """A fresh merger from its entry and the window parts the partials topic holds (its latest
+def merger_state(data: bytes) -> MergerEntry:
+    """The merger's entry, read (FormatError if it is none)."""
+    return decode(data, MergerEntry)
+
+
+def restored_merger(sets: Sequence[WindowSet], partitions: int, state: MergerEntry,
+                    parts: Iterable[WindowPart]) -> Merger:
+    """A merger built from its entry and the window parts the partials topic holds (its latest
     records): a part newer than the one the entry says was taken waits to be published, as if it
-    came now. Returns the offset the state stands at."""
-    offset, taken, revisions, marks, waiting, forgotten_until = fields(data)
-    merger.revisions = {(index, start): revision for (index, start), revision in revisions}
-    merger.forgotten_until = forgotten_until
+    came now."""
+    merger = Merger(sets, partitions)
+    merger.revisions = dict(state.revisions)
+    merger.forgotten_until = state.forgotten_until
     for part in parts:
         merger.add(part)
-    merger.marks = {mark[0]: Mark(*mark) for mark in marks}
-    had = {(index, start, partition): revision for index, start, partition, revision in taken}
-    merger.waiting = {tuple(key) for key in waiting} | {
+    merger.marks = {mark[0]: Mark(*mark) for mark in state.marks}
+    had = {(index, start, partition): revision for index, start, partition, revision in state.taken}
+    merger.waiting = set(state.waiting) | {
         key for key, by_partition in merger.windows.items() for partition, part in by_partition.items()
         if part.revision > had.get((*key, partition), -1)}
-    return offset
+    return merger

@@ -31,9 +31,10 @@ class NotObject(ValueError):
 def _key(string: bytes) -> str:
     """A top-level key; one with invalid UTF-8 is no `uid` or `ts` (msgspec does not decode it either)."""
     try:
-        return msgspec.json.decode(string)
+        key: str = msgspec.json.decode(string)
     except (msgspec.DecodeError, UnicodeDecodeError):
         return ""
+    return key
 
 
 def top_level(data: bytes) -> bytes:
@@ -57,7 +58,7 @@ def top_level(data: bytes) -> bytes:
                 break
             raise NotJson(f"unexpected byte at {pos}")
         string, number, literal, punct = match.groups()
-        start, pos = match.start(match.lastindex), match.end()
+        start, pos = match.start(match.lastindex or 0), match.end()
         closed = False
         if state in ("value", "first_value"):
             if state == "first_value" and punct == b"]":

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
-from uniqcount.core.counters import Counter, ExactCounter, FrozenExactCounter, HllCounter
-from uniqcount.core.entries import FormatError, entry, fields
+from uniqcount.core.counters import ExactCounter, FrozenExactCounter, HllCounter, UserCounter
+from uniqcount.core.entries import FormatError, MarkEntry, WindowPartEntry, decode, encode
 from uniqcount.core.userset import split_hashes
 from uniqcount.core.windowset import FAR, Result
 
@@ -26,16 +26,12 @@ MARK = "mark"
 
 
 class WindowPart(NamedTuple):
+    """One record of a partition's window: where it belongs (its key) and what it says (its value)."""
     granularity: str
     start: int
     partition: int
-    part: int
-    parts: int
-    revision: int
-    frames: int
-    late_frames: int
-    users: int
-    data: bytes | None  # hashes (exact), a sketch (hll), or None (keyed: the count only)
+    part: int  # of value.parts
+    value: WindowPartEntry
 
 
 class Mark(NamedTuple):
@@ -53,13 +49,14 @@ def window_records(partition: int, result: Result, keyed: bool) -> list[tuple[by
     elif keyed:
         data = [None]
     else:
-        data = split_hashes(_hashes(counter))
+        data = list[bytes | None](split_hashes(_hashes(counter)))
     keys = window_keys(result.granularity, result.start, partition, len(data))
-    return [(key, entry(len(data), result.revision, result.frames, result.late_frames, result.users, part))
+    return [(key, encode(WindowPartEntry(len(data), result.revision, result.frames, result.late_frames, result.users,
+                                         part)))
             for key, part in zip(keys, data)]
 
 
-def _hashes(counter: Counter | None) -> bytes:
+def _hashes(counter: UserCounter | None) -> bytes:
     if isinstance(counter, (ExactCounter, FrozenExactCounter)):
         return counter.to_bytes()
     raise TypeError(f"a window's partial needs its counter, not {counter!r}")
@@ -72,11 +69,12 @@ def slowest(marks: Sequence[Mark], flushed_far: bool = False) -> int | None:
         return FAR if flushed_far and mark.flushed else mark.watermark
 
     times = [time(m) for m in marks if not m.idle] or [time(m) for m in marks if m.watermark is not None]
-    return None if not times or None in times else min(times)
+    known = [t for t in times if t is not None]
+    return min(known) if known and len(known) == len(times) else None
 
 
 def mark_record(mark: Mark) -> tuple[bytes, bytes]:
-    return f"{MARK}:{mark.partition}".encode(), entry(mark.watermark, mark.idle, mark.flushed)
+    return f"{MARK}:{mark.partition}".encode(), encode(MarkEntry(mark.watermark, mark.idle, mark.flushed))
 
 
 def window_keys(granularity: str, start: int, partition: int, parts: int) -> list[bytes]:
@@ -90,10 +88,10 @@ def parse(key: bytes, value: bytes) -> WindowPart | Mark:
         name, *rest = key.decode().split(":")
         if name == MARK:
             (partition,) = rest
-            watermark, idle, flushed = fields(value)
-            return Mark(int(partition), watermark, idle, flushed)
-        parts, revision, frames, late_frames, users, data = fields(value)
-        start, partition, part = map(int, rest)
+            mark = decode(value, MarkEntry)
+            return Mark(int(partition), mark.watermark, mark.idle, mark.flushed)
+        window = decode(value, WindowPartEntry)
+        start, window_partition, part = map(int, rest)
     except (UnicodeDecodeError, ValueError, TypeError) as exc:
         raise FormatError(f"not a partial result: {key[:80]!r}: {exc}") from None
-    return WindowPart(name, start, partition, part, parts, revision, frames, late_frames, users, data)
+    return WindowPart(name, start, window_partition, part, window)

@@ -90,7 +90,7 @@ class PartitionCounter:
         fast = 0
         for (uid, ts), ref in zip(frames, refs):
             minute = minutes.get(ts - ts % MINUTE)
-            if minute is not None and not guard.held and ts <= self.max_ts:
+            if minute is not None and not guard.held and ts <= self.max_ts:  # type: ignore[operator]  # an open minute: max_ts is set
                 # the bulk: an open minute, no new maximum, nothing held
                 minute.users.add(uid)
                 minute.frames += 1

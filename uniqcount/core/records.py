@@ -8,6 +8,7 @@ partitions, the merger's (core/merger.py).
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 import msgspec
 
@@ -20,7 +21,7 @@ def iso_utc(ts: int) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def window_record(result: Result) -> dict:
+def window_record(result: Result) -> dict[str, Any]:
     record = {
         "granularity": result.granularity,
         "window_start": result.start,
@@ -43,9 +44,9 @@ def record_kind(result: Result) -> str:
     return "provisional" if not result.final else "correction" if result.late_frames else "final"
 
 
-def record_key(record: dict) -> bytes:
+def record_key(record: dict[str, Any]) -> bytes:
     return f"{record['granularity']}:{record['window_start']}".encode()
 
 
-def encode(record: dict) -> bytes:
+def encode(record: dict[str, Any]) -> bytes:
     return _encode(record)

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Mapping, NamedTuple
 
-from uniqcount.core.counters import Counter, ExactCounter, FrozenExactCounter, HllCounter
-from uniqcount.core.entries import FormatError, entry, fields as entry_fields
+from uniqcount.core.counters import ExactCounter, FrozenExactCounter, HllCounter, UserCounter
+from uniqcount.core.entries import ClockEntry, FormatError, MinuteEntry, UsersPart, WindowEntry, decode, encode
 from uniqcount.core.outliers import Held
 from uniqcount.core.partition import OpenMinute, PartitionCounter
 from uniqcount.core.userset import hashes_bytes, hashes_from, hashes_of, split_hashes
@@ -36,10 +37,10 @@ class Changes(NamedTuple):
 
 def _clock(counter: PartitionCounter) -> bytes:
     guard = counter.guard
-    return entry(counter.max_ts, counter.watermark, guard.accepted, counter.frames_in,
-                  counter.counted_frames, counter.late_frames, dict(counter.rejected),
-                  [[s.too_late, s.corrections] for s in counter.sets],
-                  [[h.uid, h.ts, h.ref, h.accepted_before] for h in guard.held], counter.flushed)
+    return encode(ClockEntry(
+        counter.max_ts, counter.watermark, guard.accepted, counter.frames_in, counter.counted_frames,
+        counter.late_frames, dict(counter.rejected), [(s.too_late, s.corrections) for s in counter.sets],
+        [(h.uid, h.ts, h.ref, h.accepted_before) for h in guard.held], counter.flushed))
 
 
 class Growing(NamedTuple):
@@ -64,25 +65,30 @@ class Item(NamedTuple):
 def _items(counter: PartitionCounter) -> dict[str, Item]:
     items = {}
     for start, minute in counter.minutes.items():
-        users = Growing(minute.users, False) if not minute.restored else \
+        growing = Growing(minute.users, False) if not minute.restored else \
             Growing(minute.restored | set(hashes_of(minute.users)), True)
-        items[f"open-minute/{start}"] = Item((minute.frames, minute.reported), lambda m=minute: entry(
-            m.start, m.frames, m.reported), users)
+        items[f"open-minute/{start}"] = Item((minute.frames, minute.reported), partial(
+            _header, MinuteEntry(minute.start, minute.frames, minute.reported)), growing)
     for windows in counter.sets:
         for kept, group in ((False, windows.open), (True, windows.kept)):
             for start, window in group.items():
                 version = (window.frames, window.revision, window.late_frames, kept)
-                counter_ = window.counter
-                if isinstance(counter_, ExactCounter):
-                    users: Growing | Whole = Growing(counter_.uids, False) if counter_.hashed is None \
-                        else Growing(counter_.hashed, True)
-                elif isinstance(counter_, FrozenExactCounter):
-                    users = Whole(version, lambda c=counter_: split_hashes(c.to_bytes()))
-                else:
-                    users = Whole(version, lambda c=counter_: [c.to_bytes()])
-                items[f"{windows.name}/{start}"] = Item(version, lambda w=window, k=kept: entry(
-                    w.start, w.end, w.frames, w.revision, w.late_frames, k), users)
+                items[f"{windows.name}/{start}"] = Item(version, partial(_header, WindowEntry(
+                    window.start, window.end, window.frames, window.revision, window.late_frames, kept)),
+                    _users(window.counter, version))
     return items
+
+
+def _header(header: MinuteEntry | WindowEntry) -> bytes:
+    return encode(header)
+
+
+def _users(counter: UserCounter, version: Any) -> Growing | Whole:
+    if isinstance(counter, ExactCounter):
+        return Growing(counter.uids, False) if counter.hashed is None else Growing(counter.hashed, True)
+    if isinstance(counter, FrozenExactCounter):
+        return Whole(version, lambda: split_hashes(counter.to_bytes()))
+    return Whole(version, lambda: [counter.to_bytes()])
 
 
 @dataclass
@@ -119,7 +125,9 @@ class Snapshots:
         for key in [k for k in self.headers if k not in items]:
             del self.headers[key]
             dropped += [key, *self._drop_parts(key)]
-        return Changes(changed, dropped)
+        # a part written again from 0 (a set that went from uids to hashes) is no tombstone: the
+        # changelog applies tombstones after the values, and would lose it
+        return Changes(changed, [key for key in dropped if key not in changed])
 
     def _drop_parts(self, key: str) -> list[str]:
         written = self.users.pop(key, None)
@@ -132,19 +140,21 @@ class Snapshots:
                 parts = users.write()
                 dropped += [part for part in self._drop_parts(key) if int(part.rpartition("/")[2]) >= len(parts)]
                 for n, part in enumerate(parts):
-                    changed[f"{key}/{n}"] = entry(part)
+                    changed[f"{key}/{n}"] = encode(UsersPart(part))
                 self.users[key] = _Written(len(parts), version=users.version)
             return
         if written is None or written.users is None or written.hashed != users.hashed:
             dropped += self._drop_parts(key)  # new, or its kind changed: written again from part 0
             written = self.users[key] = _Written(0, set(), users.hashed)
-        if len(users.users) == len(written.users):  # sets that only grow: the same size, the same users
+        seen = written.users
+        assert seen is not None
+        if len(users.users) == len(seen):  # sets that only grow: the same size, the same users
             return
-        new = users.users - written.users
+        new = users.users - seen
         for part in split_hashes(hashes_bytes(new if users.hashed else hashes_of(new))) if new else ():
-            changed[f"{key}/{written.parts}"] = entry(part)
+            changed[f"{key}/{written.parts}"] = encode(UsersPart(part))
             written.parts += 1
-        written.users |= new
+        seen |= new
 
     def full(self) -> dict[str, bytes]:
         """Every entry, as a fresh changelog would hold them (the base of later `take`s)."""
@@ -173,19 +183,19 @@ def restore(counter: PartitionCounter, entries: Mapping[str, bytes],
     for key in sorted((k for k in entries if k.count("/") == 2), key=_part_order):  # an item's users
         parts.setdefault(key.rpartition("/")[0], []).append(entries[key])
     for key, data in entries.items():
-        fields = entry_fields(data)
         name = key.split("/")[0]
-        users = [entry_fields(part)[0] for part in parts.get(key, [])]
         if key == CLOCK:
-            _restore_clock(counter, fields, make_ref)
-        elif key.count("/") == 2:
+            _restore_clock(counter, decode(data, ClockEntry), make_ref)
             continue
-        elif name == "open-minute":
-            start, frames, reported = fields
-            counter.minutes[start] = OpenMinute(start, set(), frames, reported,
-                                                {h for part in users for h in hashes_from(part)})
+        if key.count("/") == 2:
+            continue
+        users = [decode(part, UsersPart).data for part in parts.get(key, [])]
+        if name == "open-minute":
+            minute = decode(data, MinuteEntry)
+            counter.minutes[minute.start] = OpenMinute(minute.start, set(), minute.frames, minute.reported,
+                                                       {h for part in users for h in hashes_from(part)})
         elif name in sets:
-            _restore_window(sets[name], fields, users)
+            _restore_window(sets[name], decode(data, WindowEntry), users)
         else:
             raise FormatError(f"state entry {key!r} is of a granularity this counter does not count")
     counter.reindex()
@@ -197,23 +207,22 @@ def _part_order(key: str) -> tuple[str, int]:
     return item, int(n)
 
 
-def _restore_clock(counter: PartitionCounter, fields: list[Any], make_ref: Callable[[Any], Any]) -> None:
-    (counter.max_ts, counter.watermark, counter.guard.accepted, counter.frames_in, counter.counted_frames,
-     counter.late_frames, rejected, per_set, held, *flushed) = fields
-    counter.flushed = bool(flushed and flushed[0])  # written since scale-out (issue 15)
-    counter.rejected.update(rejected)
-    for windows, (too_late, corrections) in zip(counter.sets, per_set):
+def _restore_clock(counter: PartitionCounter, clock: ClockEntry, make_ref: Callable[[Any], Any]) -> None:
+    counter.max_ts, counter.watermark, counter.guard.accepted = clock.max_ts, clock.watermark, clock.accepted
+    counter.frames_in, counter.counted_frames, counter.late_frames = clock.frames_in, clock.counted_frames, clock.late_frames
+    counter.flushed = clock.flushed
+    counter.rejected.update(clock.rejected)
+    for windows, (too_late, corrections) in zip(counter.sets, clock.per_set):
         windows.too_late, windows.corrections = too_late, corrections
-    counter.guard.held = [Held(uid, ts, make_ref(ref), before) for uid, ts, ref, before in held]
+    counter.guard.held = [Held(uid, ts, make_ref(ref), before) for uid, ts, ref, before in clock.held]
 
 
-def _restore_window(windows: WindowSet, fields: list[Any], users: list[bytes]) -> None:
-    start, end, frames, revision, late_frames, kept = fields
+def _restore_window(windows: WindowSet, header: WindowEntry, users: list[bytes]) -> None:
     if not windows.exact:
-        counter: Counter = HllCounter.from_bytes(users[0])
-    elif kept:
+        counter: UserCounter = HllCounter.from_bytes(users[0])
+    elif header.kept:
         counter = FrozenExactCounter.from_bytes(b"".join(users))
     else:
         counter = ExactCounter({h for part in users for h in hashes_from(part)})
-    window = Window(start, end, counter, frames, revision, late_frames)
-    (windows.kept if kept else windows.open)[start] = window
+    window = Window(header.start, header.end, counter, header.frames, header.revision, header.late_frames)
+    (windows.kept if header.kept else windows.open)[header.start] = window

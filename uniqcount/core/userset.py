@@ -44,7 +44,7 @@ def split_hashes(hashes: bytes) -> list[bytes]:
     return [hashes[i:i + step] for i in range(0, len(hashes), step)] or [b""]
 
 
-def hashes_from(data: bytes) -> array:
+def hashes_from(data: bytes) -> array[int]:
     hashes = array("Q")
     hashes.frombytes(data)
     return hashes
@@ -55,7 +55,7 @@ class CompactUsers:
 
     __slots__ = ("_sorted", "_added")
 
-    def __init__(self, users: Iterable[str] = (), hashes: Iterable[int] = (), sorted_hashes: array | None = None):
+    def __init__(self, users: Iterable[str] = (), hashes: Iterable[int] = (), sorted_hashes: array[int] | None = None):
         """`sorted_hashes`: already sorted and unique (as `to_bytes` writes them), taken as they are."""
         if sorted_hashes is not None:
             self._sorted = sorted_hashes

@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Sequence
 
-from uniqcount.core.counters import DEFAULT_LG_K, Counter, ExactCounter, HllCounter, NewUsers, union_of
+from uniqcount.core.counters import (
+    DEFAULT_LG_K,
+    ExactCounter,
+    FrozenExactCounter,
+    HllCounter,
+    NewUsers,
+    UserCounter,
+    union_of,
+)
 from uniqcount.core.granularities import Granularity
 
 FAR = 1 << 62  # later than any event time
@@ -33,14 +41,14 @@ class Result:
     late_frames: int
     estimate: str = "exact"
     bounds: tuple[int, int] | None = None  # HLL: the sketch's 95% bounds
-    counter: Counter | None = field(default=None, compare=False, repr=False)  # its users, for the merger (partials.py)
+    counter: UserCounter | None = field(default=None, compare=False, repr=False)  # its users, for the merger (partials.py)
 
 
 @dataclass(slots=True)
 class Window:
     start: int
     end: int
-    counter: Counter  # open: ExactCounter or HllCounter; kept: frozen
+    counter: UserCounter  # open: ExactCounter or HllCounter; kept: frozen
     frames: int = 0
     revision: int = -1  # of the last final record; -1: none yet (e.g. a window made only of late frames)
     late_frames: int = 0
@@ -89,7 +97,9 @@ class WindowSet:
         window = self.open.get(start)
         if window is None:
             window = self._open(start, end)
-        window.counter.add_users(users)
+        counter = window.counter
+        assert not isinstance(counter, FrozenExactCounter), "an open window's users are never frozen"
+        counter.add_users(users)
         window.frames += frames
         self._grown.add(start)
 
@@ -170,7 +180,7 @@ class WindowSet:
 
     @property
     def kept_bytes(self) -> int:
-        return sum(w.counter.nbytes for w in self.kept.values())
+        return sum(w.counter.nbytes for w in self.kept.values() if not isinstance(w.counter, ExactCounter))  # kept: frozen
 
 
 def provisional(windows: WindowSet, minutes: Sequence[tuple[int, NewUsers, int, bool]]) -> list[Result]:

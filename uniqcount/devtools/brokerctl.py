@@ -11,23 +11,23 @@ import os
 import shutil
 import subprocess
 import sys
-from typing import Any
 
 from uniqcount import REPO
 from uniqcount.devtools.localbroker import TOOLS, BrokerError, LocalBroker, tool_command
 from uniqcount.kafka_client.kafka_io import create_topics
 from uniqcount.kafka_client.probe import any_answers, is_local, parse_servers
 from uniqcount.runtime import config
+from uniqcount.runtime.config import Settings
 from uniqcount.runtime.progress import error, status
 
 
-def local_broker(settings: dict[str, Any]) -> LocalBroker:
+def local_broker(settings: Settings) -> LocalBroker:
     """The project's local broker, on the port BOOTSTRAP_SERVERS names when that is this machine."""
-    servers = parse_servers(settings["BOOTSTRAP_SERVERS"])
-    port = servers[0][1] if is_local(settings["BOOTSTRAP_SERVERS"]) else 9092
-    return LocalBroker(home=REPO / settings["LOCAL_BROKER_DIR"], port=port,
-                       controller_port=settings["LOCAL_CONTROLLER_PORT"],
-                       heap=settings["LOCAL_BROKER_HEAP"])
+    servers = parse_servers(settings.bootstrap_servers)
+    port = servers[0][1] if is_local(settings.bootstrap_servers) else 9092
+    return LocalBroker(home=REPO / settings.local_broker_dir, port=port,
+                       controller_port=settings.local_controller_port,
+                       heap=settings.local_broker_heap)
 
 
 def docker_engine_running() -> bool:
@@ -41,9 +41,9 @@ def docker_engine_running() -> bool:
         return False
 
 
-def ensure(settings: dict[str, Any], allow_docker: bool = True) -> LocalBroker | None:
+def ensure(settings: Settings, allow_docker: bool = True) -> LocalBroker | None:
     """Make sure a broker answers at BOOTSTRAP_SERVERS; returns the local broker if this started it."""
-    bootstrap = settings["BOOTSTRAP_SERVERS"]
+    bootstrap = settings.bootstrap_servers
     if any_answers(bootstrap):
         status(f"broker: using {bootstrap} (BOOTSTRAP_SERVERS), it answers")
         return None
@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     broker = local_broker(settings)
     try:
         if args.command == "start":
-            if not is_local(settings["BOOTSTRAP_SERVERS"]):
-                status(f"note: BOOTSTRAP_SERVERS={settings['BOOTSTRAP_SERVERS']}: the scripts will use that, "
+            if not is_local(settings.bootstrap_servers):
+                status(f"note: BOOTSTRAP_SERVERS={settings.bootstrap_servers}: the scripts will use that, "
                     f"not this local broker")
             print(broker.start())
         elif args.command == "stop":
@@ -100,13 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "ensure":
             ensure(settings)
         elif args.command == "topics":
-            reset = settings["RESET_TOPICS"]
-            reset = is_local(settings["BOOTSTRAP_SERVERS"]) if reset == "auto" else reset
-            roles = ["TOPIC", "OUTPUT_TOPIC", "DLQ_TOPIC", "STATE", *(["PARTIALS"] if settings["TOPIC_PARTITIONS"] > 1 else [])]
+            reset = is_local(settings.bootstrap_servers) if settings.reset_topics == "auto" else bool(settings.reset_topics)
+            roles = ["TOPIC", "OUTPUT_TOPIC", "DLQ_TOPIC", "STATE", *(["PARTIALS"] if settings.topic_partitions > 1 else [])]
             for line in create_topics(settings, reset, roles) or ["already there"]:
                 status(f"topics: {line}")
         elif args.command == "tool":
-            command = tool_command(args.name, args.args, settings["BOOTSTRAP_SERVERS"])
+            command = tool_command(args.name, args.args, settings.bootstrap_servers)
             os.execv(command[0], command)
     except BrokerError as exc:
         return error(str(exc))

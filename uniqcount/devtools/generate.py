@@ -119,7 +119,7 @@ def frames(count: int, rate: int, users: int, size_limit: int, max_delay: int, d
 def open_output(path: str) -> BinaryIO:
     if path == "-":
         return sys.stdout.buffer
-    return gzip.open(path, "wb", compresslevel=3) if path.endswith(".gz") else open(path, "wb")
+    return gzip.open(path, "wb", compresslevel=3) if path.endswith(".gz") else open(path, "wb")  # type: ignore[return-value]
 
 
 def build_parser() -> argparse.ArgumentParser:

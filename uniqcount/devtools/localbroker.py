@@ -18,12 +18,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
+from uniqcount import REPO
 from uniqcount.kafka_client.probe import kafka_answers, port_in_use
 from uniqcount.runtime.progress import status
 
-from uniqcount import REPO
 POM = REPO / "broker" / "pom.xml"
 BROKER_LOG_CONFIG = REPO / "broker" / "log4j2.properties"
 TOOLS_LOG_CONFIG = REPO / "broker" / "tools-log4j2.properties"
@@ -92,7 +92,7 @@ def _fetch_jars(lib: Path, stamp: Path, digest: str) -> None:
     stamp.write_text(digest)
 
 
-def java_command(main_class: str, args: list[str], log_config: Path, jvm: list[str] = (),
+def java_command(main_class: str, args: list[str], log_config: Path, jvm: Sequence[str] = (),
                  lib: Path = DEFAULT_LIB) -> list[str]:
     return [require_java(), *jvm, f"-Dlog4j2.configurationFile={log_config}",
             "-cp", classpath(lib), main_class, *args]

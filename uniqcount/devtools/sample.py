@@ -15,9 +15,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from uniqcount import REPO
-from uniqcount.runtime import config
-
 from uniqcount.devtools import generate
+from uniqcount.runtime import config
+from uniqcount.runtime.config import Settings
 from uniqcount.runtime.progress import status
 from uniqcount.runtime.sources import GZIP_MAGIC
 
@@ -48,13 +48,13 @@ def generate_canonical(target: Path) -> None:
     partial.rename(target)
 
 
-def ensure_sample(settings: dict) -> Path:
-    path = REPO / settings["SAMPLE_PATH"]
+def ensure_sample(settings: Settings) -> Path:
+    path = REPO / settings.sample_path
     if path.exists():
         status(f"sample: using {path}")
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    url = settings["SAMPLE_URL"]
+    url = settings.sample_url
     if url:
         status(f"sample: downloading {url} ...")
         try:

@@ -10,7 +10,7 @@ the sender thread drains it. Everything after that is kafka-python's: leaders an
 set at drain time, as for the library's own batches), acks, flush and close.
 
 Written against kafka-python 3.0.12 (pinned): the accumulator's per-partition deques and
-`MemoryRecordsBuilder`'s interface are internals; tests/test_block_producer.py reads what this
+`MemoryRecordsBuilder`'s interface are internals; tests/kafka_client/test_block_producer.py reads what this
 writes back through the broker.
 """
 from __future__ import annotations
@@ -154,7 +154,7 @@ class BlockSender:
             headers = [(LINES_HEADER, b"%d-%d:%d" % (block_lines[0], block_lines[-1], size)),
                        (SOURCE_HEADER, self._source_id)]
             records = BlockRecords(block, self._compression, headers, block_keys)
-            if self._too_large(records):  # alone in its block (blocks() fits the others within the limit)
+            if self._too_large(records) and self._on_too_large is not None:  # alone in its block (blocks() fits the others within the limit)
                 self._on_too_large(block_lines[0], size)
             else:
                 futures.append(self._enqueue(records, len(block), partition))

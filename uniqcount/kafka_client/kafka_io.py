@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
@@ -20,6 +20,38 @@ TRANSACTION_TIMEOUT_MS = 30000
 PARTIALS_SEGMENT_BYTES = 64 << 20  # the log cleaner compacts closed segments only (Kafka's default: 1 GiB)
 
 
+class KafkaSettings(Protocol):
+    """What the Kafka edge reads of the settings (runtime/config.py's Settings has them all)."""
+    @property
+    def bootstrap_servers(self) -> str: ...
+    @property
+    def broker_wait_seconds(self) -> float: ...
+    @property
+    def consumer_group(self) -> str: ...
+    @property
+    def dlq_topic(self) -> str: ...
+    @property
+    def fetch_max_bytes(self) -> int: ...
+    @property
+    def max_partition_fetch_bytes(self) -> int: ...
+    @property
+    def max_poll_records(self) -> int: ...
+    @property
+    def output_topic(self) -> str: ...
+    @property
+    def producer_batch_bytes(self) -> int: ...
+    @property
+    def producer_compression(self) -> str: ...
+    @property
+    def producer_linger_ms(self) -> int: ...
+    @property
+    def session_timeout_ms(self) -> int: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def topic_partitions(self) -> int: ...
+
+
 def partials_topic(output_topic: str) -> str:
     """Where the consumers of a topic with several partitions send partial results for the merger."""
     return f"{output_topic}-partials"
@@ -35,23 +67,23 @@ def require_broker(bootstrap: str) -> None:
                                 "(start one with ./run.sh broker start, or fix BOOTSTRAP_SERVERS)")
 
 
-def producer(settings: dict[str, Any], transactional_id: str | None = None) -> KafkaProducer:
+def producer(settings: KafkaSettings, transactional_id: str | None = None) -> KafkaProducer:
     """Idempotent (kafka-python's default) and retried, in order, for as long as BROKER_WAIT_SECONDS:
     a send that fails after that is reported, never dropped in silence. With a transactional id,
     its transactions time out after TRANSACTION_TIMEOUT_MS: a consumer killed in one holds back
     read_committed readers that long at most."""
-    compression = settings["PRODUCER_COMPRESSION"]
-    wait_ms = int(settings["BROKER_WAIT_SECONDS"] * 1000)
+    compression = settings.producer_compression
+    wait_ms = int(settings.broker_wait_seconds * 1000)
     request_timeout_ms = min(30000, wait_ms // 2)  # the delivery timeout must hold one request and the linger
     made = KafkaProducer(
-        bootstrap_servers=settings["BOOTSTRAP_SERVERS"],
+        bootstrap_servers=settings.bootstrap_servers,
         acks="all",
         compression_type=None if compression == "none" else compression,
-        linger_ms=settings["PRODUCER_LINGER_MS"],
-        batch_size=settings["PRODUCER_BATCH_BYTES"],
+        linger_ms=settings.producer_linger_ms,
+        batch_size=settings.producer_batch_bytes,
         max_request_size=8 * 1024 * 1024,
         request_timeout_ms=request_timeout_ms,
-        delivery_timeout_ms=max(wait_ms, request_timeout_ms + settings["PRODUCER_LINGER_MS"]),
+        delivery_timeout_ms=max(wait_ms, request_timeout_ms + settings.producer_linger_ms),
         reconnect_backoff_max_ms=2000,
         transactional_id=transactional_id,
         transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
@@ -60,14 +92,14 @@ def producer(settings: dict[str, Any], transactional_id: str | None = None) -> K
     return made
 
 
-def checked_sends(producer: KafkaProducer, settings: dict[str, Any], topics: Iterable[str]) -> Sends:
+def checked_sends(producer: KafkaProducer, settings: KafkaSettings, topics: Iterable[str]) -> Sends:
     """Sends to `topics`, with their metadata and max.message.bytes fetched now, so that no send
     waits for metadata during an outage."""
     topics = list(topics)
     for topic in topics:
         producer.partitions_for(topic)
-    limits = {topic: max_message_bytes(settings["BOOTSTRAP_SERVERS"], topic) for topic in topics}
-    return Sends(producer, settings["BROKER_WAIT_SECONDS"], limits)
+    limits = {topic: max_message_bytes(settings.bootstrap_servers, topic) for topic in topics}
+    return Sends(producer, settings.broker_wait_seconds, limits)
 
 
 def close_producer(producer: KafkaProducer, timeout: float) -> None:
@@ -82,20 +114,20 @@ def close_producer(producer: KafkaProducer, timeout: float) -> None:
     producer.close(timeout=0)
 
 
-def consumer(settings: dict[str, Any]) -> KafkaConsumer:
+def consumer(settings: KafkaSettings) -> KafkaConsumer:
     """Records come as record_batches.Record (offset, key, value), decoded a batch at a time. Only
     committed ones (read_committed): the input may be written by transactional producers, and a
     committed offset fetched waits for a transaction under way to end (KIP-447)."""
     return rejoins_until_joined(fast_fetch(KafkaConsumer(
-        bootstrap_servers=settings["BOOTSTRAP_SERVERS"],
-        group_id=settings["CONSUMER_GROUP"],
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=settings.consumer_group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
-        fetch_max_bytes=settings["FETCH_MAX_BYTES"],
-        max_partition_fetch_bytes=settings["MAX_PARTITION_FETCH_BYTES"],
-        max_poll_records=settings["MAX_POLL_RECORDS"],
-        session_timeout_ms=settings["SESSION_TIMEOUT_MS"],
+        fetch_max_bytes=settings.fetch_max_bytes,
+        max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
+        max_poll_records=settings.max_poll_records,
+        session_timeout_ms=settings.session_timeout_ms,
         reconnect_backoff_max_ms=2000,  # back within 2 s of a broker's return, not 30
     )))
 
@@ -158,34 +190,34 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Any]:
         reader.close()
 
 
-def topic_specs(settings: dict[str, Any], roles: Iterable[str] = ("TOPIC", "OUTPUT_TOPIC", "DLQ_TOPIC")
+def topic_specs(settings: KafkaSettings, roles: Iterable[str] = ("TOPIC", "OUTPUT_TOPIC", "DLQ_TOPIC")
                 ) -> list[NewTopic]:
     """Topics by the setting that names them. The output topic is compacted: the latest record per
     window key is the answer. The dead letters keep the broker's default retention. The state topic
     (STATE: not a setting, named after the group) has a partition per input partition, compacted. The
     partials topic (PARTIALS, named after the output topic) has one, compacted: whoever owns it merges."""
     specs = {
-        "TOPIC": NewTopic(settings["TOPIC"], settings["TOPIC_PARTITIONS"], -1),
-        "STATE": NewTopic(state_topic(settings["CONSUMER_GROUP"]), settings["TOPIC_PARTITIONS"], -1,
+        "TOPIC": NewTopic(settings.topic, settings.topic_partitions, -1),
+        "STATE": NewTopic(state_topic(settings.consumer_group), settings.topic_partitions, -1,
                           topic_configs={"cleanup.policy": "compact", "max.message.bytes": str(MAX_ENTRY_BYTES)}),
-        "PARTIALS": NewTopic(partials_topic(settings["OUTPUT_TOPIC"]), 1, -1,
+        "PARTIALS": NewTopic(partials_topic(settings.output_topic), 1, -1,
                              topic_configs={"cleanup.policy": "compact", "max.message.bytes": str(MAX_ENTRY_BYTES),
                                             "segment.bytes": str(PARTIALS_SEGMENT_BYTES)}),
-        "OUTPUT_TOPIC": NewTopic(settings["OUTPUT_TOPIC"], 1, -1, topic_configs={"cleanup.policy": "compact"}),
-        "DLQ_TOPIC": NewTopic(settings["DLQ_TOPIC"], 1, -1),
+        "OUTPUT_TOPIC": NewTopic(settings.output_topic, 1, -1, topic_configs={"cleanup.policy": "compact"}),
+        "DLQ_TOPIC": NewTopic(settings.dlq_topic, 1, -1),
     }
     return [specs[role] for role in roles]
 
 
-def create_topics(settings: dict[str, Any], reset: bool = False,
+def create_topics(settings: KafkaSettings, reset: bool = False,
                   roles: Iterable[str] = ("TOPIC", "OUTPUT_TOPIC", "DLQ_TOPIC", "STATE")) -> list[str]:
     """Create the topics that do not exist (after deleting them when `reset`); returns what it did."""
-    admin = KafkaAdminClient(bootstrap_servers=settings["BOOTSTRAP_SERVERS"])
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     done = []
     try:
         specs = topic_specs(settings, roles)
         if reset:  # an earlier run's partials go too, made with more partitions or not
-            names = {t.name for t in specs} | {partials_topic(settings["OUTPUT_TOPIC"])}
+            names = {t.name for t in specs} | {partials_topic(settings.output_topic)}
             doomed = [name for name in sorted(names) if name in set(admin.list_topics())]
             if doomed:
                 admin.delete_topics(doomed)

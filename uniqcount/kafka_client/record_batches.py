@@ -16,7 +16,7 @@ block of values in one loop (~0.7 µs a record against ~2.4 µs through kafka-py
 block_producer.py hands the result to KafkaProducer's own sender.
 
 Written against kafka-python 3.0.12 (pinned): `Fetcher.PartitionRecords` and the batch's
-decompressed buffer are internals; tests/test_record_batches.py checks them against the library.
+decompressed buffer are internals; tests/kafka_client/test_record_batches.py checks them against the library.
 """
 from __future__ import annotations
 

@@ -20,8 +20,13 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Sequence
 
-from kafka.errors import (InvalidProducerEpochError, KafkaTimeoutError, ProducerFencedError, TransactionAbortableError,
-                          TransactionAbortedError)
+from kafka.errors import (
+    InvalidProducerEpochError,
+    KafkaTimeoutError,
+    ProducerFencedError,
+    TransactionAbortableError,
+    TransactionAbortedError,
+)
 
 from uniqcount.kafka_client.transactions import Fenced, TransactionFailed
 
@@ -62,7 +67,7 @@ class Sends:
         limit = min(self.max_message_bytes.get(topic) or 1 << 62, self.producer.config["max_request_size"])
         if size(key, value, headers) > limit:
             if reason is not None:
-                key, value, headers = stub(key, value, headers)
+                key, value, headers = stub(key, value or b"", headers)
             if reason is None or size(key, value, headers) > limit:
                 raise SendFailed(f"a record for {topic} is {size(key, value, headers):,} bytes, more than the "
                                  f"topic takes (max.message.bytes {limit:,}); nothing past it is committed")

@@ -1,15 +1,16 @@
 """Parse, decide, emit: the one path every source (Kafka, file, stdin) goes through. A file or stdin
-is partition 0; a Kafka consumer counts each partition it owns on its own (core/merge.py), and of a
-topic with several partitions, hands their partial results to the merger (runtime/merging.py)."""
+is partition 0; a Kafka consumer counts each partition it owns on its own (core/partition_counters.py), and of a
+topic with several partitions, hands their partial results to the merger (runtime/merger_task.py)."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, Sequence
 
 from uniqcount.core.frames import parse_frames
-from uniqcount.core.merge import Partitions
 from uniqcount.core.partition import Emitted, PartitionCounter
+from uniqcount.core.partition_counters import PartitionCounters
 from uniqcount.core.records import iso_utc
+from uniqcount.runtime.config import Settings
 from uniqcount.runtime.outputs import DeadLetters, Records
 from uniqcount.runtime.progress import Meter, Ticker
 
@@ -19,24 +20,25 @@ def by_reason(counts: Counter[str]) -> str:
 
 
 class Counting:
-    def __init__(self, settings: dict[str, Any], records: Records, dead_letters: DeadLetters, partials: bool = False):
-        """`partials`: a topic of several partitions, whose records the merger makes (core/merge.py)."""
+    def __init__(self, settings: Settings, records: Records, dead_letters: DeadLetters, scaled_out: bool = False):
+        """`scaled_out`: a topic of several partitions, whose records the merger makes
+        (core/partition_counters.py)."""
         self.settings = settings
-        self.partials = partials
-        self.early = Ticker(settings["EMIT_EARLY_EVERY"])
+        self.scaled_out = scaled_out
+        self.early = Ticker(settings.emit_early_every)
         self.records = records
         self.dead_letters = dead_letters
         self.restart()
 
     def restart(self) -> None:
         """Empty state, as in a new process: for a consumer rewound to its last checkpoint."""
-        self.partitions = Partitions(self.new_counter, self.partials)
-        self.meter = Meter(self.settings["STATUS_INTERVAL"])
+        self.counters = PartitionCounters(self.new_counter, self.scaled_out)
+        self.meter = Meter(self.settings.status_interval)
 
     def new_counter(self) -> PartitionCounter:
         s = self.settings
-        return PartitionCounter(s["ALLOWED_LATENESS"], s["LATE_RETENTION"], s["OUTLIER_JUMP"],
-                                s["GRANULARITIES"], s["EXACT_UP_TO"], s["HLL_LG_K"])
+        return PartitionCounter(s.allowed_lateness, s.late_retention, s.outlier_jump,
+                                s.granularities, s.exact_up_to, s.hll_lg_k)
 
     def process(self, values: list[bytes], refs: list[Any], partition: int = 0) -> None:
         """`refs[i]` is what a dead letter of values[i] is made from (the bytes, or the Kafka record)."""
@@ -45,29 +47,29 @@ class Counting:
         if bad:
             invalid = {index for index, _ in bad}
             kept = [ref for index, ref in enumerate(refs) if index not in invalid]
-        self.partitions.assign(partition).received(len(values), [reason for _, reason in bad])
+        self.counters.assign(partition).received(len(values), [reason for _, reason in bad])
         self.meter.add(len(values), sum(map(len, values)))
-        self._emit(self.partitions.add_many(partition, pairs, kept), dead)
+        self._emit(self.counters.add_many(partition, pairs, kept), dead)
         if self.early.due():
             self.emit_provisional()
 
-    def _emit(self, emitted: Emitted, dead: list[tuple[str, Any]] = ()) -> None:
+    def _emit(self, emitted: Emitted, dead: Sequence[tuple[str, Any]] = ()) -> None:
         self.records.write(emitted.results)
         if dead or emitted.dead:
             self.dead_letters.write([*dead, *emitted.dead])
 
     def emit_provisional(self) -> None:
-        self.records.write(self.partitions.provisional())
+        self.records.write(self.counters.provisional())
 
     def advance_idle(self, partition: int, watermark: int | None) -> None:
-        self._emit(self.partitions.advance_idle(partition, watermark))
+        self._emit(self.counters.advance_idle(partition, watermark))
 
     def flush_all(self) -> None:
         """End of input: every held frame decided, every open window emitted."""
-        self._emit(self.partitions.flush())
+        self._emit(self.counters.flush())
 
     def status_line(self, lag: int | None = None) -> str:
-        p = self.partitions
+        p = self.counters
         watermark = iso_utc(p.watermark) if p.watermark is not None else "-"
         lag_text = f", lag {lag:,}" if lag is not None else ""
         parts = f", partitions {len(p.counters)}" if len(p.counters) > 1 else ""
@@ -83,7 +85,7 @@ class Counting:
         of their streams (the state carries it through restarts): frames in =
         counted + dead-lettered + held. Then the frames too late per granularity: those counted by
         a longer granularity, and the dead-lettered `too_late` ones."""
-        p = self.partitions
+        p = self.counters
         dead = p.rejected
         held_frames = p.total("held_frames")
         held = f" + held {held_frames:,}" if held_frames else ""

@@ -9,9 +9,10 @@ mode: ~155k frames/s with 256 KB blocks, ~120k with 4 MB).
 from __future__ import annotations
 
 import gzip
+import io
 import sys
 from pathlib import Path
-from typing import BinaryIO, Iterator, Sequence
+from typing import Iterator, Sequence
 
 from isal import igzip_threaded
 from isal.igzip_lib import IsalError
@@ -29,7 +30,7 @@ class Input:
     def __init__(self, path: str):
         self.name = "stdin" if path == "-" else path
         if path == "-":
-            self.raw: BinaryIO = sys.stdin.buffer
+            self.raw: io.BufferedReader = sys.stdin.buffer  # type: ignore[assignment]  # a BufferedReader
             self.size: int | None = None
         else:
             try:
@@ -40,7 +41,7 @@ class Input:
                 raise InputError(f"cannot read {path}: {exc.strerror}") from None
             self.size = Path(path).stat().st_size
         self.gzipped = self.raw.peek(2)[:2] == GZIP_MAGIC
-        self.stream: BinaryIO = igzip_threaded.open(self.raw, "rb") if self.gzipped else self.raw
+        self.stream: io.BufferedIOBase = igzip_threaded.open(self.raw, "rb") if self.gzipped else self.raw  # type: ignore[no-untyped-call]
         self.blank_lines = 0
 
     def position(self) -> int | None:
@@ -77,7 +78,7 @@ class Input:
                     yield numbers, kept
                 if remaining == 0:
                     return
-        except (gzip.BadGzipFile, IsalError, EOFError, OSError) as exc:  # isal raises gzip's own BadGzipFile too
+        except (gzip.BadGzipFile, IsalError, EOFError, OSError) as exc:  # type: ignore[misc]  # isal raises gzip's own BadGzipFile too
             raise InputError(f"{self.name}: unreadable input ({exc})") from None
 
     def _lines(self, size: int) -> Iterator[list[bytes]]:

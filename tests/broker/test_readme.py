@@ -23,14 +23,15 @@ from uniqcount.kafka_client.kafka_io import read_topic
 README = REPO / "README.md"
 USAGE = REPO / "docs" / "USAGE.md"
 COMMAND = re.compile(r"^(\./|docker |zcat |python -m |([A-Z_]+=\S+ )+\S)")
-NEEDS_A_DOCKER_ENGINE = "not run: no Docker engine on this machine or CI; tests/test_compose.py checks the file"
+NEEDS_A_DOCKER_ENGINE = "not run: no Docker engine on this machine or CI; tests/devtools/test_compose.py checks the file"
 RUN_ELSEWHERE = {  # a command of the README -> who runs it
     "./run.sh test": ".ci/run",
+    "./run.sh lint": ".ci/run",
     "./run.sh bench --repeat 1": ".ci/run",
-    "./run.sh broker start": "tests/test_broker.py::test_acknowledged_messages_survive_stop_and_crash",
-    "./run.sh broker status": "tests/test_broker.py::test_acknowledged_messages_survive_stop_and_crash",
-    "./run.sh broker logs": "tests/test_broker.py::test_acknowledged_messages_survive_stop_and_crash",
-    "./run.sh broker stop": "tests/test_broker.py::test_acknowledged_messages_survive_stop_and_crash",
+    "./run.sh broker start": "tests/devtools/test_broker.py::test_acknowledged_messages_survive_stop_and_crash",
+    "./run.sh broker status": "tests/devtools/test_broker.py::test_acknowledged_messages_survive_stop_and_crash",
+    "./run.sh broker logs": "tests/devtools/test_broker.py::test_acknowledged_messages_survive_stop_and_crash",
+    "./run.sh broker stop": "tests/devtools/test_broker.py::test_acknowledged_messages_survive_stop_and_crash",
     "docker compose up -d --wait": NEEDS_A_DOCKER_ENGINE,
     "docker compose down": NEEDS_A_DOCKER_ENGINE,
     "docker compose exec kafka /opt/kafka/bin/kafka-console-consumer.sh --bootstrap-server localhost:9092 "
@@ -48,6 +49,7 @@ RUN_HERE = {  # a command of the README -> the test of this file that runs it as
     "CONSUMERS=2 TOPIC_PARTITIONS=4 ./run.sh": "test_run_sh_and_what_the_readme_does_with_its_results",
     "BOOTSTRAP_SERVERS=kafka.example.com:9092 ./run.sh": "test_a_broker_that_does_not_answer_stops_run_sh_in_the_line_shown",
     "zcat ../shared/data/sample-late.jsonl.gz | ./consumer.py --input -": "test_stdin_mode_as_shown",
+    "./run.sh test tests/core": "test_the_inner_loop_is_the_pure_core_alone",
 }
 
 
@@ -141,6 +143,19 @@ def test_stdin_mode_as_shown():
     records = [json.loads(line) for line in done.stdout.splitlines()]
     assert [{k: r[k] for k in ("window_start", "unique_users", "frames")} for r in latest_per_key(records)] \
         == truth_minutes(LATE)
+
+
+def test_the_inner_loop_is_the_pure_core_alone():
+    """`./run.sh test tests/core` (collected only here: CI runs them all) takes the core's tests, and
+    none of them needs a broker."""
+    done = subprocess.run("./run.sh test tests/core --collect-only -q", shell=True, cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    collected = [line for line in done.stdout.splitlines() if "::" in line]
+    assert len(collected) > 100 and all(line.startswith("tests/core/") for line in collected), done.stdout[-2000:]
+    kafka = subprocess.run("./run.sh test tests/core --collect-only -q -m kafka", shell=True, cwd=REPO,
+                           capture_output=True, text=True, timeout=120)
+    assert "::" not in kafka.stdout and "deselected" in kafka.stdout, kafka.stdout  # no core test is marked kafka
 
 
 def test_a_broker_that_does_not_answer_stops_run_sh_in_the_line_shown():

@@ -15,9 +15,9 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
+from tests.conftest import free_port
 from uniqcount import REPO
 from uniqcount.devtools.localbroker import BrokerError, classpath, new_cluster_id
-from tests.conftest import free_port
 
 pytestmark = pytest.mark.kafka
 

@@ -16,9 +16,9 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
+from tests.broker.test_exactly_once import batch_free, finals, paced_producer, wait_for
+from tests.broker.test_faults import assert_truth, records_of, sample_lines, start_consumer
 from tests.helpers import LATE, kafka_env, latest_per_key, needs_samples, script, truth_windows
-from tests.test_exactly_once import batch_free, finals, paced_producer, wait_for
-from tests.test_faults import assert_truth, records_of, sample_lines, start_consumer
 from uniqcount.kafka_client.block_producer import BlockSender
 from uniqcount.kafka_client.kafka_io import read_topic
 from uniqcount.kafka_client.keyed import default_partition

@@ -12,9 +12,23 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.bit_flips import flip_high_bits
-from tests.helpers import (LATE, ORDERED, VIA, as_truth, follow, kafka_env, latest_per_key, needs_samples, of,
-                           produce, run_consumer, script, start_consumer, truth_minutes,
-                           truth_windows)
+from tests.helpers import (
+    LATE,
+    ORDERED,
+    VIA,
+    as_truth,
+    follow,
+    kafka_env,
+    latest_per_key,
+    needs_samples,
+    of,
+    produce,
+    run_consumer,
+    script,
+    start_consumer,
+    truth_minutes,
+    truth_windows,
+)
 from uniqcount.kafka_client.kafka_io import read_topic
 
 

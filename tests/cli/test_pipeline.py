@@ -10,8 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import (ORDERED, VIA, as_truth, follow, kafka_env, needs_samples, of, produce, run_consumer, script,
-                           start_consumer, truth_minutes)
+from tests.helpers import (
+    ORDERED,
+    VIA,
+    as_truth,
+    follow,
+    kafka_env,
+    needs_samples,
+    of,
+    produce,
+    run_consumer,
+    script,
+    start_consumer,
+    truth_minutes,
+)
 from uniqcount import REPO
 from uniqcount.cli import producer as producer_cli
 from uniqcount.kafka_client.kafka_io import read_topic

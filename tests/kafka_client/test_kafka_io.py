@@ -16,6 +16,7 @@ from uniqcount.kafka_client.record_batches import FastPartitionRecords, Record, 
 from uniqcount.kafka_client.transactions import Transactions
 from uniqcount.runtime import config
 
+
 def poll_for(consumer, seconds: float) -> None:
     """Poll as consumer.py does, 200 ms at a time."""
     deadline = time.monotonic() + seconds
@@ -32,7 +33,7 @@ def test_a_rejoin_that_outlasts_a_poll_still_takes_its_assignment(bootstrap, top
     and a poll of 0 ms is the poll that runs out."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([NewTopic(topic_name, 1, 1)])
-    settings = {**config.load(), "BOOTSTRAP_SERVERS": bootstrap, "CONSUMER_GROUP": f"group-{uuid.uuid4().hex[:8]}"}
+    settings = config.load().replace(bootstrap_servers=bootstrap, consumer_group=f"group-{uuid.uuid4().hex[:8]}")
     consumer = kafka_io.consumer(settings)
     try:
         consumer.subscribe([topic_name])
@@ -63,9 +64,9 @@ def test_a_missing_internal_is_one_line_naming_it():
 @pytest.mark.kafka
 def test_the_internals_the_patches_need_exist_in_the_installed_library(bootstrap):
     """The start-up checks pass on the pinned kafka-python (they would stop consumer.py otherwise)."""
-    settings = {**config.load(), "BOOTSTRAP_SERVERS": bootstrap, "CONSUMER_GROUP": f"group-{uuid.uuid4().hex[:8]}"}
+    settings = config.load().replace(bootstrap_servers=bootstrap, consumer_group=f"group-{uuid.uuid4().hex[:8]}")
     producer = kafka_io.producer(settings)
-    transactional = kafka_io.producer(settings, f"t-{settings['CONSUMER_GROUP']}")
+    transactional = kafka_io.producer(settings, f"t-{settings.consumer_group}")
     consumer = kafka_io.consumer(settings)
     try:
         assert consumer._fetcher.PartitionRecords is FastPartitionRecords
@@ -89,7 +90,7 @@ def test_the_fast_paths_are_the_ones_in_use(bootstrap, topic_name, monkeypatch):
     monkeypatch.setattr(KafkaProducer, "send", lambda *_, **__: pytest.fail("the per-record send was used"))
     monkeypatch.setattr(Fetcher.PartitionRecords, "take",
                         lambda *_, **__: pytest.fail("kafka-python's record iterator was used"))
-    settings = {**config.load(), "BOOTSTRAP_SERVERS": bootstrap, "CONSUMER_GROUP": f"group-{uuid.uuid4().hex[:8]}"}
+    settings = config.load().replace(bootstrap_servers=bootstrap, consumer_group=f"group-{uuid.uuid4().hex[:8]}")
     producer = kafka_io.producer(settings)
     sender = BlockSender(producer, topic_name, on_failure=lambda *_: pytest.fail("a block was refused"))
     futures = sender.send(values(500))

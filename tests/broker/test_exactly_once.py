@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from tests.broker.test_faults import assert_no_duplicates, assert_truth, drain, records_of, start_consumer
 from tests.helpers import LATE, WEEK, as_truth, kafka_env, latest_per_key, needs_samples, produce, script, truth_windows
-from tests.test_faults import assert_no_duplicates, assert_truth, drain, records_of, start_consumer
 from uniqcount import REPO
 from uniqcount.kafka_client.kafka_io import read_topic
 
@@ -37,7 +37,7 @@ def wait_for(log: Path, text: str, timeout: float = 90, times: int = 1) -> str:
 
 def restored_from(text: str) -> list[int]:
     """The offsets a consumer's restores read on from (None, before any checkpoint: 0)."""
-    return [0 if o == "None" else int(o) for o in re.findall(r"reading on from offset\(s\) (\w+)", text)]
+    return [0 if o == "None" else int(o) for o in re.findall(r"reading on from offsets? (\w+)", text)]
 
 
 def committed(bootstrap: str, env: dict) -> int | None:

@@ -3,7 +3,7 @@ partition's frames never move another's watermark.
 
 - Input of one partition (a file, stdin, a topic with one partition): the partition's records are
   the answer, unchanged: no merge, no extra cost.
-- A topic with more partitions (`partials`): whichever consumers count them, the answer is made by
+- A topic with more partitions (`scaled_out`): whichever consumers count them, the answer is made by
   the merger (merger.py) from every partition's partial results. Here each partition's final and
   corrected windows are gathered (the latest per window) for the runtime to send as partials at its
   next checkpoint, with each partition's mark: watermark, idle, flushed. A partition that the edge
@@ -22,21 +22,27 @@ from uniqcount.core.partition import Emitted, PartitionCounter
 from uniqcount.core.windowset import Result
 
 
-class Partitions:
-    def __init__(self, make: Callable[[], PartitionCounter], partials: bool = False):
+class PartitionCounters:
+    def __init__(self, make: Callable[[], PartitionCounter], scaled_out: bool = False):
         """`make` builds the counter of a newly assigned partition (the settings live there);
-        `partials`: the input has more partitions than one, and the merger makes the answer."""
+        `scaled_out`: the input has more partitions than one, and the merger makes the answer."""
         self.make = make
-        self.partials = partials
+        self.scaled_out = scaled_out
         self.counters: dict[int, PartitionCounter] = {}
         self.idle: set[int] = set()
-        self._gathered: dict[tuple[int, str, int], Result] = {}
+        self._gathered: dict[int, dict[tuple[str, int], Result]] = {}  # per partition
 
     def assign(self, partition: int) -> PartitionCounter:
         counter = self.counters.get(partition)
         if counter is None:
             counter = self.counters[partition] = self.make()
         return counter
+
+    def put(self, partition: int, counter: PartitionCounter) -> None:
+        """A partition's counter built from its state (a restore): it starts over as not idle."""
+        self.counters[partition] = counter
+        self.idle.discard(partition)
+        self._gathered.pop(partition, None)
 
     def add_many(self, partition: int, frames: Sequence[tuple[str, int]], refs: Sequence[Any]) -> Emitted:
         self.idle.discard(partition)
@@ -62,20 +68,24 @@ class Partitions:
         return Emitted(results, dead)
 
     def _out(self, partition: int, emitted: Emitted) -> Emitted:
-        if not self.partials:
+        if not self.scaled_out:
             return emitted
+        gathered = self._gathered.setdefault(partition, {})
         for result in emitted.results:
             if result.final:
-                self._gathered[(partition, result.granularity, result.start)] = result
+                gathered[(result.granularity, result.start)] = result
         return Emitted([], emitted.dead)
 
-    def take_partials(self) -> list[tuple[int, Result]]:
-        """(partition, its latest final or corrected record) of each window changed since the last call."""
-        gathered, self._gathered = self._gathered, {}
-        return [(partition, result) for (partition, _, _), result in gathered.items()]
+    def take_partials(self, partition: int) -> list[Result]:
+        """The partition's latest final or corrected record of each window changed since the last call."""
+        return list(self._gathered.pop(partition, {}).values())
+
+    def mark(self, partition: int) -> Mark:
+        counter = self.counters[partition]
+        return Mark(partition, counter.watermark, partition in self.idle, counter.flushed)
 
     def marks(self) -> list[Mark]:
-        return [Mark(p, c.watermark, p in self.idle, c.flushed) for p, c in sorted(self.counters.items())]
+        return [self.mark(p) for p in sorted(self.counters)]
 
     @property
     def watermark(self) -> int | None:
@@ -85,7 +95,7 @@ class Partitions:
     def provisional(self) -> list[Result]:
         """Early records of one partition's open windows (partition.provisional); the merger makes
         final records only."""
-        if self.partials or len(self.counters) != 1:
+        if self.scaled_out or len(self.counters) != 1:
             return []
         (counter,) = self.counters.values()
         return counter.provisional()

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from tests.core.helpers import Collected, brute_force, calendar_start, collected
 from uniqcount.core.counters import hll_relative_standard_error
 from uniqcount.core.granularities import GRANULARITIES
 from uniqcount.runtime import counting
 from uniqcount.runtime.config import load
 from uniqcount.runtime.counting import Counting
 from uniqcount.runtime.outputs import CountedOnly, Records
-from tests.core_helpers import Collected, brute_force, calendar_start, collected
 
 ALL = list(GRANULARITIES.values())
 

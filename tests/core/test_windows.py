@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
+from tests.core.helpers import collected
 from uniqcount.core.outliers import CONFIRMATIONS, PATIENCE
 from uniqcount.core.userset import CompactUsers
-from tests.core_helpers import collected
 
 _refs = iter(range(1 << 62))
 

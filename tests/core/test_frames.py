@@ -6,12 +6,12 @@ import json
 import os
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from tests.helpers import LATE
 from uniqcount.core.frames import MAX_TS, InvalidFrame, parse_frame, parse_frames
 from uniqcount.core.nesting import NotJson, NotObject, top_level
-
-from .helpers import LATE
 
 
 def reason(data: bytes) -> str:

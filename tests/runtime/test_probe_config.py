@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from uniqcount import REPO
-from uniqcount.cli import consumer as consumer_cli, producer as producer_cli
-from uniqcount.kafka_client.probe import is_local, kafka_answers, parse_servers
-from uniqcount.runtime import config
 from tests.conftest import free_port
 from tests.helpers import script
+from uniqcount import REPO
+from uniqcount.cli import consumer as consumer_cli
+from uniqcount.cli import producer as producer_cli
+from uniqcount.kafka_client.probe import is_local, kafka_answers, parse_servers
+from uniqcount.runtime import config
 
 
 def test_parse_servers():
@@ -59,12 +60,12 @@ def test_probe_other_servers_are_not_kafka(reply):
 def test_precedence_flag_env_file_default(tmp_path: Path):
     env_file = tmp_path / "config.env"
     env_file.write_text("# comment\nBOOTSTRAP_SERVERS=file:1\nLOCAL_CONTROLLER_PORT=1111\n")
-    assert config.load(env_file, {})["LOCAL_BROKER_HEAP"] == config.SETTINGS["LOCAL_BROKER_HEAP"].default
-    assert config.load(env_file, {})["BOOTSTRAP_SERVERS"] == "file:1"
-    assert config.load(env_file, {"BOOTSTRAP_SERVERS": "env:2"})["BOOTSTRAP_SERVERS"] == "env:2"
+    assert config.load(env_file, {}).local_broker_heap == config.SETTINGS["LOCAL_BROKER_HEAP"].default
+    assert config.load(env_file, {}).bootstrap_servers == "file:1"
+    assert config.load(env_file, {"BOOTSTRAP_SERVERS": "env:2"}).bootstrap_servers == "env:2"
     flagged = config.load(env_file, {"BOOTSTRAP_SERVERS": "env:2"}, {"BOOTSTRAP_SERVERS": "flag:3"})
-    assert flagged["BOOTSTRAP_SERVERS"] == "flag:3"
-    assert flagged["LOCAL_CONTROLLER_PORT"] == 1111
+    assert flagged.bootstrap_servers == "flag:3"
+    assert flagged.local_controller_port == 1111
 
 
 def test_bad_settings_are_one_line_errors(tmp_path: Path):

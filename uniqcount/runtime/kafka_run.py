@@ -1,0 +1,87 @@
+"""consumer.py from Kafka: the topics made, the objects of a run built from the settings (each owning
+its part of the state), the loop run, and the summary said."""
+from __future__ import annotations
+
+import argparse
+import socket
+from typing import Any
+
+from kafka import TopicPartition
+
+from uniqcount.kafka_client import kafka_io
+from uniqcount.kafka_client.kafka_io import partials_topic
+from uniqcount.kafka_client.probe import any_answers
+from uniqcount.kafka_client.sends import SendFailed
+from uniqcount.kafka_client.state_topic import state_topic
+from uniqcount.runtime.broker_calls import CALL_SECONDS, BrokerCalls
+from uniqcount.runtime.committer import Committer, FencedOut
+from uniqcount.runtime.config import Settings
+from uniqcount.runtime.consumer_loop import ConsumerLoop
+from uniqcount.runtime.count_task import CountTask
+from uniqcount.runtime.counting import Counting
+from uniqcount.runtime.merger_task import MergerTask
+from uniqcount.runtime.outage import Outage
+from uniqcount.runtime.outputs import KafkaDeadLetters, Records
+from uniqcount.runtime.progress import status
+from uniqcount.runtime.run_state import GroupEvents, Requests
+from uniqcount.runtime.state_readers import StateReaders
+from uniqcount.runtime.tasks import Task, Tasks
+
+
+def run_kafka(args: argparse.Namespace, settings: Settings) -> int:
+    kafka_io.require_broker(settings.bootstrap_servers)
+    requests, events = Requests(), GroupEvents()
+    outage = Outage("consumer", settings.broker_wait_seconds)
+    consumer = kafka_io.consumer(settings)
+    partitions = len(consumer.partitions_for_topic(settings.topic) or ())  # 0: not there yet
+    scaled_out = partitions > 1  # the merger makes the records (merger_task.py)
+    kafka_io.create_topics(settings.replace(topic_partitions=partitions),
+                           roles=["OUTPUT_TOPIC", "DLQ_TOPIC", *(["STATE"] if partitions else []),
+                                  *(["PARTIALS"] if scaled_out else [])])
+    transactional_id = f"{settings.consumer_group}-{settings.instance_id or socket.gethostname()}"
+    partials = partials_topic(settings.output_topic) if scaled_out else None
+    outputs = [settings.output_topic, settings.dlq_topic, *([partials] if partials else [])]
+    sends = kafka_io.checked_sends(kafka_io.producer(settings, transactional_id), settings, outputs)
+    counting = Counting(settings, Records(args.quiet, sends, settings.output_topic),
+                        KafkaDeadLetters(sends, settings.dlq_topic), scaled_out)
+
+    def waiting() -> None:
+        if counting.meter.due():
+            status(counting.status_line() + outage.line())
+
+    calls = BrokerCalls(outage, lambda: requests.stop, waiting)
+    committer = Committer(sends, transactional_id, calls, settings.checkpoint_seconds,
+                          lambda: kafka_io.producer(settings, transactional_id), consumer.group_metadata,
+                          lambda: any_answers(settings.bootstrap_servers))
+    state = state_topic(settings.consumer_group)
+
+    def task(tp: Any) -> Task:
+        if tp.topic == partials:
+            return MergerTask(tp, counting.new_counter().sets, partitions, counting.records, state)
+        return CountTask(tp, counting, state, partials, settings.input_keyed_by_uid)
+
+    readers = StateReaders(settings, consumer, calls, partitions, sends)
+    tasks = Tasks(consumer, calls, task, readers, committer.ready)
+    loop = ConsumerLoop(consumer, committer, tasks, counting, outage, requests, events, settings.topic, partitions,
+                        TopicPartition(partials, 0) if partials else None, settings.checkpoint_seconds,
+                        settings.idle_flush_seconds, args.exit_at_end)
+    status(f"consumer: exactly once into {settings.output_topic} and {settings.dlq_topic} (read them with "
+           f"read_committed): a checkpoint every {settings.checkpoint_seconds:g} s commits records, dead letters, "
+           f"state ({state}) and offsets in one transaction (id {transactional_id})")
+    if scaled_out and settings.emit_early_every:
+        status(f"consumer: EMIT_EARLY_EVERY={settings.emit_early_every:g} is for a topic of one partition: of "
+               f"{partitions}, the merger publishes final records and corrections only")
+    consumer.subscribe([settings.topic, *([partials] if partials else [])], listener=events)
+    try:
+        loop.run()
+    except (SendFailed, FencedOut):
+        committer.close(0)
+        raise
+    finally:
+        consumer.close(autocommit=False, timeout_ms=int(CALL_SECONDS * 1000))
+        readers.close()
+    committer.close(CALL_SECONDS)
+    rewound = f"; went back to the last checkpoint {loop.state.rewinds} time(s)" if loop.state.rewinds else ""
+    status(counting.summary() + f"; {committer.commits:,} checkpoints" + rewound +
+           " (the counts are the partitions' own, from the start of their streams, through restores)")
+    return 0

@@ -70,10 +70,14 @@ run_all() {
     "$PY" consumer.py &
     consumer_pids+=($!)
   else
-    echo "run.sh: $count consumers in one group (INSTANCE_ID ${instance:-$(hostname)}-0 ... -$((count - 1)));" \
+    echo "run.sh: $count consumers in one group, started alike (each takes a transactional id of its own);" \
       "each counts some of the $("$PY" -m uniqcount.runtime.config TOPIC_PARTITIONS) partition(s) of the input, one merges" >&2
     for i in $(seq 0 $((count - 1))); do
-      INSTANCE_ID="${instance:-$(hostname)}-$i" "$PY" consumer.py --quiet &
+      if [ -n "$instance" ]; then  # a name given in the settings: one per process
+        INSTANCE_ID="$instance-$i" "$PY" consumer.py --quiet &
+      else
+        "$PY" consumer.py --quiet &
+      fi
       consumer_pids+=($!)
     done
   fi

@@ -40,11 +40,13 @@ def four_partitions(bootstrap: str, **settings: str) -> dict[str, str]:
     return env
 
 
-def consumers(env: dict, tmp_path: Path, names: list[str]) -> dict[str, tuple[subprocess.Popen, Path]]:
+def consumers(env: dict, tmp_path: Path, names: list[str], alike: bool = False
+              ) -> dict[str, tuple[subprocess.Popen, Path]]:
+    """Consumers named by INSTANCE_ID, or (`alike`) started as a user starts them: no name given."""
     started = {}
     for name in names:
         log = tmp_path / f"{name}.log"
-        started[name] = start_consumer({**env, "INSTANCE_ID": name}, log), log
+        started[name] = start_consumer(env if alike else {**env, "INSTANCE_ID": name}, log), log
     return started
 
 
@@ -96,17 +98,20 @@ def test_murmur2_partitions_as_kafkas_java_client_does():
         assert default_partition(key, 1 << 31) == java & 0x7FFFFFFF
 
 
-@pytest.mark.parametrize("keyed, count", [(False, 2), (False, 3), (True, 2)], ids=["blocks-2", "blocks-3", "uid-2"])
-def test_consumers_of_one_group_publish_one_exact_answer(bootstrap, tmp_path, keyed, count):
-    """Every granularity counted exactly (EXACT_UP_TO=year), so each equals the truth file."""
+@pytest.mark.parametrize("keyed, count, alike", [(False, 2, False), (False, 3, True), (True, 2, False)],
+                         ids=["blocks-2", "blocks-3-started-alike", "uid-2"])
+def test_consumers_of_one_group_publish_one_exact_answer(bootstrap, tmp_path, keyed, count, alike):
+    """Every granularity counted exactly (EXACT_UP_TO=year), so each equals the truth file. Started
+    alike (no INSTANCE_ID, one host), each takes a transactional id of its own: none is fenced."""
     env = four_partitions(bootstrap, EXACT_UP_TO="year", **({"INPUT_KEYED_BY_UID": "true"} if keyed else {}))
-    running = consumers(env, tmp_path, [f"c{n}" for n in range(count)])
+    running = consumers(env, tmp_path, [f"c{n}" for n in range(count)], alike)
     for _, log in running.values():
         wait_for(log, "counts partition")
     produced = script("producer.py", "--input", str(LATE), *(["--key", "uid"] if keyed else []), env=env)
     assert produced.returncode == 0, produced.stderr
     drain_all(running)
     assert_exact_once_each(bootstrap, env)
+    assert not any("fenced" in log.read_text().lower() for _, log in running.values())
     merging = [name for name, (_, log) in running.items() if MERGER in log.read_text()]
     assert merging, "one consumer merges"
     frames = read_topic(bootstrap, env["TOPIC"])

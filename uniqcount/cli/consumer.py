@@ -18,6 +18,7 @@ from uniqcount.runtime.committer import FencedOut, TransactionsRefused
 from uniqcount.runtime.config import Settings
 from uniqcount.runtime.consumer_loop import PartitionsChanged
 from uniqcount.runtime.counting import Counting
+from uniqcount.runtime.identity import NoSlot
 from uniqcount.runtime.kafka_run import run_kafka
 from uniqcount.runtime.outage import BrokerLost
 from uniqcount.runtime.outputs import CountedOnly, DeadLetters, FileDeadLetters, OutputError, Records
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_input(args, settings) if args.input else run_kafka(args, settings)
     except BrokerLost as exc:
         return error(f"{exc}; nothing since the last checkpoint was committed, a restart goes on from there")
-    except (InputError, OutputError, SendFailed, kafka_io.BrokerUnavailable, LibraryMismatch, StateMismatch,
+    except (InputError, OutputError, SendFailed, kafka_io.BrokerUnavailable, LibraryMismatch, StateMismatch, NoSlot,
             FencedOut, TransactionsRefused, PartitionsChanged) as exc:
         return error(str(exc))
     except KafkaError as exc:  # what kafka-python gave up on, and no retry can mend

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 from kafka.errors import (
     InvalidProducerEpochError,
+    KafkaError,
     KafkaTimeoutError,
     ProducerFencedError,
     TransactionAbortableError,
@@ -71,7 +72,12 @@ class Sends:
             if reason is None or size(key, value, headers) > limit:
                 raise SendFailed(f"a record for {topic} is {size(key, value, headers):,} bytes, more than the "
                                  f"topic takes (max.message.bytes {limit:,}); nothing past it is committed")
-        future = self.producer.send(topic, key=key, value=value, headers=list(headers), partition=partition)
+        try:
+            future = self.producer.send(topic, key=key, value=value, headers=list(headers), partition=partition)
+        except KafkaError as exc:  # a transaction failed before: the producer takes no more sends
+            if not self.producer.config.get("transactional_id"):
+                raise
+            raise transaction_lost(exc) from None
         n = len(value or b"")
         future.add_errback(lambda exc, topic=topic, n=n: self.refused.append((topic, n, exc)))
         self.unsettled += 1
@@ -106,6 +112,18 @@ class Sends:
                              "a restart sends it again")
         raise SendFailed(f"the broker refused a record for {topic} ({nbytes:,} bytes): "
                          f"{type(exc).__name__}: {exc}; nothing past it is committed, a restart sends it again")
+
+
+def transaction_lost(exc: KafkaError) -> Exception:
+    """What a send refused up front means: kafka-python refuses every send once a transactional
+    request has failed, naming that failure. Fenced (another producer took the transactional id) or
+    any other failed transaction is redone from the last checkpoint; anything else is raised as is."""
+    cause = next((arg for arg in exc.args if isinstance(arg, BaseException)), None)
+    if isinstance(cause, (ProducerFencedError, InvalidProducerEpochError)):
+        return Fenced(f"{type(cause).__name__}: {cause}")
+    if cause is not None:
+        return TransactionFailed(f"{type(cause).__name__}: {cause}")
+    return exc
 
 
 def size(key: bytes | None, value: bytes | None, headers: Headers) -> int:

@@ -10,7 +10,7 @@ with the consumed offsets in it, in this order:
 
 A step that cannot end well (fenced, aborted by the broker, refused offsets) means `redo`: the
 producer is made anew (its start aborts what the old one left open) and the caller goes back to the
-last checkpoint. Each transactional id (`<CONSUMER_GROUP>-<INSTANCE_ID>`) belongs to one consumer:
+last checkpoint. Each transactional id (identity.py) belongs to one consumer:
 fenced twice within FENCED_AGAIN_SECONDS, another consumer has it, and this one stops (FencedOut).
 """
 from __future__ import annotations
@@ -125,8 +125,8 @@ class Committer:
         if isinstance(exc, Fenced):
             if now - self.fenced_at < FENCED_AGAIN_SECONDS:
                 raise FencedOut(f"another consumer uses the transactional id {self.transactional_id} and fenced "
-                                f"this one twice: give each consumer of the group its own INSTANCE_ID; nothing "
-                                "since the last checkpoint was committed") from None
+                                f"this one twice: give each consumer of the group its own INSTANCE_ID (or none: each "
+                                "then takes a slot of its host); nothing since the last checkpoint was committed") from None
             self.fenced_at = now
         self.failure = self.failure or f"the checkpoint's transaction failed ({exc})"
         close_producer(self.sends.producer, 0)

@@ -80,10 +80,11 @@ class Settings:
                 "state and offsets since the last: read_committed readers see results this much later at most, "
                 "and a restart redoes at most this much work", at_least(0.1, float))
     instance_id: str = setting("",
-                "consumer: its name in the group, the same across its restarts (its transactional id is "
-                "<CONSUMER_GROUP>-<INSTANCE_ID>); empty: the host name. Two consumers of a group need two")
+                "consumer: its name for transactions, the same across its restarts (transactional id "
+                "<CONSUMER_GROUP>-<INSTANCE_ID>), one per process; empty: <host>-<n>, the lowest slot of the host "
+                "that no running consumer of the group holds, so consumers started alike never share one")
     consumers: int = setting("1",
-                "./run.sh: how many consumer processes it starts in CONSUMER_GROUP (each INSTANCE_ID gets -0, -1, ...)", in_range(1, 64, "from 1 to 64 consumer processes"))
+                "./run.sh: how many consumer processes it starts in CONSUMER_GROUP, alike (an INSTANCE_ID set gets -0, -1, ...)", in_range(1, 64, "from 1 to 64 consumer processes"))
     input_keyed_by_uid: bool = setting("false",
                 "consumer: the input topic is keyed by uid with Kafka's default partitioner (producer.py --key uid), "
                 "so partitions never share a user: partial results of exact windows carry counts, not users", boolean)

@@ -3,7 +3,6 @@ its part of the state), the loop run, and the summary said."""
 from __future__ import annotations
 
 import argparse
-import socket
 from typing import Any
 
 from kafka import TopicPartition
@@ -19,6 +18,7 @@ from uniqcount.runtime.config import Settings
 from uniqcount.runtime.consumer_loop import ConsumerLoop
 from uniqcount.runtime.count_task import CountTask
 from uniqcount.runtime.counting import Counting
+from uniqcount.runtime.identity import identity
 from uniqcount.runtime.merger_task import MergerTask
 from uniqcount.runtime.outage import Outage
 from uniqcount.runtime.outputs import KafkaDeadLetters, Records
@@ -38,7 +38,8 @@ def run_kafka(args: argparse.Namespace, settings: Settings) -> int:
     kafka_io.create_topics(settings.replace(topic_partitions=partitions),
                            roles=["OUTPUT_TOPIC", "DLQ_TOPIC", *(["STATE"] if partitions else []),
                                   *(["PARTIALS"] if scaled_out else [])])
-    transactional_id = f"{settings.consumer_group}-{settings.instance_id or socket.gethostname()}"
+    me = identity(settings.consumer_group, settings.instance_id)
+    transactional_id = me.transactional_id
     partials = partials_topic(settings.output_topic) if scaled_out else None
     outputs = [settings.output_topic, settings.dlq_topic, *([partials] if partials else [])]
     sends = kafka_io.checked_sends(kafka_io.producer(settings, transactional_id), settings, outputs)
@@ -81,6 +82,7 @@ def run_kafka(args: argparse.Namespace, settings: Settings) -> int:
         consumer.close(autocommit=False, timeout_ms=int(CALL_SECONDS * 1000))
         readers.close()
     committer.close(CALL_SECONDS)
+    me.release()  # after the producer's close: a restart taking the slot finds nothing left open
     rewound = f"; went back to the last checkpoint {loop.state.rewinds} time(s)" if loop.state.rewinds else ""
     status(counting.summary() + f"; {committer.commits:,} checkpoints" + rewound +
            " (the counts are the partitions' own, from the start of their streams, through restores)")

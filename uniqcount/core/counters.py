@@ -17,7 +17,7 @@ hashes too, never the strings.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence, Union
+from typing import Iterable, Sequence, Union, cast
 
 from datasketches import hll_sketch, hll_union, tgt_hll_type
 
@@ -192,15 +192,15 @@ def union_of(counters: Sequence[UserCounter], pending: Iterable[NewUsers] = ()) 
     """Users and bounds of the union of one window's counters (several partitions' parts) and of
     minutes not closed yet, leaving them all unchanged."""
     pending = list(pending)
-    sketches = [c for c in counters if isinstance(c, HllCounter)]  # a window's counters are of one kind
-    if sketches:
+    if isinstance(counters[0], HllCounter):  # a window's counters are of one kind
+        sketches = cast("Sequence[HllCounter]", counters)
         sketch = HllCounter(max(c.lg_k for c in sketches))
         for counter in sketches:
             sketch.union.update(counter.sketch())
         for users in pending:
             sketch.union.update(users.sketch())
         return sketch.count(), sketch.bounds()
-    exact = [c for c in counters if isinstance(c, (ExactCounter, FrozenExactCounter))]
+    exact = cast("Sequence[ExactCounter | FrozenExactCounter]", counters)
     plain = [c for c in exact if isinstance(c, ExactCounter) and c.hashed is None]
     if len(plain) == len(exact) and not any(users.restored for users in pending):
         return len(set[str]().union(*(c.uids for c in plain), *(users.uids for users in pending))), None

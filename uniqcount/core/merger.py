@@ -19,7 +19,7 @@ read back on a restore (`restore`). Pure: no I/O, no clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Sequence, cast
 
 from uniqcount.core.counters import FrozenExactCounter, HllCounter, UserCounter, union_of
 from uniqcount.core.entries import MergerEntry, decode, encode
@@ -79,19 +79,20 @@ class Merger:
 
     def _assembled(self, key: Key, item: WindowPart) -> list[bytes | None] | None:
         """The parts of one revision, once all are in (they come one after the other)."""
-        if item.value.parts == 1:
-            return [item.value.data]
-        got = self._assembling.setdefault((key, item.partition, item.value.revision), {})
-        got[item.part] = item.value.data
-        if len(got) < item.value.parts:
+        value = item.value
+        if value.parts == 1:
+            return [value.data]
+        got = self._assembling.setdefault((key, item.partition, value.revision), {})
+        got[item.part] = value.data
+        if len(got) < value.parts:
             return None
-        del self._assembling[(key, item.partition, item.value.revision)]
-        return [got[n] for n in range(item.value.parts)]
+        del self._assembling[(key, item.partition, value.revision)]
+        return [got[n] for n in range(value.parts)]
 
     def _counter(self, index: int, data: list[bytes | None]) -> UserCounter | None:
-        parts = [part for part in data if part is not None]
-        if not parts:  # keyed input: the count only
+        if data == [None]:  # keyed input: the count only
             return None
+        parts = cast("list[bytes]", data)
         if not self.sets[index].exact:
             return HllCounter.from_bytes(parts[0])
         return FrozenExactCounter.from_bytes(b"".join(parts))

@@ -69,8 +69,9 @@ def slowest(marks: Sequence[Mark], flushed_far: bool = False) -> int | None:
         return FAR if flushed_far and mark.flushed else mark.watermark
 
     times = [time(m) for m in marks if not m.idle] or [time(m) for m in marks if m.watermark is not None]
-    known = [t for t in times if t is not None]
-    return min(known) if known and len(known) == len(times) else None
+    if not times or None in times:
+        return None
+    return min(t for t in times if t is not None)  # every one of them
 
 
 def mark_record(mark: Mark) -> tuple[bytes, bytes]:

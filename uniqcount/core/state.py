@@ -68,19 +68,15 @@ def _items(counter: PartitionCounter) -> dict[str, Item]:
         growing = Growing(minute.users, False) if not minute.restored else \
             Growing(minute.restored | set(hashes_of(minute.users)), True)
         items[f"open-minute/{start}"] = Item((minute.frames, minute.reported), partial(
-            _header, MinuteEntry(minute.start, minute.frames, minute.reported)), growing)
+            encode, MinuteEntry(minute.start, minute.frames, minute.reported)), growing)
     for windows in counter.sets:
         for kept, group in ((False, windows.open), (True, windows.kept)):
             for start, window in group.items():
                 version = (window.frames, window.revision, window.late_frames, kept)
-                items[f"{windows.name}/{start}"] = Item(version, partial(_header, WindowEntry(
+                items[f"{windows.name}/{start}"] = Item(version, partial(encode, WindowEntry(
                     window.start, window.end, window.frames, window.revision, window.late_frames, kept)),
                     _users(window.counter, version))
     return items
-
-
-def _header(header: MinuteEntry | WindowEntry) -> bytes:
-    return encode(header)
 
 
 def _users(counter: UserCounter, version: Any) -> Growing | Whole:

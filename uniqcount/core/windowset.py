@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Sequence
+from typing import Sequence, cast
 
 from uniqcount.core.counters import (
     DEFAULT_LG_K,
@@ -180,7 +180,7 @@ class WindowSet:
 
     @property
     def kept_bytes(self) -> int:
-        return sum(w.counter.nbytes for w in self.kept.values() if not isinstance(w.counter, ExactCounter))  # kept: frozen
+        return sum(cast("FrozenExactCounter | HllCounter", w.counter).nbytes for w in self.kept.values())  # kept: frozen
 
 
 def provisional(windows: WindowSet, minutes: Sequence[tuple[int, NewUsers, int, bool]]) -> list[Result]:

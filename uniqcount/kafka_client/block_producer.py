@@ -154,15 +154,14 @@ class BlockSender:
             headers = [(LINES_HEADER, b"%d-%d:%d" % (block_lines[0], block_lines[-1], size)),
                        (SOURCE_HEADER, self._source_id)]
             records = BlockRecords(block, self._compression, headers, block_keys)
-            if self._too_large(records) and self._on_too_large is not None:  # alone in its block (blocks() fits the others within the limit)
+            if self._on_too_large is not None and self._too_large(records):  # alone in its block (blocks() fits the others within the limit)
                 self._on_too_large(block_lines[0], size)
             else:
                 futures.append(self._enqueue(records, len(block), partition))
         return futures
 
     def _too_large(self, records: BlockRecords) -> bool:
-        return (self._on_too_large is not None and self._max_message_bytes is not None
-                and records.size_in_bytes() > self._max_message_bytes)
+        return self._max_message_bytes is not None and records.size_in_bytes() > self._max_message_bytes
 
     def _enqueue(self, records: BlockRecords, count: int, partition: int | None) -> FutureProduceResult:
         tp = TopicPartition(self._topic, next(self._partitions) if partition is None else partition)

@@ -10,6 +10,7 @@ from typing import Any, Iterable, Sequence
 import msgspec
 
 from uniqcount.core.partials import Mark, mark_record, window_records
+from uniqcount.core.partition import PartitionCounter
 from uniqcount.core.state import Snapshots, restore
 from uniqcount.kafka_client.record_batches import Record
 from uniqcount.runtime.committer import Change
@@ -63,7 +64,7 @@ class CountTask:
         self.watermark_at_last_frame, self.frame_watermark_known = self.counter.watermark, True
 
     @property
-    def counter(self) -> Any:
+    def counter(self) -> PartitionCounter:
         return self.counting.counters.counters[self.partition]
 
     def changes(self, position: int | None) -> list[Change]:
@@ -94,7 +95,7 @@ class CountTask:
             yield Change(self.partials_topic, 0, key, value)
 
     @staticmethod
-    def restored_line(tasks: list[CountTask], entries: list[Sequence[Entries]], committed: list[int | None]) -> str:
+    def restored_line(tasks: list[CountTask], entries: list[Sequence[Entries]]) -> str:
         windows = sum(t.counter.open_windows + t.counter.kept_windows for t in tasks)
         size = sum(len(v) for e in entries for part in e for v in part.values())
         return (f"restored partition(s) {', '.join(str(t.partition) for t in tasks)} from {tasks[0].state_topic}: "

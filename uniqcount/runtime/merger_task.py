@@ -87,7 +87,7 @@ class MergerTask:
         return not self.merger.flushed or bool(self.merger.waiting)
 
     @staticmethod
-    def restored_line(tasks: list[MergerTask], entries: list[Sequence[Entries]], committed: list[int | None]) -> str:
+    def restored_line(tasks: list[MergerTask], entries: list[Sequence[Entries]]) -> str:
         (task,), ((_, parts),) = tasks, entries
         return (f"merger of {task.partitions} partitions: restored {len(task.merger.windows):,} windows "
                 f"({sum(map(len, parts.values())) / 1e6:.1f} MB of partials)")

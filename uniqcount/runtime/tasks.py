@@ -107,7 +107,7 @@ class Tasks:
         for kind, group in groupby(range(len(new)), key=lambda i: type(new[i])):
             index = list(group)
             offsets = ", ".join(str(committed[i]) for i in index)
-            line = kind.restored_line([new[i] for i in index], [entries[i] for i in index], [committed[i] for i in index])
+            line = kind.restored_line([new[i] for i in index], [entries[i] for i in index])
             status(f"consumer: {line} in {seconds:.2f} s; reading on from offset{'s' if len(index) > 1 else ''} {offsets}")
 
     def _seek(self, task: Task, committed: int | None) -> None:

@@ -9,31 +9,34 @@ from kafka.errors import ProducerFencedError
 
 from uniqcount.kafka_client.sends import Sends
 from uniqcount.kafka_client.transactions import Fenced, TransactionFailed
+from uniqcount.runtime import broker_calls
+from uniqcount.runtime import committer as committer_module
 from uniqcount.runtime.broker_calls import BrokerCalls
 from uniqcount.runtime.committer import Change, Committer, FencedOut, Outcome
 from uniqcount.runtime.outage import Outage
 
 
 class Step:
-    def __init__(self, error: Exception | None = None):
+    def __init__(self, error: Exception | None = None, done: bool = True):
         self.error = error
+        self.done = done
 
     def wait(self, timeout_ms: int) -> bool:
         if self.error is not None:
             raise self.error
-        return True
+        return self.done
 
 
 class FakeProducer:
     """The parts of kafka-python's producer the committer drives; `fail_commit`: its commit raises."""
 
-    def __init__(self, fail_commit: Exception | None = None):
+    def __init__(self, fail_commit: Exception | None = None, starts: bool = True):
         self.sent: list[tuple[str, Any]] = []
         self.closed = False
         self.config = {"max_request_size": 1 << 20}
         self._sender = types.SimpleNamespace(wakeup=lambda: None)
         self._transaction_manager = types.SimpleNamespace(
-            initialize_transactions=Step, begin_transaction=lambda: None,
+            initialize_transactions=lambda: Step(done=starts), begin_transaction=lambda: None,
             send_offsets_to_transaction=lambda offsets, group: Step(),
             begin_commit=lambda: Step(fail_commit), begin_abort=Step)
 
@@ -93,3 +96,15 @@ def test_other_failures_do_not_count_as_fencing():
     made.abort()
     made.fail(TransactionFailed("aborted by the broker"))
     assert made.failure and "aborted by the broker" in made.failure
+
+
+def test_a_start_that_never_ends_is_made_again_with_a_new_producer(monkeypatch):
+    """A producer whose init_transactions hangs (its coordinator went away) is replaced after
+    START_SECONDS, and the new one starts; the hanging one is closed."""
+    monkeypatch.setattr(committer_module, "START_SECONDS", 0.0)
+    monkeypatch.setattr(broker_calls, "CALL_SECONDS", 0.0)
+    first = FakeProducer(starts=False)
+    made, producers = committer(first)
+    assert made.ready()
+    assert first.closed and made.sends.producer is producers[0] and made.transactions.ready
+    assert made.commit([CHANGE], {}) is Outcome.COMMITTED and producers[0].sent == [("state", b"\x01")]

@@ -1,4 +1,5 @@
-"""A single-node Apache Kafka (KRaft, broker+controller) on 127.0.0.1, without Docker.
+"""Apache Kafka (KRaft, each node broker and controller) on 127.0.0.1, without Docker: one node, or
+a cluster of three (LocalCluster) with replication factor 3 and min.insync.replicas 2.
 
 The jars are Apache Kafka's own, resolved from Maven Central by `broker/pom.xml` into
 `.kafka/lib` once (or taken from an installed Kafka named by KAFKA_HOME). Each broker instance lives
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -30,6 +32,7 @@ TOOLS_LOG_CONFIG = REPO / "broker" / "tools-log4j2.properties"
 DEFAULT_HOME = REPO / ".kafka"
 DEFAULT_LIB = DEFAULT_HOME / "lib"
 HOST = "127.0.0.1"
+TRANSACTION_LOG_PARTITIONS = 4  # of __transaction_state (Kafka's default: 50, too many for a test broker)
 
 TOOLS = {
     "kafka-topics": "org.apache.kafka.tools.TopicCommand",
@@ -118,11 +121,17 @@ def new_cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().byte
 
 @dataclass
 class LocalBroker:
+    """One node. Of a cluster (`voters`: the static controller quorum, `id@host:port,...`), it takes
+    the cluster's id and replication; alone, it is a quorum of its own."""
     home: Path = DEFAULT_HOME
     port: int = 9092
     controller_port: int = 9093
     heap: str = "512m"
     lib: Path = DEFAULT_LIB
+    node_id: int = 1
+    voters: str = ""
+    cluster_id: str = ""
+    replicas: int = 1
 
     @property
     def bootstrap(self) -> str:
@@ -169,9 +178,19 @@ class LocalBroker:
 
     def start(self, timeout: float = 120.0) -> str:
         """Start (or find running) and wait until clients are accepted; returns what happened."""
-        if self.pid() is not None:
-            self._wait_ready(None, timeout)
+        started = time.monotonic()
+        proc = self.launch()
+        self.wait_ready(proc, timeout)
+        if proc is None:
             return f"already running: bootstrap {self.bootstrap}, log {self.log_path}"
+        return (f"started in {time.monotonic() - started:.1f} s: bootstrap {self.bootstrap}, "
+                f"log {self.log_path}")
+
+    def launch(self) -> subprocess.Popen | None:
+        """The node's process started, not waited for (a cluster's nodes elect a controller only
+        once a majority runs); None when it runs already."""
+        if self.pid() is not None:
+            return None
         command = java_command(
             "kafka.Kafka", [str(self._config)], BROKER_LOG_CONFIG,
             [f"-Xmx{self.heap}", "-Xms128m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
@@ -181,14 +200,11 @@ class LocalBroker:
                 raise BrokerError(f"port {port} on {HOST} is taken by another process: stop it, or choose "
                                   "another port (BOOTSTRAP_SERVERS / LOCAL_CONTROLLER_PORT in config.env)")
         self._prepare()
-        started = time.monotonic()
         with open(self._stdout, "ab") as out:
             proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.home)
         self._pid_file.write_text(str(proc.pid))
-        self._wait_ready(proc, timeout)
-        return (f"started in {time.monotonic() - started:.1f} s: bootstrap {self.bootstrap}, "
-                f"log {self.log_path}")
+        return proc
 
     def stop(self, timeout: float = 60.0) -> str:
         pid = self.pid()
@@ -218,10 +234,11 @@ class LocalBroker:
             self._config.write_text(self._properties())
             return
         self._config.write_text(self._properties())
+        quorum = [] if self.voters else ["--standalone"]
         result = subprocess.run(
             java_command("kafka.tools.StorageTool",
-                         ["format", "--standalone", f"--cluster-id={new_cluster_id()}", "-c", str(self._config)],
-                         TOOLS_LOG_CONFIG, ["-Xmx256m"], self.lib),
+                         ["format", *quorum, f"--cluster-id={self.cluster_id or new_cluster_id()}", "-c",
+                          str(self._config)], TOOLS_LOG_CONFIG, ["-Xmx256m"], self.lib),
             capture_output=True, text=True)
         if result.returncode != 0:
             last = (result.stdout + result.stderr).strip().splitlines()[-1:] or ["(no output)"]
@@ -229,10 +246,13 @@ class LocalBroker:
         formatted_for.write_text(str(self.controller_port))
 
     def _properties(self) -> str:
+        replicas, min_isr = str(self.replicas), str(min(self.replicas, 2))
+        quorum = {"controller.quorum.voters": self.voters} if self.voters else \
+            {"controller.quorum.bootstrap.servers": f"{HOST}:{self.controller_port}"}
         settings = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.bootstrap.servers": f"{HOST}:{self.controller_port}",
+            "node.id": str(self.node_id),
+            **quorum,
             "listeners": f"PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://{HOST}:{self.port}",
             "controller.listener.names": "CONTROLLER",
@@ -240,13 +260,15 @@ class LocalBroker:
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             "log.dirs": str(self._data),
             "num.partitions": "1",
-            "offsets.topic.replication.factor": "1",
+            "default.replication.factor": replicas,
+            "min.insync.replicas": min_isr,
+            "offsets.topic.replication.factor": replicas,
             "offsets.topic.num.partitions": "4",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "transaction.state.log.num.partitions": "4",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "transaction.state.log.replication.factor": replicas,
+            "transaction.state.log.min.isr": min_isr,
+            "transaction.state.log.num.partitions": str(TRANSACTION_LOG_PARTITIONS),
+            "share.coordinator.state.topic.replication.factor": replicas,
+            "share.coordinator.state.topic.min.isr": min_isr,
             "group.initial.rebalance.delay.ms": "0",
             "log.cleaner.dedupe.buffer.size": str(8 * 1024 * 1024),
             "num.network.threads": "2",
@@ -255,7 +277,7 @@ class LocalBroker:
         lines = ["# written by uniqcount.devtools.localbroker on every start; edit the code, not this file"]
         return "\n".join(lines + [f"{k}={v}" for k, v in settings.items()]) + "\n"
 
-    def _wait_ready(self, proc: subprocess.Popen | None, timeout: float) -> None:
+    def wait_ready(self, proc: subprocess.Popen | None, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.answers():
@@ -279,3 +301,59 @@ class LocalBroker:
             if errors or (lines and not found):
                 found = f"{(errors or lines)[-1].strip()[:300]} - see {path}"
         return found or f"no log output - see {self.log_path}"
+
+
+class LocalCluster:
+    """Three nodes (or more), each broker and controller, on 127.0.0.1: every topic replicated to
+    three (default.replication.factor), min.insync.replicas 2, the transaction and offsets logs
+    replicated the same way. Node i lives in home/node-i; the cluster's id in home/cluster.id."""
+
+    def __init__(self, home: Path, ports: Sequence[int], controller_ports: Sequence[int], heap: str = "384m",
+                 lib: Path = DEFAULT_LIB):
+        if len(ports) != len(controller_ports) or len(ports) < 3:
+            raise BrokerError("a cluster needs 3 nodes or more, each with a port and a controller port")
+        self.home = home
+        home.mkdir(parents=True, exist_ok=True)
+        id_file = home / "cluster.id"
+        if not id_file.exists():
+            id_file.write_text(new_cluster_id())
+        voters = ",".join(f"{n}@{HOST}:{port}" for n, port in enumerate(controller_ports, 1))
+        self.nodes = [LocalBroker(home / f"node-{n}", port, controller_port, heap, lib, n, voters,
+                                  id_file.read_text(), min(len(ports), 3))
+                      for n, (port, controller_port) in enumerate(zip(ports, controller_ports), 1)]
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(node.bootstrap for node in self.nodes)
+
+    def start(self, timeout: float = 180.0) -> str:
+        """Every node started together (a controller is elected once a majority runs), then waited for."""
+        started = time.monotonic()
+        procs = [node.launch() for node in self.nodes]
+        for node, proc in zip(self.nodes, procs):
+            node.wait_ready(proc, timeout)
+        return f"{len(self.nodes)} nodes up in {time.monotonic() - started:.1f} s: bootstrap {self.bootstrap}"
+
+    def stop(self, timeout: float = 30.0) -> str:
+        """Every node asked at once: the last of a quorum to go cannot hand its work to the others."""
+        with ThreadPoolExecutor(len(self.nodes)) as pool:
+            done = list(pool.map(lambda node: node.stop(timeout), self.nodes))
+        return "; ".join(f"node {node.node_id}: {line}" for node, line in zip(self.nodes, done))
+
+    def running(self) -> bool:
+        return any(node.pid() is not None for node in self.nodes)
+
+    def pid(self) -> int | None:
+        """Node 1's pid while every node runs."""
+        pids = [node.pid() for node in self.nodes]
+        return None if None in pids else pids[0]
+
+    def answers(self) -> bool:
+        return all(node.answers() for node in self.nodes)
+
+    @property
+    def log_path(self) -> Path:
+        return self.nodes[0].log_path
+
+    def status(self) -> str:
+        return "\n".join(f"node {node.node_id}: {node.status()}" for node in self.nodes)

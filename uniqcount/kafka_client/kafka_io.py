@@ -9,6 +9,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
 from uniqcount.kafka_client.internals import require
+from uniqcount.kafka_client.metadata import METADATA_MAX_AGE_MS
 from uniqcount.kafka_client.probe import any_answers
 from uniqcount.kafka_client.record_batches import fast_fetch
 from uniqcount.kafka_client.sends import Sends
@@ -85,6 +86,7 @@ def producer(settings: KafkaSettings, transactional_id: str | None = None) -> Ka
         request_timeout_ms=request_timeout_ms,
         delivery_timeout_ms=max(wait_ms, request_timeout_ms + settings.producer_linger_ms),
         reconnect_backoff_max_ms=2000,
+        metadata_max_age_ms=METADATA_MAX_AGE_MS,
         transactional_id=transactional_id,
         transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
     )
@@ -120,6 +122,7 @@ def consumer(settings: KafkaSettings) -> KafkaConsumer:
     committed offset fetched waits for a transaction under way to end (KIP-447)."""
     return rejoins_until_joined(fast_fetch(KafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
+        metadata_max_age_ms=METADATA_MAX_AGE_MS,
         group_id=settings.consumer_group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -172,7 +175,7 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Any]:
     reading results back (tests, benchmarks) without waiting for a timeout to say "that was all".
     Only what committed transactions wrote (read_committed), up to the last stable offset."""
     reader = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_bytes=64 << 20,
-                           isolation_level="read_committed")
+                           isolation_level="read_committed", metadata_max_age_ms=METADATA_MAX_AGE_MS)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]
         reader.assign(partitions)

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 from kafka import KafkaConsumer, TopicPartition
 
 from uniqcount.kafka_client.block_producer import LINES_HEADER, SOURCE_HEADER
+from uniqcount.kafka_client.metadata import METADATA_MAX_AGE_MS
 
 STEP_RECORDS = 4096  # records read back at first; doubled at each step back
 
@@ -70,7 +71,8 @@ class Landed:
 
 def read_back(bootstrap: str, topic: str, source: bytes, scan_bytes: int) -> Landed:
     """The batches of `source` in `topic`, read back from each partition's end (see above)."""
-    reader = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_bytes=64 << 20)
+    reader = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_bytes=64 << 20,
+                           metadata_max_age_ms=METADATA_MAX_AGE_MS)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]
         if not partitions:

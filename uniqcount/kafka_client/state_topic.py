@@ -13,6 +13,7 @@ from typing import Any, Iterable
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaTimeoutError
 
+from uniqcount.kafka_client.metadata import METADATA_MAX_AGE_MS
 from uniqcount.kafka_client.record_batches import fast_fetch
 
 MAX_ENTRY_BYTES = 8 << 20  # the topic's max.message.bytes: the largest entry (state.py) is 2 MiB
@@ -29,7 +30,8 @@ class StateReader:
         self.topic = topic
         self.reader = fast_fetch(KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                                isolation_level="read_committed", fetch_max_bytes=64 << 20,
-                                               max_partition_fetch_bytes=16 << 20, reconnect_backoff_max_ms=2000))
+                                               max_partition_fetch_bytes=16 << 20, reconnect_backoff_max_ms=2000,
+                                               metadata_max_age_ms=METADATA_MAX_AGE_MS))
 
     def partitions(self, timeout_ms: int) -> set[int]:
         """The state topic's partitions (a topic just created may take a moment to show)."""

@@ -29,6 +29,10 @@ class TransactionFailed(Exception):
     """The transaction cannot commit: what it held is redone from the last checkpoint."""
 
 
+class Overdue(TransactionFailed):
+    """A step still under way at its deadline."""
+
+
 class Fenced(TransactionFailed):
     """Another producer started with this transactional id."""
 

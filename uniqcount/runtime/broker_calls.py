@@ -6,12 +6,23 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from kafka.errors import KafkaError
+from kafka.errors import (
+    CoordinatorLoadInProgressError,
+    CoordinatorNotAvailableError,
+    KafkaError,
+    LeaderNotAvailableError,
+    NotCoordinatorError,
+    NotLeaderForPartitionError,
+)
 
-from uniqcount.kafka_client.transactions import TransactionFailed
+from uniqcount.kafka_client.transactions import Overdue
 from uniqcount.runtime.outage import Outage
 
 CALL_SECONDS = 5.0  # one try of a call to the broker (commit, offsets) before it counts as failed
+
+
+MOVING = (NotLeaderForPartitionError, LeaderNotAvailableError, NotCoordinatorError, CoordinatorNotAvailableError,
+          CoordinatorLoadInProgressError)  # the cluster answers: a leader or coordinator is elsewhere
 
 
 def retriable(exc: KafkaError) -> bool:
@@ -27,10 +38,10 @@ class BrokerCalls:
 
     def until(self, what: str, step: Callable[[float], bool], deadline: float | None = None) -> bool:
         """Try a step until it is done (True), or until a stop is asked for (False). Past `deadline`
-        (a transaction's timeout: the broker aborts it anyway) the transaction has failed."""
+        (a transaction's timeout: the broker aborts it anyway) the step is Overdue."""
         while not step(CALL_SECONDS):
             if deadline is not None and time.monotonic() > deadline:
-                raise TransactionFailed(f"{what} within the transaction timeout")
+                raise Overdue(f"{what} within its time limit")
             self.outage.failed(what)
             if self.stopped():
                 return False
@@ -46,7 +57,7 @@ class BrokerCalls:
         except KafkaError as exc:
             if not retriable(exc):
                 raise
-            self.outage.failed(f"{what}: {type(exc).__name__}")
+            self.outage.failed(f"{what}: {type(exc).__name__}", isinstance(exc, MOVING))
             return False, None
         self.outage.ended()
         return True, result

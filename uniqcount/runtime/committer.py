@@ -23,10 +23,13 @@ from kafka import OffsetAndMetadata
 
 from uniqcount.kafka_client.kafka_io import TRANSACTION_TIMEOUT_MS, close_producer
 from uniqcount.kafka_client.sends import Sends
-from uniqcount.kafka_client.transactions import Fenced, TransactionFailed, Transactions
+from uniqcount.kafka_client.transactions import Fenced, Overdue, TransactionFailed, Transactions
 from uniqcount.runtime.broker_calls import CALL_SECONDS, BrokerCalls
 
 FENCED_AGAIN_SECONDS = 120.0  # fenced twice within this: another consumer has the same transactional id
+# A producer's start (init_transactions) not done by then is made anew: one whose transaction
+# coordinator went away may never finish it, even once the brokers are back (seen on a cluster).
+START_SECONDS = 15.0
 
 
 class FencedOut(Exception):
@@ -73,11 +76,17 @@ class Committer:
         self.sent_before = 0  # sends.sent when the transaction under way began
 
     def ready(self) -> bool:
-        """Before anything is sent: the transactions started (False: a stop came first)."""
-        if not self.transactions.ready:
+        """Before anything is sent: the transactions started (False: a stop came first). A start
+        not done within START_SECONDS begins again with a new producer; the outage it makes still
+        ends the run after BROKER_WAIT_SECONDS."""
+        while not self.transactions.ready:
             try:
-                if not self.calls.until("transactions not started", self.transactions.init):
+                if not self.calls.until("transactions not started", self.transactions.init,
+                                        time.monotonic() + START_SECONDS):
                     return False
+            except Overdue:
+                self._renew()
+                continue
             except TransactionFailed as exc:
                 raise TransactionsRefused(
                     f"the broker refuses transactions to {self.transactional_id} ({exc}); exactly once needs "
@@ -129,11 +138,16 @@ class Committer:
                                 "then takes a slot of its host); nothing since the last checkpoint was committed") from None
             self.fenced_at = now
         self.failure = self.failure or f"the checkpoint's transaction failed ({exc})"
+        self._renew()
+        self.rebuilt = True
+
+    def _renew(self) -> None:
+        """A new producer of the same transactional id: its start fences the old one and aborts what
+        it left open."""
         close_producer(self.sends.producer, 0)
         producer = self.new_producer()
         self.sends.replace(producer)
         self.transactions = _started(producer)
-        self.rebuilt = True
 
     def abort(self) -> None:
         """Drops what the transaction under way holds (a rewind); a new producer has nothing to abort."""

@@ -1,12 +1,20 @@
 """A broker that went away: said once when it starts and when it ends, shown in the status line while
 it lasts, and fatal (BrokerLost, one line) only once it has lasted BROKER_WAIT_SECONDS. Wall clock,
-for humans and the give-up limit only: no count depends on it."""
+for humans and the give-up limit only: no count depends on it.
+
+Right after a failover, requests queued behind the old leader fail and succeed by turns: an outage
+that begins within RELAPSE_SECONDS of the last one's end is said only once it has lasted
+RELAPSE_SAY_AFTER seconds, so the user sees one pair of lines, not a burst of them. A moving
+leader or coordinator is said as such, not as a broker that is away."""
 from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
 
 from uniqcount.runtime.progress import status
+
+RELAPSE_SECONDS = 10.0
+RELAPSE_SAY_AFTER = 3.0
 
 
 class BrokerLost(Exception):
@@ -19,14 +27,20 @@ class Outage:
         self.limit = limit
         self.since: float | None = None  # time.time() of the first failure
         self.what = ""
-        self.ended_at = 0.0  # time.monotonic() when the last outage ended
+        self.ended_at = -RELAPSE_SECONDS  # time.monotonic() when the last outage ended
+        self.said = False  # this outage's first line is out
 
-    def failed(self, what: str) -> None:
-        """Something the broker should have answered did not: retried by the caller later."""
+    def failed(self, what: str, moving: bool = False) -> None:
+        """Something the broker should have answered did not: retried by the caller later.
+        `moving`: the cluster answered that a leader or coordinator is elsewhere or being chosen."""
         now = time.time()
         if self.since is None:
-            self.since = now
-            status(f"{self.who}: broker unreachable ({what}); retrying for up to BROKER_WAIT_SECONDS")
+            self.since, self.said = now, False
+        if not self.said and (time.monotonic() - self.ended_at >= RELAPSE_SECONDS
+                              or now - self.since >= RELAPSE_SAY_AFTER):
+            self.said = True
+            state = "a partition leader or coordinator is moving" if moving else "broker unreachable"
+            status(f"{self.who}: {state} ({what}); retrying for up to BROKER_WAIT_SECONDS")
         self.what = what
         if now - self.since > self.limit:
             raise BrokerLost(f"the broker stayed unreachable for {now - self.since:.0f} s, longer than "
@@ -34,7 +48,8 @@ class Outage:
 
     def ended(self) -> None:
         if self.since is not None:
-            status(f"{self.who}: broker reachable again after {time.time() - self.since:.0f} s")
+            if self.said:
+                status(f"{self.who}: broker reachable again after {time.time() - self.since:.0f} s")
             self.since = None
             self.ended_at = time.monotonic()
 

@@ -58,8 +58,8 @@ def committer(first: FakeProducer) -> tuple[Committer, list[FakeProducer]]:
         made.append(FakeProducer())
         return made[-1]
 
-    calls = BrokerCalls(Outage("consumer", 600), lambda: False, lambda: None)
-    return Committer(Sends(first, 600, {}), "group-a", calls, 5.0, new_producer, lambda: None, lambda: True), made
+    calls = BrokerCalls(Outage("consumer", 600), lambda: False, lambda: None, lambda: True)
+    return Committer(Sends(first, 600, {}), "group-a", calls, 5.0, new_producer, lambda: None), made
 
 
 CHANGE = Change("state", 0, b"clock", b"\x01")

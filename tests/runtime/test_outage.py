@@ -48,4 +48,4 @@ def test_a_relapse_that_lasts_is_said(said, monkeypatch):
 def test_a_moving_leader_is_not_called_an_unreachable_broker(said):
     outage = Outage("consumer", 600)
     outage.failed("end offsets: NotLeaderForPartitionError", moving=True)
-    assert "a partition leader or coordinator is moving" in said[0] and "unreachable" not in said[0]
+    assert "the cluster answers, but a node is away or a leader is moving" in said[0] and "unreachable" not in said[0]

@@ -12,7 +12,7 @@ import sys
 import time
 import uuid
 from collections import deque
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from kafka.errors import KafkaError
 from kafka.producer.future import FutureProduceResult
@@ -25,6 +25,7 @@ from uniqcount.kafka_client.block_producer import BlockSender
 from uniqcount.kafka_client.internals import LibraryMismatch
 from uniqcount.kafka_client.keyed import UidPartitions
 from uniqcount.kafka_client.landed import Landed, read_back, source_id
+from uniqcount.kafka_client.probe import any_answers
 from uniqcount.runtime import config
 from uniqcount.runtime.config import Settings
 from uniqcount.runtime.outage import BrokerLost, Outage
@@ -103,9 +104,11 @@ class InFlight:
     A block unacknowledged for OUTAGE_AFTER seconds means the broker is away: said (Outage) until
     it is back. kafka-python retries until BROKER_WAIT_SECONDS, then fails the block (Failures)."""
 
-    def __init__(self, limit: int, outage: Outage):
+    def __init__(self, limit: int, outage: Outage, answers: Callable[[], bool] = lambda: False):
+        """`answers`: some broker of the cluster answers (a node away, not the whole cluster)."""
         self.limit = limit
         self.outage = outage
+        self.answers = answers
         self.blocks: deque[tuple[FutureProduceResult, int, float]] = deque()
         self.bytes = 0
 
@@ -122,7 +125,7 @@ class InFlight:
     def _away_since(self, sent_at: float) -> None:
         """The oldest block unacknowledged for OUTAGE_AFTER seconds: the broker is away."""
         if time.monotonic() - sent_at > OUTAGE_AFTER:
-            self.outage.failed(f"{len(self.blocks):,} batches unacknowledged")
+            self.outage.failed(f"{len(self.blocks):,} batches unacknowledged", self.answers())
 
     def _wait_oldest(self) -> None:
         future, size, sent_at = self.blocks[0]
@@ -173,7 +176,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     meter = Meter(0)
     bar = tqdm(total=source.size, unit="B", unit_scale=True, desc=f"producing to {topic}",
                disable=not sys.stderr.isatty() or source.size is None, file=sys.stderr)
-    in_flight = InFlight(IN_FLIGHT_BYTES, Outage("producer", settings.broker_wait_seconds))
+    in_flight = InFlight(IN_FLIGHT_BYTES, Outage("producer", settings.broker_wait_seconds),
+                         lambda: any_answers(settings.bootstrap_servers))
     try:
         for lines, batch in source.numbered_batches(size=read_size, limit=args.limit):
             size = sum(map(len, batch))

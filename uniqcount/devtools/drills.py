@@ -144,13 +144,14 @@ def _watch(run: Run, stop: threading.Event) -> None:
 @dataclass
 class Drill:
     name: str
+    what: str
     fault: Callable[[Run], None]  # runs while the load is under way (it starts ~10 s in)
-    producer_args: tuple[str, ...] = ()
 
 
 @dataclass
 class Result:
     name: str
+    what: str
     exact: bool
     duplicates: int
     stall: float  # seconds, longest still output while loading
@@ -199,8 +200,8 @@ def run_drill(cluster: LocalCluster, drill: Drill, workdir: Path, sample: Path =
     watcher.start()
     try:
         _wait_for(lambda: all("counts partition" in (workdir / f"{n}.log").read_text() for n in run.consumers), 90)
-        run.producer = subprocess.Popen([python, "producer.py", "--input", str(sample), "--rate", RATE,
-                                         *drill.producer_args], cwd=REPO, env=env,
+        run.producer = subprocess.Popen([python, "producer.py", "--input", str(sample), "--rate", RATE],
+                                        cwd=REPO, env=env,
                                         stderr=open(workdir / "producer.log", "wb"))
         loading = time.monotonic()
         time.sleep(10)
@@ -225,10 +226,10 @@ def run_drill(cluster: LocalCluster, drill: Drill, workdir: Path, sample: Path =
     exact, duplicates, problem = check(cluster.bootstrap, run.env, sample)
     if any(codes):
         problem = f"consumer exit codes {codes}; " + problem
-    said = sorted({re.sub(r"\d[\d,.]*", "N", line.strip()) for name in [*run.consumers, "producer"]
-                   for line in (workdir / f"{name}.log").read_text().splitlines()
+    said = sorted({re.sub(r"\d[\d,.]*", "N", line.strip()) for log in workdir.glob("*.log")
+                   for line in log.read_text().splitlines()
                    if any(word in line for word in SAID) and not STATUS_LINE.match(line)})
-    return Result(drill.name, exact and not any(codes), duplicates, stall, time.monotonic() - began, said, problem)
+    return Result(drill.name, drill.what, exact and not any(codes), duplicates, stall, time.monotonic() - began, said, problem)
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float) -> None:
@@ -279,6 +280,20 @@ def _zombie(run: Run) -> None:
     run.say("consumer c1 SIGCONTinued")
 
 
+def _joins(run: Run) -> None:
+    python = str(REPO / ".venv" / "bin" / "python")
+    run.consumers["c2"] = subprocess.Popen([python, "consumer.py", "--quiet"], cwd=REPO,
+                                           env={**os.environ, **run.env}, stderr=open(run.workdir / "c2.log", "wb"))
+    run.say("consumer c2 joins")
+
+
+def _leaves(run: Run) -> None:
+    process = run.consumers.pop("c1")
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=60)
+    run.say("consumer c1 stopped (SIGTERM)")
+
+
 def _producer_killed(run: Run) -> None:
     assert run.producer is not None
     run.producer.kill()
@@ -291,18 +306,27 @@ def _producer_killed(run: Run) -> None:
 
 
 DRILLS = [
-    Drill("none", lambda run: None),
-    Drill("input-leader", _down_then_back(lambda run: run.leader(run.env["TOPIC"]), 15)),
-    Drill("output-leader", _down_then_back(lambda run: run.leader(run.env["OUTPUT_TOPIC"]), 15)),
-    Drill("state-leader", _down_then_back(lambda run: run.leader(run.env["CONSUMER_GROUP"] + "-state"), 15)),
-    Drill("partials-leader", _down_then_back(lambda run: run.leader(run.env["OUTPUT_TOPIC"] + "-partials"), 15)),
-    Drill("coordinator", _down_then_back(lambda run: run.coordinator("c0"), 15)),
-    Drill("one-for-good", _down_for_good),
-    Drill("two-down", _two_down),
-    Drill("rolling-restart", _rolling_restart),
-    Drill("quorum-leader", _down_then_back(Run.controller_leader, 15)),
-    Drill("zombie-consumer", _zombie),
-    Drill("producer-killed", _producer_killed),
+    Drill("none", "no fault (what the output's pace is without one)", lambda run: None),
+    Drill("input-leader", "the leader of input partition 0 SIGKILLed, back after 15 s",
+          _down_then_back(lambda run: run.leader(run.env["TOPIC"]), 15)),
+    Drill("output-leader", "the leader of the output partition SIGKILLed, back after 15 s",
+          _down_then_back(lambda run: run.leader(run.env["OUTPUT_TOPIC"]), 15)),
+    Drill("state-leader", "the leader of state partition 0 SIGKILLed, back after 15 s",
+          _down_then_back(lambda run: run.leader(run.env["CONSUMER_GROUP"] + "-state"), 15)),
+    Drill("partials-leader", "the leader of the partials partition SIGKILLed, back after 15 s",
+          _down_then_back(lambda run: run.leader(run.env["OUTPUT_TOPIC"] + "-partials"), 15)),
+    Drill("coordinator", "the transaction coordinator of consumer c0 SIGKILLed, back after 15 s",
+          _down_then_back(lambda run: run.coordinator("c0"), 15)),
+    Drill("one-for-good", "the output partition's leader SIGKILLed and left down (2 of 3 for the rest of the load)",
+          _down_for_good),
+    Drill("two-down", "two nodes down 30 s each, one after the other (15 s below min.insync.replicas)", _two_down),
+    Drill("rolling-restart", "each node stopped (SIGTERM) and started again in turn", _rolling_restart),
+    Drill("quorum-leader", "the KRaft quorum's leader SIGKILLed, back after 15 s",
+          _down_then_back(Run.controller_leader, 15)),
+    Drill("zombie-consumer", "consumer c1 SIGSTOPped for 15 s (past its 6 s session), then resumed", _zombie),
+    Drill("consumer-joins", "a third consumer started mid-load", _joins),
+    Drill("consumer-leaves", "consumer c1 stopped mid-load (SIGTERM)", _leaves),
+    Drill("producer-killed", "producer.py SIGKILLed mid-load, then producer.py --resume", _producer_killed),
 ]
 
 
@@ -319,11 +343,24 @@ def main(argv: list[str] | None = None) -> int:
             if args.only and drill.name not in args.only:
                 continue
             result = run_drill(cluster, drill, home / drill.name)
-            print(json.dumps(result.__dict__), flush=True)
+            print(f"drills: {json.dumps(result.__dict__)}", file=sys.stderr, flush=True)
             rows.append(result)
     finally:
         cluster.stop()
+    print(table(rows))
     return 0 if all(r.exact and not r.duplicates for r in rows) else 1
+
+
+def table(rows: list[Result]) -> str:
+    """The markdown table of docs/FAILURES.md: fault, result, stall, what the consumers and the
+    producer said (numbers as N)."""
+    lines = ["| drill | exact, no record twice | output still for | said (besides the status line) |",
+             "|---|---|---|---|"]
+    for r in rows:
+        verdict = "yes" if r.exact and not r.duplicates else f"**no**: {r.duplicates} twice; {r.problem}"
+        said = "<br>".join(f"`{line}`" for line in r.said) or "nothing"
+        lines.append(f"| {r.name}: {r.what} | {verdict} | {r.stall:.1f} s | {said} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

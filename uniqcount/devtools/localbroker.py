@@ -313,13 +313,11 @@ class LocalCluster:
         if len(ports) != len(controller_ports) or len(ports) < 3:
             raise BrokerError("a cluster needs 3 nodes or more, each with a port and a controller port")
         self.home = home
-        home.mkdir(parents=True, exist_ok=True)
-        id_file = home / "cluster.id"
-        if not id_file.exists():
-            id_file.write_text(new_cluster_id())
+        self.id_file = home / "cluster.id"
+        cluster_id = self.id_file.read_text() if self.id_file.exists() else new_cluster_id()
         voters = ",".join(f"{n}@{HOST}:{port}" for n, port in enumerate(controller_ports, 1))
         self.nodes = [LocalBroker(home / f"node-{n}", port, controller_port, heap, lib, n, voters,
-                                  id_file.read_text(), min(len(ports), 3))
+                                  cluster_id, min(len(ports), 3))
                       for n, (port, controller_port) in enumerate(zip(ports, controller_ports), 1)]
 
     @property
@@ -329,6 +327,8 @@ class LocalCluster:
     def start(self, timeout: float = 180.0) -> str:
         """Every node started together (a controller is elected once a majority runs), then waited for."""
         started = time.monotonic()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.id_file.write_text(self.nodes[0].cluster_id)
         procs = [node.launch() for node in self.nodes]
         for node, proc in zip(self.nodes, procs):
             node.wait_ready(proc, timeout)

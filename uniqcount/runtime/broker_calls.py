@@ -30,11 +30,15 @@ def retriable(exc: KafkaError) -> bool:
 
 
 class BrokerCalls:
-    def __init__(self, outage: Outage, stopped: Callable[[], bool], waiting: Callable[[], None]):
-        """`stopped`: a stop was asked for; `waiting`: called between tries (the status line)."""
+    def __init__(self, outage: Outage, stopped: Callable[[], bool], waiting: Callable[[], None],
+                 answers: Callable[[], bool] = lambda: False):
+        """`stopped`: a stop was asked for; `waiting`: called between tries (the status line);
+        `answers`: some broker of the cluster answers (then a step that waits is not an outage of
+        the whole cluster: a node is away, or a leader or coordinator is moving)."""
         self.outage = outage
         self.stopped = stopped
         self.waiting = waiting
+        self.answers = answers
 
     def until(self, what: str, step: Callable[[float], bool], deadline: float | None = None) -> bool:
         """Try a step until it is done (True), or until a stop is asked for (False). Past `deadline`
@@ -42,7 +46,7 @@ class BrokerCalls:
         while not step(CALL_SECONDS):
             if deadline is not None and time.monotonic() > deadline:
                 raise Overdue(f"{what} within its time limit")
-            self.outage.failed(what)
+            self.outage.failed(what, self.answers())
             if self.stopped():
                 return False
             self.waiting()

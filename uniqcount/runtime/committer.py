@@ -57,8 +57,7 @@ class Outcome(Enum):
 
 class Committer:
     def __init__(self, sends: Sends, transactional_id: str, calls: BrokerCalls, interval: float,
-                 new_producer: Callable[[], Any], group_metadata: Callable[[], Any],
-                 broker_answers: Callable[[], bool]):
+                 new_producer: Callable[[], Any], group_metadata: Callable[[], Any]):
         """`interval`: CHECKPOINT_SECONDS; `new_producer`: a transactional producer of the same id,
         for a failed one."""
         self.sends = sends
@@ -67,7 +66,6 @@ class Committer:
         self.interval = interval
         self.new_producer = new_producer
         self.group_metadata = group_metadata
-        self.broker_answers = broker_answers
         self.transactions = _started(sends.producer)
         self.rebuilt = False  # the producer was just made again: its transaction is empty
         self.fenced_at = -FENCED_AGAIN_SECONDS
@@ -103,7 +101,7 @@ class Committer:
             return Outcome.STOPPED
         changes = list(changes)
         if not changes and self.sends.sent == self.sent_before:  # nothing new: is the broker there at all?
-            if self.broker_answers():
+            if self.calls.answers():
                 self.calls.outage.ended()
             else:
                 self.calls.outage.failed("no answer")

@@ -50,10 +50,9 @@ def run_kafka(args: argparse.Namespace, settings: Settings) -> int:
         if counting.meter.due():
             status(counting.status_line() + outage.line())
 
-    calls = BrokerCalls(outage, lambda: requests.stop, waiting)
+    calls = BrokerCalls(outage, lambda: requests.stop, waiting, lambda: any_answers(settings.bootstrap_servers))
     committer = Committer(sends, transactional_id, calls, settings.checkpoint_seconds,
-                          lambda: kafka_io.producer(settings, transactional_id), consumer.group_metadata,
-                          lambda: any_answers(settings.bootstrap_servers))
+                          lambda: kafka_io.producer(settings, transactional_id), consumer.group_metadata)
     state = state_topic(settings.consumer_group)
 
     def task(tp: Any) -> Task:

@@ -32,14 +32,15 @@ class Outage:
 
     def failed(self, what: str, moving: bool = False) -> None:
         """Something the broker should have answered did not: retried by the caller later.
-        `moving`: the cluster answered that a leader or coordinator is elsewhere or being chosen."""
+        `moving`: the cluster answers, but a node is away or a leader or coordinator is moving."""
         now = time.time()
         if self.since is None:
             self.since, self.said = now, False
         if not self.said and (time.monotonic() - self.ended_at >= RELAPSE_SECONDS
                               or now - self.since >= RELAPSE_SAY_AFTER):
             self.said = True
-            state = "a partition leader or coordinator is moving" if moving else "broker unreachable"
+            state = "the cluster answers, but a node is away or a leader is moving" if moving else \
+                "broker unreachable"
             status(f"{self.who}: {state} ({what}); retrying for up to BROKER_WAIT_SECONDS")
         self.what = what
         if now - self.since > self.limit:

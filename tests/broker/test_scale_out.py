@@ -16,7 +16,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from tests.broker.test_exactly_once import batch_free, finals, paced_producer, wait_for
+from tests.broker.test_exactly_once import batch_free, finals, paced_producer, restored_from, wait_for
 from tests.broker.test_faults import assert_no_duplicates, assert_truth, records_of, sample_lines, start_consumer
 from tests.helpers import LATE, as_truth, kafka_env, latest_per_key, needs_samples, script, truth_windows
 from uniqcount.kafka_client.block_producer import BlockSender
@@ -151,6 +151,36 @@ def test_a_consumer_killed_midway_and_one_added_midway_leave_the_answer_exact(bo
     wait_for(tmp_path / "c2.log", "counts partition")
     drain_all(running)
     assert_exact_once_each(bootstrap, env)
+
+
+def transactional_id(log: Path) -> str:
+    return log.read_text().split("in one transaction (id ", 1)[1].split(")", 1)[0]
+
+
+def test_three_started_alike_one_killed_and_restarted_alike_resume_exact(bootstrap, tmp_path):
+    """No INSTANCE_ID anywhere: the restart takes the killed one's slot, so its transactional id;
+    its start aborts what the dead one left open, and it reads on from the group's checkpoint.
+    None is fenced, all keep running, and the answer is exact with nothing twice."""
+    env = four_partitions(bootstrap)
+    running = consumers(env, tmp_path, ["c0", "c1", "c2"], alike=True)
+    for _, log in running.values():
+        wait_for(log, "counts partition")
+    producer = paced_producer(env, "20", tmp_path / "producer.log")  # about 30 s
+    time.sleep(12)
+    victim, victim_log = running["c1"]
+    victim.kill()
+    victim.wait()
+    again = tmp_path / "c1-again.log"
+    running["c1"] = start_consumer(env, again), again
+    wait_for(again, "counts partition")
+    assert transactional_id(again) == transactional_id(victim_log)
+    assert producer.wait(timeout=120) == 0, (tmp_path / "producer.log").read_text()
+    assert all(process.poll() is None for process, _ in running.values())
+    drain_all(running)
+    assert_exact_once_each(bootstrap, env)
+    logs = {name: log.read_text() for name, (_, log) in running.items()}
+    assert not any("fenced" in text.lower() for text in logs.values())
+    assert any(offset > 0 for offset in restored_from(again.read_text())), "resumed from a checkpoint"
 
 
 def test_the_merger_killed_midway_is_taken_over_by_another_consumer(bootstrap, tmp_path):

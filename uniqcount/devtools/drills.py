@@ -3,7 +3,8 @@ into a topic of four partitions that two consumers of one group count (started a
 every second), injects one fault, drains the consumers, and holds the output to the sample's truth
 file: every granularity exact (EXACT_UP_TO=year), no record twice, each window's revisions 0, 1,
 2, ... It measures how long the output stalled (the longest time the output topic's last stable
-offset stood still while the load ran) and keeps what the consumers said about the fault.
+offset stood still from the load's start until the group had committed the whole input) and
+keeps what the consumers and the producer said after the start.
 
     python -m uniqcount.devtools.drills [--only NAME ...]    # every drill: the table of docs/FAILURES.md
 
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 
 from uniqcount import REPO
 from uniqcount.devtools.localbroker import (
@@ -154,7 +156,7 @@ class Result:
     what: str
     exact: bool
     duplicates: int
-    stall: float  # seconds, longest still output while loading
+    stall: float  # seconds, the longest the output stood still until the whole input was committed
     seconds: float
     said: list[str]
     problem: str = ""
@@ -200,14 +202,16 @@ def run_drill(cluster: LocalCluster, drill: Drill, workdir: Path, sample: Path =
     watcher.start()
     try:
         _wait_for(lambda: all("counts partition" in (workdir / f"{n}.log").read_text() for n in run.consumers), 90)
+        time.sleep(3)  # the rebalance of the second one's joining settled
+        before = {log.name: log.stat().st_size for log in workdir.glob("*.log")}  # what the start said
         run.producer = subprocess.Popen([python, "producer.py", "--input", str(sample), "--rate", RATE],
                                         cwd=REPO, env=env,
                                         stderr=open(workdir / "producer.log", "wb"))
         loading = time.monotonic()
         time.sleep(10)
         drill.fault(run)
-        if run.producer.wait(timeout=600) != 0:  # a drill may have ended it and resumed it
-            pass
+        run.producer.wait(timeout=600)  # its exit code: a drill may have killed it (and resumed it)
+        _wait_for(lambda: caught_up(run), 900, "the consumers did not catch up with the input")
         loaded = time.monotonic()
         for node in cluster.nodes:  # whole again before the drain
             if node.pid() is None:
@@ -227,17 +231,31 @@ def run_drill(cluster: LocalCluster, drill: Drill, workdir: Path, sample: Path =
     if any(codes):
         problem = f"consumer exit codes {codes}; " + problem
     said = sorted({re.sub(r"\d[\d,.]*", "N", line.strip()) for log in workdir.glob("*.log")
-                   for line in log.read_text().splitlines()
+                   for line in log.read_bytes()[before.get(log.name, 0):].decode(errors="replace").splitlines()
                    if any(word in line for word in SAID) and not STATUS_LINE.match(line)})
     return Result(drill.name, drill.what, exact and not any(codes), duplicates, stall, time.monotonic() - began, said, problem)
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float) -> None:
+def _wait_for(condition: Callable[[], bool], timeout: float, what: str = "the consumers did not join") -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise TimeoutError("the consumers did not join within the time limit")
-        time.sleep(0.2)
+            raise TimeoutError(f"{what} within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def caught_up(run: Run) -> bool:
+    """The group's committed offsets are the input's end offsets: whatever stalled is over."""
+    reader = KafkaConsumer(bootstrap_servers=run.cluster.bootstrap, group_id=run.env["CONSUMER_GROUP"],
+                           enable_auto_commit=False)  # never subscribes: it reads the group's offsets only
+    try:
+        inputs = [TopicPartition(run.env["TOPIC"], p) for p in range(4)]
+        ends = reader.end_offsets(inputs)
+        return all((reader.committed(tp) or 0) >= ends[tp] for tp in inputs)
+    except KafkaError:  # a node away: not known yet
+        return False
+    finally:
+        reader.close()
 
 
 def _down_then_back(node: Callable[[Run], int], down: float) -> Callable[[Run], None]:

@@ -177,7 +177,8 @@ def check(bootstrap: str, env: dict[str, str], sample: Path) -> tuple[bool, int,
             latest[key] = (record["unique_users"], record["frames"])
     duplicates = sum(len(r) - len(set(r)) + (sorted(set(r)) != list(range(len(set(r))))) for r in revisions.values())
     wrong = sorted(k for k in truth.keys() | latest.keys() if truth.get(k) != latest.get(k))
-    return not wrong, duplicates, f"{len(wrong)} windows differ, e.g. {wrong[:2]}" if wrong else ""
+    shown = ", ".join(f"{k}: {latest.get(k)} for the truth's {truth.get(k)} (users, frames)" for k in wrong[:3])
+    return not wrong, duplicates, f"{len(wrong)} windows differ: {shown}" if wrong else ""
 
 
 def run_drill(cluster: LocalCluster, drill: Drill, workdir: Path, sample: Path = SAMPLE) -> Result:

@@ -39,14 +39,17 @@ def test_the_topics_uniqcount_makes_take_the_clusters_replication(cluster):
              partials_topic(settings.output_topic)]
     admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
     try:
-        replicas = {(t["topic"], p["partition_index"]): len(p["replica_nodes"])
+        replicas = {(t["name"], p["partition_index"]): len(p["replica_nodes"])
                     for t in admin.describe_topics(names) for p in t["partitions"]}
-        (broker,) = admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, "1")])[0].resources
+        found = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, settings.topic, ["min.insync.replicas"]),
+             ConfigResource(ConfigResourceType.BROKER, "1", ["transaction.state.log.replication.factor"])],
+            config_filter="all")
     finally:
         admin.close()
     assert len(replicas) == 4 + 1 + 1 + 4 + 1 and set(replicas.values()) == {3}, replicas
-    configs = {entry[0]: entry[1] for entry in broker[4]}
-    assert configs["min.insync.replicas"] == "2" and configs["transaction.state.log.replication.factor"] == "3"
+    assert found["topic"][settings.topic]["min.insync.replicas"]["value"] == "2", found
+    assert found["broker"]["1"]["transaction.state.log.replication.factor"]["value"] == "3", found
 
 
 @pytest.mark.parametrize("name", ["coordinator", "two-down"])

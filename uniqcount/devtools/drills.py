@@ -162,6 +162,23 @@ class Result:
     problem: str = ""
 
 
+def no_open_transaction(bootstrap: str, topic: str, timeout: float = 60) -> float:
+    """Seconds until no transaction is open on the topic (its read_committed end is its end): a
+    read_committed read before that misses what comes after the open one."""
+    tp, began = TopicPartition(topic, 0), time.monotonic()
+    readers = [KafkaConsumer(bootstrap_servers=bootstrap, isolation_level=level)
+               for level in ("read_committed", "read_uncommitted")]
+    try:
+        while len({reader.end_offsets([tp])[tp] for reader in readers}) > 1:
+            if time.monotonic() - began > timeout:
+                break
+            time.sleep(0.5)
+    finally:
+        for reader in readers:
+            reader.close()
+    return time.monotonic() - began
+
+
 def check(bootstrap: str, env: dict[str, str], sample: Path) -> tuple[bool, int, str]:
     """(exact at every granularity, records twice or revisions out of order, what differs)."""
     truth = {(t["granularity"], t["start"]): (t["unique"], t["frames"])
@@ -228,7 +245,10 @@ def run_drill(cluster: LocalCluster, drill: Drill, workdir: Path, sample: Path =
     watcher.join()
     moved = [t for t in run.moved if loading <= t <= loaded] + [loaded]
     stall = max((b - a for a, b in zip([loading, *moved], moved)), default=0.0)
+    open_for = no_open_transaction(cluster.bootstrap, run.env["OUTPUT_TOPIC"])
     exact, duplicates, problem = check(cluster.bootstrap, run.env, sample)
+    if open_for > 1:
+        problem = f"a transaction stayed open on the output {open_for:.0f} s after the drain; " + problem
     if any(codes):
         problem = f"consumer exit codes {codes}; " + problem
     said = sorted({re.sub(r"\d[\d,.]*", "N", line.strip()) for log in workdir.glob("*.log")
@@ -376,7 +396,8 @@ def table(rows: list[Result]) -> str:
     lines = ["| drill | exact, no record twice | output still for | said (besides the status line) |",
              "|---|---|---|---|"]
     for r in rows:
-        verdict = "yes" if r.exact and not r.duplicates else f"**no**: {r.duplicates} twice; {r.problem}"
+        verdict = f"yes{f' ({r.problem})' if r.problem else ''}" if r.exact and not r.duplicates else \
+            f"**no**: {r.duplicates} twice; {r.problem}"
         said = "<br>".join(f"`{line}`" for line in r.said) or "nothing"
         lines.append(f"| {r.name}: {r.what} | {verdict} | {r.stall:.1f} s | {said} |")
     return "\n".join(lines)

@@ -32,6 +32,16 @@ RUN_ELSEWHERE = {  # a command of the README -> who runs it
     "./run.sh broker status": "tests/devtools/test_broker.py::test_acknowledged_messages_survive_stop_and_crash",
     "./run.sh broker logs": "tests/devtools/test_broker.py::test_acknowledged_messages_survive_stop_and_crash",
     "./run.sh broker stop": "tests/devtools/test_broker.py::test_acknowledged_messages_survive_stop_and_crash",
+    "./run.sh broker start --nodes 3": "not run as written (ports 9092-9097 are CI's broker's): "
+    "tests/devtools/test_cluster_setup.py checks what it would start, tests/broker/test_cluster.py runs "
+    "the same cluster on free ports",
+    "BOOTSTRAP_SERVERS=127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096 CONSUMERS=2 TOPIC_PARTITIONS=4 ./run.sh":
+    "run by hand on 2026-12-02 (rc 0 in 101 s; the cluster would take CI's broker's ports); "
+    "tests/broker/test_cluster.py runs consumers on a cluster of three",
+    "python -m uniqcount.devtools.drills": "by hand (about 17 minutes; its table is docs/FAILURES.md); "
+    "tests/broker/test_cluster.py runs two of its drills",
+    "./consumer.py & ./consumer.py & ./consumer.py &": "tests/broker/test_scale_out.py::"
+    "test_three_started_alike_one_killed_and_restarted_alike_resume_exact",
     "docker compose up -d --wait": NEEDS_A_DOCKER_ENGINE,
     "docker compose down": NEEDS_A_DOCKER_ENGINE,
     "docker compose exec kafka /opt/kafka/bin/kafka-console-consumer.sh --bootstrap-server localhost:9092 "

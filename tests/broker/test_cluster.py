@@ -5,6 +5,7 @@ here) with a margin. The other drills run by hand: `python -m uniqcount.devtools
 table in docs/FAILURES.md."""
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -39,8 +40,13 @@ def test_the_topics_uniqcount_makes_take_the_clusters_replication(cluster):
              partials_topic(settings.output_topic)]
     admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
     try:
-        replicas = {(t["name"], p["partition_index"]): len(p["replica_nodes"])
-                    for t in admin.describe_topics(names) for p in t["partitions"]}
+        deadline = time.monotonic() + 30
+        while True:  # a topic just made may not be in every node's metadata yet
+            replicas = {(t["name"], p["partition_index"]): len(p["replica_nodes"])
+                        for t in admin.describe_topics(names) for p in t["partitions"]}
+            if len(replicas) == 11 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         found = admin.describe_configs(
             [ConfigResource(ConfigResourceType.TOPIC, settings.topic, ["min.insync.replicas"]),
              ConfigResource(ConfigResourceType.BROKER, "1", ["transaction.state.log.replication.factor"])],

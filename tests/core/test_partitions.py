@@ -198,6 +198,30 @@ def test_an_idle_partition_does_not_hold_the_others_back():
     assert minutes(merge(merger, topic.log[read:])) == [(minute, 2, 2, 1)]
 
 
+def test_an_idle_partitions_open_window_flushed_late_still_corrects_the_answer():
+    """Seen on a cluster (two nodes down, then a drain): one consumer's partition flushed, the
+    other's idle with its hour still open. The merger publishes the hour without the idle one
+    (left out of the merged time); the flushed one's watermark (its year's end) must not make the
+    merger forget the hour before the idle one's part comes: that part corrects the hour."""
+    make = maker(lateness=0)
+    first, second, topic, merger = (PartitionCounters(make, scaled_out=True), PartitionCounters(make, scaled_out=True),
+                                    Topic(), Merger(make().sets, 2))
+    hour = base - base % 3600
+    first.add_many(0, [("a", hour + 5), ("b", hour + 70)], "ab")
+    second.add_many(1, [("c", hour + 8), ("d", hour + 75)], "cd")
+    second.advance_idle(1, hour + 80)  # caught up and idle, its hour open
+    checkpoint(second, topic)
+    first.flush()  # the drain reaches the first consumer
+    checkpoint(first, topic)
+    early = [r for r in merge(merger, topic.log) if r.granularity == "hour"]
+    assert [(r.users, r.frames) for r in early] == [(2, 2)]  # without partition 1's part
+    read = len(topic.log)
+    second.flush()  # then the second: its hour's part comes
+    checkpoint(second, topic)
+    hours = [r for r in merge(merger, topic.log[read:]) if r.granularity == "hour"]
+    assert [(r.users, r.frames, r.revision) for r in hours] == [(4, 4, 1)]
+
+
 def test_keyed_partials_carry_counts_and_sum():
     frames = {0: [("a", base), ("b", base + 1)], 1: [("c", base + 2)]}
     merged, _, _ = merged_run(frames, [5], keyed=True)

@@ -136,9 +136,15 @@ class Merger:
                       revision, sum(part.late_frames for part in parts), "exact" if windows.exact else "hll", bounds)
 
     def _forget(self) -> None:
-        """Every partition (at its own watermark, flushed or not) is past retention for them."""
-        watermark = self.watermark(flushed_far=False)
-        if watermark is None or watermark - self.late_retention <= self.forgotten_until:
+        """Every partition, idle ones too, at its own watermark (flushed or not), is past retention
+        for them: an idle partition is left out of the merged time, yet it may still send the parts
+        of its open windows (a drain flushes them), which must correct what was published."""
+        marks = [self.marks.get(p) for p in range(self.partitions)]
+        times = [m.watermark for m in marks if m is not None]
+        if len(times) < self.partitions or None in times:
+            return
+        watermark = min(t for t in times if t is not None)
+        if watermark - self.late_retention <= self.forgotten_until:
             return
         self.forgotten_until = until = watermark - self.late_retention
         for key in [k for k in self.windows if self._end(k) <= until and k not in self.waiting]:

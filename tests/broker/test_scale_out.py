@@ -13,12 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
 from tests.broker.test_exactly_once import batch_free, finals, paced_producer, restored_from, wait_for
 from tests.broker.test_faults import assert_no_duplicates, assert_truth, records_of, sample_lines, start_consumer
 from tests.helpers import LATE, as_truth, kafka_env, latest_per_key, needs_samples, script, truth_windows
+from uniqcount.devtools import drills
 from uniqcount.kafka_client.block_producer import BlockSender
 from uniqcount.kafka_client.kafka_io import TRANSACTION_TIMEOUT_MS, read_topic
 from uniqcount.kafka_client.keyed import default_partition
@@ -64,16 +65,7 @@ def drain_all(running: dict[str, tuple[subprocess.Popen, Path]], timeout: float 
 def no_open_transaction(bootstrap: str, topic: str, timeout: float = 60) -> None:
     """A consumer SIGKILLed in a transaction and not restarted holds read_committed readers back
     until the broker aborts it (TRANSACTION_TIMEOUT_MS): wait for that."""
-    tp = TopicPartition(topic, 0)
-    deadline = time.monotonic() + timeout
-    readers = [KafkaConsumer(bootstrap_servers=bootstrap, isolation_level=level) for level in LEVELS]
-    try:
-        while len({reader.end_offsets([tp])[tp] for reader in readers}) > 1:
-            assert time.monotonic() < deadline, "a transaction still open"
-            time.sleep(1)
-    finally:
-        for reader in readers:
-            reader.close()
+    assert drills.no_open_transaction(bootstrap, topic, timeout) < timeout, "a transaction still open"
 
 
 def assert_exact_once_each(bootstrap: str, env: dict) -> None:

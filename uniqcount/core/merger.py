@@ -97,11 +97,11 @@ class Merger:
             return HllCounter.from_bytes(parts[0])
         return FrozenExactCounter.from_bytes(b"".join(parts))
 
-    def watermark(self, flushed_far: bool = True) -> int | None:
+    def watermark(self) -> int | None:
         """The merged event time: the slowest partition's, idle ones left out (all idle: all), a
-        flushed one at FAR (`flushed_far`: else at its own). None while a partition is unheard of."""
+        flushed one at FAR. None while a partition is unheard of."""
         marks = [self.marks[p] for p in range(self.partitions) if p in self.marks]
-        return None if len(marks) < self.partitions else slowest(marks, flushed_far)
+        return None if len(marks) < self.partitions else slowest(marks, flushed_far=True)
 
     @property
     def flushed(self) -> bool:

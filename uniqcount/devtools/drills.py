@@ -43,6 +43,7 @@ from uniqcount.devtools.localbroker import (
 from uniqcount.kafka_client.kafka_io import read_topic
 
 SAMPLE = REPO.parent / "shared" / "data" / "sample-late.jsonl.gz"
+PYTHON = str(REPO / ".venv" / "bin" / "python")
 RATE = "20"  # times event-time speed: the late sample's 9 minutes in about 30 s
 STATUS_LINE = re.compile(r"consumer: [\d,]+ frames")  # the periodic one: its outage part is said elsewhere
 SAID = ("unreachable", "reachable again", "moving", "going on from the last checkpoint", "fenced", "error:",
@@ -208,12 +209,11 @@ def run_drill(cluster: LocalCluster, drill: Drill, workdir: Path, sample: Path =
         "CHECKPOINT_SECONDS": "1", "SESSION_TIMEOUT_MS": "6000", "EXACT_UP_TO": "year", "STATUS_INTERVAL": "5",
         "BROKER_WAIT_SECONDS": "300"})
     env = {**os.environ, **run.env}
-    python = str(REPO / ".venv" / "bin" / "python")
     began = time.monotonic()
-    subprocess.run([python, "-m", "uniqcount.devtools.brokerctl", "topics"], env=env, cwd=REPO, check=True,
+    subprocess.run([PYTHON, "-m", "uniqcount.devtools.brokerctl", "topics"], env=env, cwd=REPO, check=True,
                    capture_output=True)
     for name in ("c0", "c1"):
-        run.consumers[name] = subprocess.Popen([python, "consumer.py", "--quiet"], cwd=REPO, env=env,
+        run.consumers[name] = subprocess.Popen([PYTHON, "consumer.py", "--quiet"], cwd=REPO, env=env,
                                                stderr=open(workdir / f"{name}.log", "wb"))
     stop = threading.Event()
     watcher = threading.Thread(target=_watch, args=(run, stop), daemon=True)
@@ -222,7 +222,7 @@ def run_drill(cluster: LocalCluster, drill: Drill, workdir: Path, sample: Path =
         _wait_for(lambda: all("counts partition" in (workdir / f"{n}.log").read_text() for n in run.consumers), 90)
         time.sleep(3)  # the rebalance of the second one's joining settled
         before = {log.name: log.stat().st_size for log in workdir.glob("*.log")}  # what the start said
-        run.producer = subprocess.Popen([python, "producer.py", "--input", str(sample), "--rate", RATE],
+        run.producer = subprocess.Popen([PYTHON, "producer.py", "--input", str(sample), "--rate", RATE],
                                         cwd=REPO, env=env,
                                         stderr=open(workdir / "producer.log", "wb"))
         loading = time.monotonic()
@@ -320,8 +320,7 @@ def _zombie(run: Run) -> None:
 
 
 def _joins(run: Run) -> None:
-    python = str(REPO / ".venv" / "bin" / "python")
-    run.consumers["c2"] = subprocess.Popen([python, "consumer.py", "--quiet"], cwd=REPO,
+    run.consumers["c2"] = subprocess.Popen([PYTHON, "consumer.py", "--quiet"], cwd=REPO,
                                            env={**os.environ, **run.env}, stderr=open(run.workdir / "c2.log", "wb"))
     run.say("consumer c2 joins")
 
@@ -338,8 +337,7 @@ def _producer_killed(run: Run) -> None:
     run.producer.kill()
     run.producer.wait()
     run.say("producer.py SIGKILLed")
-    python = str(REPO / ".venv" / "bin" / "python")
-    run.producer = subprocess.Popen([python, "producer.py", "--input", str(SAMPLE), "--resume"], cwd=REPO,
+    run.producer = subprocess.Popen([PYTHON, "producer.py", "--input", str(SAMPLE), "--resume"], cwd=REPO,
                                     env={**os.environ, **run.env}, stderr=open(run.workdir / "producer.log", "ab"))
     run.say("producer.py --resume")
 

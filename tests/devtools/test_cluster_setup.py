@@ -1,6 +1,7 @@
 """The local cluster's set-up without starting it: which ports and settings `./run.sh broker
 start --nodes 3` and a three-port BOOTSTRAP_SERVERS give, and where the drills look for a
-transaction coordinator (Kafka's own placement, checked against Java's String.hashCode)."""
+transaction coordinator (Kafka's own placement, checked against Java's String.hashCode), and how
+they count a stall through a time the cluster could take no writes."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from uniqcount.devtools.brokerctl import local_broker
-from uniqcount.devtools.drills import transaction_log_partition
+from uniqcount.devtools.drills import still, transaction_log_partition
 from uniqcount.devtools.localbroker import BrokerError, LocalBroker, LocalCluster
 from uniqcount.runtime import config
 
@@ -55,3 +56,14 @@ def test_a_cluster_of_two_is_refused(tmp_path: Path):
 def test_a_transactional_id_lives_where_kafka_puts_it(transactional_id, partition):
     """Expected: Utils.abs(id.hashCode()) % 50, printed by jshell (Java 17)."""
     assert transaction_log_partition(transactional_id, 50) == partition
+
+
+@pytest.mark.parametrize(("began", "ended", "unwritable", "expected"), [
+    (0, 60, [], 60),  # nothing left out
+    (0, 60, [(15, 30)], 30),  # through it: from its end
+    (20, 60, [(15, 30)], 30),  # the stall began below min.insync.replicas
+    (0, 20, [(15, 30)], 0),  # the output moved while below it: nothing to bound
+    (40, 60, [(15, 30)], 20),  # before the stall: nothing to leave out
+])
+def test_a_stall_through_a_time_below_min_insync_replicas_counts_from_its_end(began, ended, unwritable, expected):
+    assert still(began, ended, unwritable) == expected

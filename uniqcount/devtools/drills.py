@@ -3,8 +3,9 @@ into a topic of four partitions that two consumers of one group count (started a
 every second), injects one fault, drains the consumers, and holds the output to the sample's truth
 file: every granularity exact (EXACT_UP_TO=year), no record twice, each window's revisions 0, 1,
 2, ... It measures how long the output stalled (the longest time the output topic's last stable
-offset stood still from the load's start until the group had committed the whole input) and
-keeps what the consumers and the producer said after the start.
+offset stood still from the load's start until the group had committed the whole input; a stall
+through a time the drill left the cluster below min.insync.replicas counts from its end) and keeps
+what the consumers and the producer said after the start.
 
     python -m uniqcount.devtools.drills [--only NAME ...]    # every drill: the table of docs/FAILURES.md
 
@@ -79,6 +80,7 @@ class Run:
     producer: subprocess.Popen | None = None
     moved: list[float] = field(default_factory=list)  # time.monotonic() of each change of the output's end
     faults: list[tuple[float, str]] = field(default_factory=list)
+    unwritable: list[tuple[float, float]] = field(default_factory=list)  # the fault left fewer than min.insync.replicas
 
     def say(self, what: str) -> None:
         self.faults.append((time.monotonic(), what))
@@ -157,7 +159,7 @@ class Result:
     what: str
     exact: bool
     duplicates: int
-    stall: float  # seconds, the longest the output stood still until the whole input was committed
+    stall: float  # seconds, the longest the output stood still (once the cluster took writes) until the whole input was committed
     seconds: float
     said: list[str]
     problem: str = ""
@@ -244,7 +246,7 @@ def run_drill(cluster: LocalCluster, drill: Drill, workdir: Path, sample: Path =
                 process.kill()
     watcher.join()
     moved = [t for t in run.moved if loading <= t <= loaded] + [loaded]
-    stall = max((b - a for a, b in zip([loading, *moved], moved)), default=0.0)
+    stall = max((still(a, b, run.unwritable) for a, b in zip([loading, *moved], moved)), default=0.0)
     open_for = no_open_transaction(cluster.bootstrap, run.env["OUTPUT_TOPIC"])
     exact, duplicates, problem = check(cluster.bootstrap, run.env, sample)
     if open_for > 1:
@@ -255,6 +257,13 @@ def run_drill(cluster: LocalCluster, drill: Drill, workdir: Path, sample: Path =
                    for line in log.read_bytes()[before.get(log.name, 0):].decode(errors="replace").splitlines()
                    if any(word in line for word in SAID) and not STATUS_LINE.match(line)})
     return Result(drill.name, drill.what, exact and not any(codes), duplicates, stall, time.monotonic() - began, said, problem)
+
+
+def still(began: float, ended: float, unwritable: list[tuple[float, float]]) -> float:
+    """Seconds the output stood still between two moves, counted from when the cluster could take
+    writes again if it could not meanwhile: the issue bounds the recovery once the brokers are back."""
+    back = max((b for a, b in unwritable if a < ended and b > began), default=began)
+    return max(0.0, ended - max(began, back))
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float, what: str = "the consumers did not join") -> None:

@@ -19,6 +19,7 @@ from kafka.admin import NewTopic
 from tests.broker.test_exactly_once import batch_free, finals, paced_producer, restored_from, wait_for
 from tests.broker.test_faults import assert_no_duplicates, assert_truth, records_of, sample_lines, start_consumer
 from tests.helpers import LATE, as_truth, kafka_env, latest_per_key, needs_samples, script, truth_windows
+from uniqcount.core.granularities import GRANULARITIES
 from uniqcount.devtools import drills
 from uniqcount.kafka_client.block_producer import BlockSender
 from uniqcount.kafka_client.kafka_io import TRANSACTION_TIMEOUT_MS, read_topic
@@ -228,34 +229,22 @@ def test_a_partition_that_receives_nothing_does_not_stop_the_results(bootstrap, 
     assert collections.Counter(m.partition for m in read_topic(bootstrap, env["TOPIC"]))[3] == 0
 
 
-def idle_until_the_last_minute(bootstrap: str, topic: str, idle: int, lateness: int = 5) -> int:
-    """Seconds of silence until every partition's event time has passed the input's last minute:
-    idle from its own last frame, a partition's watermark (its largest ts - the allowed lateness)
-    moves on a second per second once IDLE_FLUSH_SECONDS have passed; the slowest decides."""
-    largest: dict[int, int] = {}
-    for message in read_topic(bootstrap, topic):
-        ts = int(float(json.loads(message.value)["ts"]))
-        largest[message.partition] = max(ts, largest.get(message.partition, ts))
-    end = max(largest.values()) // 60 * 60 + 60
-    return max(max(idle, end - (ts - lateness)) for ts in largest.values())
-
-
 @pytest.mark.parametrize("count, kill_merger", [(2, False), (3, True)], ids=["2-consumers", "3-merger-killed"])
-def test_a_quiet_topic_closes_its_last_minutes_without_a_drain(bootstrap, tmp_path, count, kill_merger):
-    """Load, then silence, and no drain: every minute comes out final and exact, as soon as every
-    idle partition's event time has passed its end (idle_until_the_last_minute), plus the
-    checkpoints of the partials and of the merger. With the
-    merger's owner SIGKILLed in the silence, another takes the role over and the minutes come all
-    the same (its open transaction is aborted by the broker first: the bound grows by that)."""
+def test_a_quiet_topic_closes_every_window_without_a_drain(bootstrap, tmp_path, count, kill_merger):
+    """Load, then silence, and no drain: every window of every granularity comes out final and
+    exact within IDLE_FLUSH_SECONDS plus the checkpoints of the partials and of the merger, though
+    event time is hours or months from the ends of the longer ones. With the merger's owner
+    SIGKILLed in the silence, another takes the role over and the windows come all the same (its
+    open transaction is aborted by the broker first: the bound grows by that)."""
     idle, checkpoint = 3, 1
-    env = four_partitions(bootstrap, IDLE_FLUSH_SECONDS=str(idle), GRANULARITIES="minute")
+    env = four_partitions(bootstrap, IDLE_FLUSH_SECONDS=str(idle), EXACT_UP_TO="year")
     running = consumers(env, tmp_path, [f"c{n}" for n in range(count)])
     for _, log in running.values():
         wait_for(log, "counts partition")
     produced = script("producer.py", "--input", str(LATE), env=env)
     assert produced.returncode == 0, produced.stderr
     quiet_from = time.monotonic()
-    bound = idle_until_the_last_minute(bootstrap, env["TOPIC"], idle) + 2 * checkpoint
+    bound = idle + 2 * checkpoint
     if kill_merger:
         time.sleep(1)
         merger = [name for name, (_, log) in running.items() if MERGER in last_role(log)]
@@ -264,18 +253,19 @@ def test_a_quiet_topic_closes_its_last_minutes_without_a_drain(bootstrap, tmp_pa
         process.kill()
         process.wait()
         bound += int(env["SESSION_TIMEOUT_MS"]) / 1000 + TRANSACTION_TIMEOUT_MS / 1000
-    truth = truth_windows(LATE, "minute")
+    truth = {name: truth_windows(LATE, name) for name in GRANULARITIES}
     try:
-        while len(latest_per_key(records_of(bootstrap, env["OUTPUT_TOPIC"]))) < len(truth):
+        while any(len(latest_per_key(records_of(bootstrap, env["OUTPUT_TOPIC"]), name)) < len(windows)
+                  for name, windows in truth.items()):
             assert all(p.poll() is None for p, _ in running.values()), [log.read_text()[-2000:] for _, log in running.values()]
-            assert time.monotonic() - quiet_from < bound + 15, f"not every minute final {bound} s into the silence"
+            assert time.monotonic() - quiet_from < bound + 15, f"not every window final {bound} s into the silence"
             time.sleep(0.5)
-        print(f"every minute final {time.monotonic() - quiet_from:.1f} s into the silence (bound {bound} s)")
+        print(f"every window final {time.monotonic() - quiet_from:.1f} s into the silence (bound {bound} s)")
     finally:
         for process, _ in running.values():
             process.kill()
-    assert as_truth(latest_per_key(records_of(bootstrap, env["OUTPUT_TOPIC"]))) == truth
     no_open_transaction(bootstrap, env["OUTPUT_TOPIC"])
     records = records_of(bootstrap, env["OUTPUT_TOPIC"])
+    assert {name: as_truth(latest_per_key(records, name)) for name in truth} == truth
     assert_no_duplicates(records)
     batch_free(finals(bootstrap, env["OUTPUT_TOPIC"]))

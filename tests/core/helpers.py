@@ -59,6 +59,9 @@ class Collected:
     def flush(self) -> Emitted:
         return self._gather(self.counter.flush())
 
+    def close_quiet(self) -> Emitted:
+        return self._gather(self.counter.close_quiet())
+
     def take(self) -> tuple[list[Any], list[Any]]:
         taken = self.results, self.dead
         self.results, self.dead = [], []

@@ -183,6 +183,35 @@ def test_at_the_end_of_input_every_window_of_every_granularity_gets_its_final_re
         assert set(last) == set(counted)
 
 
+@settings(deadline=None)
+@given(frames=window_frames, cuts=st.lists(st.integers(0, 40), max_size=6), retention=st.sampled_from([0, 60, 7 * 86_400]))
+def test_a_partition_quiet_after_any_batch_has_every_window_final_and_exact_at_once(frames, cuts, retention):
+    """Quiet after each batch (the stream resumes after): every window has a final record at once,
+    exact for the frames so far (with a retention that keeps every late frame), whatever event time
+    still has to pass. A window's final records are revisions 0, 1, 2, ... each with more frames
+    than the last: one that nothing reopened is not published again. A retention of 0 keeps what
+    was published early all the same."""
+    windows = collected(0, retention, granularities=ALL, exact_up_to="year")
+    done, results = 0, []
+    for size in [*cuts, len(frames)]:
+        batch = frames[done:done + size]
+        done += len(batch)
+        windows.add_many(batch, batch)
+        windows.close_quiet()
+        results += windows.take()[0]
+        last = {(r.granularity, r.start): r for r in results}
+        assert all(r.final for r in last.values())
+        if retention > 6 * 86_400:
+            assert {k: (r.users, r.frames) for k, r in last.items()} == brute_force(frames[:done])
+    finals = {}
+    for r in results:
+        if r.final:
+            finals.setdefault((r.granularity, r.start), []).append((r.revision, r.frames))
+    for key, made in finals.items():
+        assert [revision for revision, _ in made] == list(range(len(made))), key
+        assert all(a[1] < b[1] for a, b in zip(made, made[1:])), key
+
+
 def test_the_end_of_input_closes_the_hour_its_last_minute_opened():
     frames = [("a", utc(2016, 7, 11, 13, 58, 50)), ("b", utc(2016, 7, 11, 13, 59, 50)), ("c", utc(2016, 7, 11, 14, 0, 10))]
     results, _ = run(collected(5, 3600, 600, [GRANULARITIES["minute"], GRANULARITIES["hour"]], "hour"), frames)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tests.core.helpers import brute_force
+from tests.core.helpers import brute_force, calendar_start
 from uniqcount.core import userset
 from uniqcount.core.granularities import GRANULARITIES
 from uniqcount.core.merger import Merger, merger_entry, merger_state, restored_merger
@@ -52,10 +52,11 @@ def all_partials(partitions):
 
 
 def run_batches(partitions, batches, after_each=lambda: None):
-    """Records (of partials: the partial results, as (partition, result) after each batch) and dead letters."""
+    """Records (of partials: the partial results, as (partition, result) after each batch) and dead
+    letters. A batch None: the partition went quiet."""
     results, dead = [], []
     for p, batch in batches:
-        emitted = partitions.add_many(p, batch, batch)
+        emitted = partitions.close_quiet(p) if batch is None else partitions.add_many(p, batch, batch)
         results += emitted.results + all_partials(partitions)
         dead += emitted.dead
         after_each()
@@ -222,6 +223,34 @@ def test_an_idle_partitions_open_window_flushed_late_still_corrects_the_answer()
     assert [(r.users, r.frames, r.revision) for r in hours] == [(4, 4, 1)]
 
 
+def test_a_quiet_topic_publishes_every_window_and_a_partition_that_wakes_corrects_them():
+    """Every partition quiet: every window is final at once, the hour and the year too, though
+    event time is nowhere near their ends. Frames of the same minute after that are counted, not
+    too late (a paused backfill resumes), and the windows they reopen come again as revision 1;
+    a window they do not touch does not."""
+    make = maker(lateness=0)
+    partitions, topic, merger = PartitionCounters(make, scaled_out=True), Topic(), Merger(make().sets, 2)
+    hour = base - base % 3600
+    partitions.add_many(0, [("a", hour + 5), ("b", hour + 70)], "ab")
+    partitions.add_many(1, [("c", hour + 8)], "c")
+    for p in (0, 1):
+        partitions.advance_idle(p, hour + 75)
+        partitions.close_quiet(p)
+    checkpoint(partitions, topic)
+    published = {(r.granularity, r.start): (r.users, r.frames, r.revision) for r in merge(merger, topic.log)}
+    assert published == {("minute", hour): (2, 2, 0), ("minute", hour + 60): (1, 1, 0),
+                         **{(name, calendar_start(name, hour)): (3, 3, 0) for name in GRANULARITIES if name != "minute"}}
+    read = len(topic.log)
+    emitted = partitions.add_many(1, [("d", hour + 80), ("e", hour + 200)], "de")  # it wakes
+    assert emitted.dead == []
+    partitions.advance_idle(1, hour + 230)
+    partitions.close_quiet(1)
+    checkpoint(partitions, topic)
+    again = {(r.granularity, r.start): (r.users, r.frames, r.revision) for r in merge(merger, topic.log[read:])}
+    assert again == {("minute", hour + 60): (2, 2, 1), ("minute", hour + 180): (1, 1, 0),
+                     **{(name, calendar_start(name, hour)): (5, 5, 1) for name in GRANULARITIES if name != "minute"}}
+
+
 def test_keyed_partials_carry_counts_and_sum():
     frames = {0: [("a", base), ("b", base + 1)], 1: [("c", base + 2)]}
     merged, _, _ = merged_run(frames, [5], keyed=True)
@@ -307,23 +336,27 @@ def reconciliation(partitions):
        owners=st.lists(st.integers(0, 2), min_size=1, max_size=12),
        sizes=st.lists(st.integers(1, 30), min_size=1, max_size=6), stops=st.tuples(st.integers(0, 40), st.integers(0, 40)),
        lateness=st.integers(0, 10), retention=st.sampled_from([0, 120, 3600]), jump=st.sampled_from([0, 600]),
-       exact_up_to=st.sampled_from(["minute", "hour", "year"]), part_hashes=st.sampled_from([2, 1 << 16]))
+       exact_up_to=st.sampled_from(["minute", "hour", "year"]), part_hashes=st.sampled_from([2, 1 << 16]),
+       quiet=st.lists(st.integers(0, 40), max_size=3))
 @example(  # a late frame's uid in the open hour, then a restored minute's hashes: its part 0 written anew
     frames=[("user-0", base + 40), ("user-0", base), ("user-1", base + 100)], owners=[0], sizes=[1], stops=(1, 3),
-    lateness=0, retention=0, jump=0, exact_up_to="hour", part_hashes=2)
+    lateness=0, retention=0, jump=0, exact_up_to="hour", part_hashes=2, quiet=[])
 def test_snapshot_restore_and_go_on_is_an_uninterrupted_run(frames, owners, sizes, stops, lateness, retention,
-                                                          jump, exact_up_to, part_hashes):
+                                                          jump, exact_up_to, part_hashes, quiet):
     """Two crashes: the second restore reads a changelog that the first restore's snapshots went on
-    writing (Snapshots.restored), with users split into parts of `part_hashes`."""
+    writing (Snapshots.restored), with users split into parts of `part_hashes`; the partition of the
+    batch at each of `quiet` goes quiet after it (its windows published early, then reopened)."""
     with patch.object(userset, "PART_HASHES", part_hashes):
-        snapshot_restore_and_go_on(frames, owners, sizes, stops, lateness, retention, jump, exact_up_to)
+        snapshot_restore_and_go_on(frames, owners, sizes, stops, lateness, retention, jump, exact_up_to, quiet)
 
 
-def snapshot_restore_and_go_on(frames, owners, sizes, stops, lateness, retention, jump, exact_up_to):
+def snapshot_restore_and_go_on(frames, owners, sizes, stops, lateness, retention, jump, exact_up_to, quiet):
     per_partition = defaultdict(list)
     for i, frame in enumerate(frames):  # the owners drawn, in turn
         per_partition[owners[i % len(owners)]].append(frame)
-    batches = list(interleaved(dict(per_partition), sizes))
+    batches = []
+    for n, (p, batch) in enumerate(interleaved(dict(per_partition), sizes)):
+        batches += [(p, batch), (p, None)] if n in quiet else [(p, batch)]
     make = maker(lateness, retention, jump, exact_up_to)
     whole = PartitionCounters(make, scaled_out=True)
     expected, _ = run(whole, batches)

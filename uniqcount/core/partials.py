@@ -8,7 +8,7 @@ records of the compacted topic `<OUTPUT_TOPIC>-partials`.
   the input is keyed by uid, partitions' users are disjoint, and an exact window carries its count
   only (`keyed`): the merger sums.
 - A mark, key `mark:<partition>`: the partition's watermark, whether it is idle (the edge saw it
-  caught up and silent) and whether its input was flushed (it holds nothing open).
+  caught up and silent) and whether it was flushed or went quiet (it holds nothing open).
 
 A later version of a key replaces the earlier one: the topic's latest record per key is what the
 merger needs. Pure: bytes in, bytes out.

@@ -15,6 +15,9 @@ call hands back what it emits (`Emitted`), and state.py writes the state out and
   after its end (re-emitted with revision + 1 at the end of the batch). A frame too late for every
   granularity is dead-lettered as `too_late`.
 - A frame far ahead of the accepted event time is held by the OutlierGuard (see outliers.py).
+- A quiet partition (the edge saw it caught up and idle) publishes what it holds open as final at
+  once (`close_quiet`), its watermark where it was: a stream that resumes with older event time (a
+  paused backfill) is still counted, and reopens those windows; their next record is a revision.
 
 Every frame given is counted, dead-lettered or held: frames in = counted + dead + held, always.
 Decisions are made frame by frame, so the latest record per window never depends on how the input
@@ -74,7 +77,7 @@ class PartitionCounter:
         self.late_frames = 0  # counted after their minute closed
         self.rejected: Counter[str] = Counter()
         self.frames_in = 0  # every frame given, invalid ones included (received)
-        self.flushed = False  # its input ended (flush) and nothing came since: it holds nothing open
+        self.flushed = False  # flushed or quiet, and nothing came since: it holds nothing open
         self._next_end = FAR  # end of the oldest open window of any granularity
 
     def _emitted(self) -> Emitted:
@@ -183,16 +186,20 @@ class PartitionCounter:
                 self._close_until(watermark)
 
     def _close_until(self, watermark: int) -> None:
-        """Close the minutes ending by the watermark, oldest first, into every granularity; then emit
-        the windows of every granularity that end by it."""
-        for start in sorted(s for s in self.minutes if s + MINUTE <= watermark):
+        """Close the minutes ending by the watermark, then emit the windows of every granularity
+        that end by it."""
+        self._close_minutes(watermark)
+        for windows in self.sets:
+            self.results += windows.close_until(watermark)
+        self._next_end = min(min(self.minutes, default=FAR) + MINUTE, *(s.next_end for s in self.sets))
+
+    def _close_minutes(self, until: int) -> None:
+        """The open minutes ending by `until`, oldest first, into the windows of every granularity."""
+        for start in sorted(s for s in self.minutes if s + MINUTE <= until):
             minute = self.minutes.pop(start)
             users = minute.new_users(self.lg_k)
             for windows in self.sets:
                 windows.add_minute(start, users, minute.frames)
-        for windows in self.sets:
-            self.results += windows.close_until(watermark)
-        self._next_end = min(min(self.minutes, default=FAR) + MINUTE, *(s.next_end for s in self.sets))
 
     def _end_batch(self) -> None:
         forget_until = self.forget_until
@@ -237,6 +244,18 @@ class PartitionCounter:
                 self._reject("ts_outlier", frame.ref)
         while ends := [start + MINUTE for start in self.minutes] + [w.end for s in self.sets for w in s.open.values()]:
             self._advance(max(ends))  # again for the windows that the last minutes opened
+        self._end_batch()
+        self.flushed = True
+        return self._emitted()
+
+    def close_quiet(self) -> Emitted:
+        """A quiet partition: every open minute and window emitted final now (not held back until
+        event time passes their end, which may take hours), the watermark unchanged."""
+        self.settle()
+        self._close_minutes(FAR)
+        for windows in self.sets:
+            self.results += windows.close_open()
+        self._next_end = FAR
         self._end_batch()
         self.flushed = True
         return self._emitted()

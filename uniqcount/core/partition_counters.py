@@ -58,6 +58,10 @@ class PartitionCounters:
             return Emitted([], [])
         return self._out(partition, counter.advance_watermark(watermark))
 
+    def close_quiet(self, partition: int) -> Emitted:
+        """The edge saw this partition quiet (caught up and idle): what it holds open is final now."""
+        return self._out(partition, self.assign(partition).close_quiet())
+
     def flush(self) -> Emitted:
         """End of input: every partition decides its held frames and closes everything."""
         results, dead = [], []

@@ -6,6 +6,9 @@ On-time frames arrive a closed minute at a time (`add_minute`): every granularit
 included, is fed the same way, so one parse and one minute set serve them all. A frame that comes
 after its minute closed is offered to each granularity on its own (`add_late`): it may still fall in
 an open hour or day, correct a kept window, or be too late for this granularity but not for a longer one.
+
+A quiet partition publishes its open windows before the watermark reaches them (`close_open`): they
+are kept, and what still comes for one reopens it, so that its next final record is a revision.
 """
 from __future__ import annotations
 
@@ -96,7 +99,7 @@ class WindowSet:
         start, end = self.span(minute_start)
         window = self.open.get(start)
         if window is None:
-            window = self._open(start, end)
+            window = self._reopened(start) or self._open(start, end)
         counter = window.counter
         assert not isinstance(counter, FrozenExactCounter), "an open window's users are never frozen"
         counter.add_users(users)
@@ -111,7 +114,7 @@ class WindowSet:
             return Late.TOO_LATE
         window = self.open.get(start)
         if window is None and end > watermark:
-            window = self._open(start, end)
+            window = self._reopened(start) or self._open(start, end)
         if window is not None:
             window.counter.add(uid)
             window.frames += 1
@@ -126,16 +129,34 @@ class WindowSet:
         self._dirty.add(start)
         return Late.COUNTED
 
+    def _reopened(self, start: int) -> Window | None:
+        """A window published early (`close_open`) that takes users again: open once more."""
+        window = self.kept.pop(start, None)
+        if window is not None:
+            if isinstance(window.counter, FrozenExactCounter):
+                window.counter = ExactCounter(set(window.counter.hashes()))
+            self.open[start] = window
+            self.next_end = min(self.next_end, window.end)
+        return window
+
     def close_until(self, watermark: int) -> list[Result]:
         """Final records of the windows ending by the watermark, oldest first; kept for late frames."""
-        results: list[Result] = []
         if watermark < self.next_end:
-            return results
-        for start in sorted(s for s, w in self.open.items() if w.end <= watermark):
+            return []
+        return self._close(sorted(s for s, w in self.open.items() if w.end <= watermark), self.late_retention > 0)
+
+    def close_open(self) -> list[Result]:
+        """Final records of every open window, the watermark where it is (its partition went quiet):
+        kept whatever the retention, so that what still comes reopens them (`_reopened`)."""
+        return self._close(sorted(self.open), keep=True)
+
+    def _close(self, starts: list[int], keep: bool) -> list[Result]:
+        results = []
+        for start in starts:
             window = self.open.pop(start)
             self._grown.discard(start)
-            window.revision = 0
-            if self.late_retention > 0:  # frozen first: the record's counter, for a partial, is its hashes
+            window.revision += 1  # 0, or the next revision of a window published early
+            if keep:  # frozen first: the record's counter, for a partial, is its hashes
                 window.counter = window.counter.frozen()
                 self.kept[start] = window
             results.append(self._result(window, final=True))

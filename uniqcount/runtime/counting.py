@@ -62,7 +62,9 @@ class Counting:
         self.records.write(self.counters.provisional())
 
     def advance_idle(self, partition: int, watermark: int | None) -> None:
+        """A quiet partition: its event time moves on, and what it holds open is final now."""
         self._emit(self.counters.advance_idle(partition, watermark))
+        self._emit(self.counters.close_quiet(partition))
 
     def flush_all(self) -> None:
         """End of input: every held frame decided, every open window emitted."""

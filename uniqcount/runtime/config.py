@@ -110,8 +110,9 @@ class Settings:
     hll_lg_k: int = setting("14",
                 "HyperLogLog size: 2^lg_k registers, relative standard error 1.04/sqrt(2^lg_k) (0.81% at 14)", lg_k)
     idle_flush_seconds: float = setting("10",
-                "when caught up and no frame came for this many wall-clock seconds, the watermark moves on "
-                "with the wall clock", at_least(0, float))
+                "when caught up and no frame came for this many wall-clock seconds, every open window is "
+                "published final (a frame that still comes revises it) and the watermark moves on with the "
+                "wall clock", at_least(0, float))
     status_interval: float = setting("5", "seconds between status lines on stderr", at_least(0, float))
     sample_path: str = setting("data/stream.jsonl.gz", "the sample ./run.sh loads (relative to the repo)")
     sample_url: str = setting("http://tx.tamedia.ch.s3.amazonaws.com/challenge/data/stream.jsonl.gz",

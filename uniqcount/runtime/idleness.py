@@ -1,6 +1,6 @@
 """Lag and idleness of the input partitions a consumer owns. A partition caught up and idle (no frame
-for IDLE_FLUSH_SECONDS) moves its event time on with the wall clock since its last frame, and holds
-the others back no more. Never while behind (lag > 0): replayed history must close windows by its
+for IDLE_FLUSH_SECONDS) is quiet: what it holds open is published final, its event time moves on
+with the wall clock since its last frame, and it holds the others back no more. Never while behind (lag > 0): replayed history must close windows by its
 own event time; and not for the time the broker was away: the frames of that time may still come."""
 from __future__ import annotations
 

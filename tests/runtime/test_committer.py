@@ -78,7 +78,8 @@ def test_a_transaction_that_cannot_commit_means_redo_on_a_new_producer():
     assert made.commit([CHANGE], {}) is Outcome.REDO
     assert "transaction failed" in (made.failure or "") and first.closed and made.sends.producer is producers[0]
     assert made.commit([CHANGE], {}) is Outcome.REDO  # nothing commits until the rewind
-    made.abort()  # the rewind: the new producer has nothing to abort
+    made.abort()  # the rewind: the new producer starts before the restore, which aborts the old one's
+    assert made.transactions.ready and made.sends.producer is producers[0]  # open transaction at once
     assert made.failure is None and made.commit([CHANGE], {}) is Outcome.COMMITTED
 
 

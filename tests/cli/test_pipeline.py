@@ -127,21 +127,25 @@ def test_rate_paces_by_event_time(monkeypatch):
 
 
 @pytest.mark.kafka
-def test_idle_stream_closes_with_the_wall_clock_then_drains_on_sigusr1(bootstrap, tmp_path):
-    """Caught up and idle, the watermark moves on with the wall clock: the open minute (watermark
-    173 after the frame at 178, lateness 5) closes once 7 s have passed, not before; the consumer keeps
-    running, and drains and exits on SIGUSR1."""
+def test_a_quiet_stream_publishes_its_open_minute_a_frame_revises_it_then_drains_on_sigusr1(bootstrap, tmp_path):
+    """Caught up and quiet for IDLE_FLUSH_SECONDS, the open minute (120, watermark 125 after the
+    frame at 130, lateness 5) is final at once, not 55 s later when the wall clock would bring event
+    time to its end (the reader gives up after 30 s without a record). A frame that comes after for
+    that minute is counted, not too late, and revises it; the consumer keeps running, and drains and
+    exits on SIGUSR1."""
     env = kafka_env(bootstrap, IDLE_FLUSH_SECONDS="1", STATUS_INTERVAL="0", GRANULARITIES="minute")
-    produce(env, tmp_path / "in.jsonl", b'{"uid":"a","ts":60}\n{"uid":"b","ts":61}\n{"uid":"c","ts":178}\n')
+    produce(env, tmp_path / "in.jsonl", b'{"uid":"a","ts":60}\n{"uid":"b","ts":61}\n{"uid":"c","ts":130}\n')
     consumer = start_consumer(env, stderr=subprocess.PIPE)
     try:
-        sent, records = zip(*follow(bootstrap, env["OUTPUT_TOPIC"], 2))
-        assert [(r["window_start"], r["unique_users"]) for r in records] == [(60, 2), (120, 1)]
-        assert sent[1] - sent[0] >= 5, "the last minute closed before the wall clock reached its end"
-        assert consumer.poll() is None, "the idle advance must not stop the consumer"
+        records = [r for _, r in follow(bootstrap, env["OUTPUT_TOPIC"], 2)]
+        assert [(r["window_start"], r["unique_users"], r["revision"]) for r in records] == [(60, 2, 0), (120, 1, 0)]
+        produce(env, tmp_path / "more.jsonl", b'{"uid":"d","ts":150}\n')
+        records = [r for _, r in follow(bootstrap, env["OUTPUT_TOPIC"], 3)]
+        assert (records[2]["window_start"], records[2]["unique_users"], records[2]["revision"]) == (120, 2, 1)
+        assert consumer.poll() is None, "going quiet must not stop the consumer"
         consumer.send_signal(signal.SIGUSR1)
         assert consumer.wait(timeout=30) == 0
-        assert b"done: 3 frames" in consumer.stderr.read()
+        assert b"done: 4 frames" in consumer.stderr.read()
     finally:
         consumer.kill()
 

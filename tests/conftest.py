@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import socket
 import uuid
 from typing import Iterator
 
@@ -58,8 +57,3 @@ def topic_name() -> str:
     """A fresh topic name, so tests never see each other's data, even on a shared broker."""
     return f"test-{uuid.uuid4().hex[:12]}"
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -17,10 +17,9 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
-from tests.conftest import free_port
 from tests.helpers import DATA, LATE, as_truth, kafka_env, latest_per_key, needs_samples, produce, script, truth_windows
 from uniqcount import REPO
-from uniqcount.devtools.localbroker import LocalBroker
+from uniqcount.devtools.localbroker import LocalBroker, free_ports
 from uniqcount.kafka_client.kafka_io import read_topic
 
 pytestmark = [pytest.mark.kafka, needs_samples]
@@ -31,7 +30,8 @@ class OwnBroker:
     """A broker of these tests alone, on ports of its own, to kill and restart."""
 
     def __init__(self, home: Path):
-        self.broker = LocalBroker(home=home, port=free_port(), controller_port=free_port(), heap="384m")
+        port, controller_port = free_ports(2)
+        self.broker = LocalBroker(home=home, port=port, controller_port=controller_port, heap="384m")
         self.bootstrap = self.broker.bootstrap
 
     def start(self) -> None:

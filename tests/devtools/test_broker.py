@@ -15,9 +15,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
-from tests.conftest import free_port
 from uniqcount import REPO
-from uniqcount.devtools.localbroker import BrokerError, classpath, new_cluster_id
+from uniqcount.devtools.localbroker import BrokerError, classpath, free_ports, new_cluster_id
 
 pytestmark = pytest.mark.kafka
 
@@ -83,7 +82,7 @@ def brokerctl(home: Path, port: int, controller_port: int, *args: str) -> subpro
 
 def test_acknowledged_messages_survive_stop_and_crash(tmp_path):
     """Own throwaway broker: start, idempotent start, clean stop, restart, SIGKILL, restart."""
-    ports = (free_port(), free_port())
+    ports = free_ports(2)
     ctl = lambda *args: brokerctl(tmp_path, *ports, *args)  # noqa: E731
     bootstrap = f"127.0.0.1:{ports[0]}"
     try:
@@ -130,13 +129,14 @@ def test_port_taken(tmp_path):
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
-        line = one_error_line(brokerctl(tmp_path, squatter.getsockname()[1], free_port(), "start"))
+        line = one_error_line(brokerctl(tmp_path, squatter.getsockname()[1], free_ports(1)[0], "start"))
     assert "is taken by another process" in line
 
 
 def test_broker_dying_on_start_points_to_its_log(tmp_path):
-    env = dict(os.environ, LOCAL_BROKER_DIR=str(tmp_path), BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}",
-               LOCAL_CONTROLLER_PORT=str(free_port()), LOCAL_BROKER_HEAP="1k")
+    port, controller_port = free_ports(2)
+    env = dict(os.environ, LOCAL_BROKER_DIR=str(tmp_path), BOOTSTRAP_SERVERS=f"127.0.0.1:{port}",
+               LOCAL_CONTROLLER_PORT=str(controller_port), LOCAL_BROKER_HEAP="1k")
     result = subprocess.run([sys.executable, "-m", "uniqcount.devtools.brokerctl", "start"], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=120)
     line = one_error_line(result)
@@ -150,8 +150,9 @@ def _path_without(*commands: str) -> str:
 
 
 def test_no_java(tmp_path):
+    port, controller_port = free_ports(2)
     env = dict(os.environ, PATH=_path_without("java"), LOCAL_BROKER_DIR=str(tmp_path),
-               BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}", LOCAL_CONTROLLER_PORT=str(free_port()))
+               BOOTSTRAP_SERVERS=f"127.0.0.1:{port}", LOCAL_CONTROLLER_PORT=str(controller_port))
     result = subprocess.run([sys.executable, "-m", "uniqcount.devtools.brokerctl", "start"], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=60)
     assert "Java not found" in one_error_line(result)

@@ -10,7 +10,7 @@ import pytest
 
 from uniqcount.devtools.brokerctl import local_broker
 from uniqcount.devtools.drills import still, transaction_log_partition
-from uniqcount.devtools.localbroker import BrokerError, LocalBroker, LocalCluster
+from uniqcount.devtools.localbroker import BrokerError, LocalBroker, LocalCluster, free_ports
 from uniqcount.runtime import config
 
 
@@ -67,3 +67,8 @@ def test_a_transactional_id_lives_where_kafka_puts_it(transactional_id, partitio
 ])
 def test_a_stall_through_a_time_below_min_insync_replicas_counts_from_its_end(began, ended, unwritable, expected):
     assert still(began, ended, unwritable) == expected
+
+
+def test_the_ports_a_cluster_is_given_are_distinct():
+    """Chosen one by one, a port closed and picked again could be handed out twice."""
+    assert len(set(free_ports(64))) == 64

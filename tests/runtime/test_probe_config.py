@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
 from tests.helpers import script
 from uniqcount import REPO
 from uniqcount.cli import consumer as consumer_cli
 from uniqcount.cli import producer as producer_cli
+from uniqcount.devtools.localbroker import free_ports
 from uniqcount.kafka_client.probe import is_local, kafka_answers, parse_servers
 from uniqcount.runtime import config
 
@@ -33,7 +33,7 @@ def test_is_local():
 
 
 def test_probe_closed_port_is_not_kafka():
-    assert not kafka_answers("127.0.0.1", free_port(), timeout=1)
+    assert not kafka_answers("127.0.0.1", free_ports(1)[0], timeout=1)
 
 
 def _serve_once(reply: bytes) -> int:

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from uniqcount.devtools.localbroker import (
     TRANSACTION_LOG_PARTITIONS,
     LocalBroker,
     LocalCluster,
+    free_ports,
     java_command,
 )
 from uniqcount.kafka_client.kafka_io import read_topic
@@ -51,14 +51,9 @@ SAID = ("unreachable", "reachable again", "moving", "going on from the last chec
         "transactions not started")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def new_cluster(home: Path) -> LocalCluster:
-    return LocalCluster(home, [free_port() for _ in range(3)], [free_port() for _ in range(3)])
+    ports = free_ports(6)
+    return LocalCluster(home, ports[:3], ports[3:])
 
 
 def transaction_log_partition(transactional_id: str, partitions: int) -> int:

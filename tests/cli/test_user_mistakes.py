@@ -37,7 +37,7 @@ SETTING_MISTAKES = [
     ({"ALLOWED_LATENESS": "-1"}, "ALLOWED_LATENESS='-1' is not valid: must be at least 0"),
     ({"LATE_RETENTION": "-5"}, "LATE_RETENTION"),
     ({"IDLE_FLUSH_SECONDS": "nan"}, "IDLE_FLUSH_SECONDS"),
-    ({"PRODUCER_COMPRESSION": "snappy2"}, "expected one of zstd, lz4, gzip, none"),
+    ({"PRODUCER_COMPRESSION": "snappy2"}, "expected one of zstd, lz4, snappy, gzip, none"),
     ({"TOPIC_PARTITIONS": "0"}, "TOPIC_PARTITIONS"),
 ]
 

@@ -14,7 +14,7 @@ from uniqcount.kafka_client.block_producer import BlockRecords, BlockSender, blo
 from uniqcount.kafka_client.kafka_io import read_topic
 from uniqcount.kafka_client.record_batches import HEADER, build_batch, compressed, encode_records
 
-CODECS = {"none": 0, "gzip": 1, "lz4": 3, "zstd": 4}
+CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 value = st.one_of(st.binary(max_size=300),
                   st.integers(min_value=16000, max_value=40000).map(lambda n: b"v" * n))  # past the varint table
 

@@ -9,7 +9,7 @@ from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
 from kafka.admin import NewPartitions, NewTopic
 from kafka.consumer.fetcher import Fetcher
 
-from uniqcount.kafka_client import kafka_io
+from uniqcount.kafka_client import kafka_io, record_batches
 from uniqcount.kafka_client.block_producer import BlockSender
 from uniqcount.kafka_client.internals import LibraryMismatch
 from uniqcount.kafka_client.record_batches import FastPartitionRecords, Record, fast_fetch
@@ -61,6 +61,14 @@ def test_a_missing_internal_is_one_line_naming_it():
     assert "_fetcher.PartitionRecords" not in vars(Fetcher)  # nothing was patched on the library itself
 
 
+def test_a_missing_codec_library_is_one_line_naming_the_package(monkeypatch):
+    """Without python-snappy, a consumer stopped at the first snappy batch another client wrote."""
+    monkeypatch.setitem(record_batches.CODEC_PACKAGES, "snappy", (lambda: False, "python-snappy"))
+    with pytest.raises(LibraryMismatch, match=r"^kafka-python cannot read snappy batches here: python-snappy not "
+                                              r"installed \(pip install -r requirements.txt\)$"):
+        fast_fetch(object())
+
+
 @pytest.mark.kafka
 def test_the_internals_the_patches_need_exist_in_the_installed_library(bootstrap):
     """The start-up checks pass on the pinned kafka-python (they would stop consumer.py otherwise)."""
@@ -82,15 +90,17 @@ def values(count: int) -> list[bytes]:
 
 
 @pytest.mark.kafka
-def test_the_fast_paths_are_the_ones_in_use(bootstrap, topic_name, monkeypatch):
+@pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
+def test_the_fast_paths_are_the_ones_in_use(bootstrap, topic_name, monkeypatch, codec):
     """The library's own per-record paths are made to fail: the block sender must never call
     KafkaProducer.send, and the consumer must never take kafka-python's record iterator. What comes
-    back are uniqcount's own Records, every value intact."""
+    back are uniqcount's own Records, every value intact, with every codec."""
     KafkaAdminClient(bootstrap_servers=bootstrap).create_topics([NewTopic(topic_name, 1, 1)])
     monkeypatch.setattr(KafkaProducer, "send", lambda *_, **__: pytest.fail("the per-record send was used"))
     monkeypatch.setattr(Fetcher.PartitionRecords, "take",
                         lambda *_, **__: pytest.fail("kafka-python's record iterator was used"))
-    settings = config.load().replace(bootstrap_servers=bootstrap, consumer_group=f"group-{uuid.uuid4().hex[:8]}")
+    settings = config.load().replace(bootstrap_servers=bootstrap, consumer_group=f"group-{uuid.uuid4().hex[:8]}",
+                                     producer_compression=codec)
     producer = kafka_io.producer(settings)
     sender = BlockSender(producer, topic_name, on_failure=lambda *_: pytest.fail("a block was refused"))
     futures = sender.send(values(500))

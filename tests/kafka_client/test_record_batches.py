@@ -11,7 +11,7 @@ from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchB
 
 from uniqcount.kafka_client.record_batches import Record, _decode, fast_fetch
 
-CODECS = {"none": 0, "gzip": 1, "lz4": 3, "zstd": 4}
+CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 
 payload = st.one_of(st.none(), st.binary(max_size=40),
                     st.integers(min_value=8000, max_value=20000).map(lambda n: b"z" * n))  # 3-byte lengths
@@ -60,7 +60,7 @@ def test_a_truncated_batch_is_corrupt():
 
 
 @pytest.mark.kafka
-@pytest.mark.parametrize("codec", ["none", "zstd", "lz4"])
+@pytest.mark.parametrize("codec", sorted(CODECS))
 def test_through_the_broker_as_the_library_reads(bootstrap, topic_name, codec):
     """Many batches, keys, tombstones, headers; read whole, then by 7 records, then from the middle of
     a batch: offsets, keys and values as the library gives them, and the same positions."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, NamedTuple, Sequence
 
+from kafka import codec
 from kafka.codec import gzip_encode, lz4_encode, snappy_encode, zstd_encode
 from kafka.consumer.fetcher import Fetcher
 from kafka.errors import CorruptRecordError
@@ -30,7 +31,7 @@ from kafka.record.default_records import DefaultRecordBatch
 from kafka.record.util import calc_crc32c, encode_varint
 from kafka.structs import TopicPartition
 
-from uniqcount.kafka_client.internals import require
+from uniqcount.kafka_client.internals import LibraryMismatch, require
 
 HEADER = DefaultRecordBatch.HEADER_STRUCT
 RECORD_OVERHEAD = 13  # most bytes a record adds to its value below 2 MB: three varints, four fixed bytes
@@ -261,8 +262,22 @@ BATCH_PARTS = ["_maybe_uncompress", "HEADER_STRUCT", "is_control_batch", "valida
                "has_producer_id", "producer_id", "is_transactional", "last_offset"]
 
 
+CODEC_PACKAGES = {"snappy": (codec.has_snappy, "python-snappy"), "lz4": (codec.has_lz4, "lz4"),
+                  "zstd": (codec.has_zstd, "zstandard")}  # gzip is the standard library's
+
+
+def require_codecs() -> None:
+    """Every codec a topic may use can be read: another client's producer chooses it, batch by batch
+    (a missing one used to stop the consumer at the first such batch, deep in the fetcher)."""
+    missing = {name: package for name, (present, package) in CODEC_PACKAGES.items() if not present()}
+    if missing:
+        raise LibraryMismatch(f"kafka-python cannot read {', '.join(missing)} batches here: "
+                              f"{', '.join(missing.values())} not installed (pip install -r requirements.txt)")
+
+
 def fast_fetch(consumer: Any) -> Any:
     """Give `consumer` (a KafkaConsumer) the batch-at-a-time reader; returns it."""
+    require_codecs()
     require(consumer, ["_fetcher.PartitionRecords"], "the fast record-batch reader")
     require(consumer._fetcher.PartitionRecords, PARTITION_RECORDS_PARTS, "the fast record-batch reader")
     require(DefaultRecordBatch, BATCH_PARTS, "the fast record-batch reader")

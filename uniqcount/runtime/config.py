@@ -66,7 +66,8 @@ class Settings:
     topic_partitions: int = setting("1", "partitions of the input topic when ./run.sh creates it", at_least(1))
     reset_topics: str | bool = setting("auto",
                 "./run.sh empties the topics before loading: true, false, or auto (only on a local broker)", auto_or_boolean)
-    producer_compression: str = setting("zstd", "compression of produced batches: zstd, lz4, gzip or none", choice("zstd", "lz4", "gzip", "none"))
+    producer_compression: str = setting("zstd", "compression of produced batches: zstd, lz4, snappy, gzip or none",
+                                        choice("zstd", "lz4", "snappy", "gzip", "none"))
     producer_linger_ms: int = setting("20", "how long the consumer's output producer waits to fill a batch", at_least(0))
     producer_batch_bytes: int = setting("1048576", "most bytes in a produced batch (producer.py sends input blocks this large)", at_least(1024))
     fetch_max_bytes: int = setting("16777216", "consumer: most bytes one fetch returns", at_least(1024))

@@ -21,11 +21,14 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from uniqcount import REPO
 from uniqcount.kafka_client.probe import kafka_answers, port_in_use
 from uniqcount.runtime.progress import status
+
+if TYPE_CHECKING:
+    from uniqcount.devtools.secure_listener import SecureListener
 
 POM = REPO / "broker" / "pom.xml"
 BROKER_LOG_CONFIG = REPO / "broker" / "log4j2.properties"
@@ -134,6 +137,7 @@ def free_ports(count: int) -> list[int]:
         for sock in sockets:
             sock.close()
 
+
 @dataclass
 class LocalBroker:
     """One node. Of a cluster (`voters`: the static controller quorum, `id@host:port,...`), it takes
@@ -147,6 +151,7 @@ class LocalBroker:
     voters: str = ""
     cluster_id: str = ""
     replicas: int = 1
+    secure: SecureListener | None = None  # a SASL_SSL listener beside the plaintext one
 
     @property
     def bootstrap(self) -> str:
@@ -210,7 +215,7 @@ class LocalBroker:
             "kafka.Kafka", [str(self._config)], BROKER_LOG_CONFIG,
             [f"-Xmx{self.heap}", "-Xms128m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
              f"-Dkafka.logs.dir={self.home / 'logs'}"], self.lib)
-        for port in (self.port, self.controller_port):
+        for port in (self.port, self.controller_port, *([self.secure.port] if self.secure else [])):
             if port_in_use(HOST, port):
                 raise BrokerError(f"port {port} on {HOST} is taken by another process: stop it, or choose "
                                   "another port (BOOTSTRAP_SERVERS / LOCAL_CONTROLLER_PORT in config.env)")
@@ -248,11 +253,14 @@ class LocalBroker:
                     f"not {self.controller_port}: use that port, or delete {self._data} to start empty")
             self._config.write_text(self._properties())
             return
+        if self.secure:
+            self.secure.make_certificates(self.home, HOST)
         self._config.write_text(self._properties())
         quorum = [] if self.voters else ["--standalone"]
+        users = self.secure.format_arguments() if self.secure else []
         result = subprocess.run(
             java_command("kafka.tools.StorageTool",
-                         ["format", *quorum, f"--cluster-id={self.cluster_id or new_cluster_id()}", "-c",
+                         ["format", *quorum, f"--cluster-id={self.cluster_id or new_cluster_id()}", *users, "-c",
                           str(self._config)], TOOLS_LOG_CONFIG, ["-Xmx256m"], self.lib),
             capture_output=True, text=True)
         if result.returncode != 0:
@@ -264,15 +272,16 @@ class LocalBroker:
         replicas, min_isr = str(self.replicas), str(min(self.replicas, 2))
         quorum = {"controller.quorum.voters": self.voters} if self.voters else \
             {"controller.quorum.bootstrap.servers": f"{HOST}:{self.controller_port}"}
+        secure = f",SASL_SSL://{HOST}:{self.secure.port}" if self.secure else ""
         settings = {
             "process.roles": "broker,controller",
             "node.id": str(self.node_id),
             **quorum,
-            "listeners": f"PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{HOST}:{self.port}",
+            "listeners": f"PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:{self.controller_port}{secure}",
+            "advertised.listeners": f"PLAINTEXT://{HOST}:{self.port}{secure}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL",
             "log.dirs": str(self._data),
             "num.partitions": "1",
             "default.replication.factor": replicas,
@@ -288,6 +297,7 @@ class LocalBroker:
             "log.cleaner.dedupe.buffer.size": str(8 * 1024 * 1024),
             "num.network.threads": "2",
             "num.io.threads": "4",
+            **(self.secure.properties(self.home, HOST) if self.secure else {}),
         }
         lines = ["# written by uniqcount.devtools.localbroker on every start; edit the code, not this file"]
         return "\n".join(lines + [f"{k}={v}" for k, v in settings.items()]) + "\n"

@@ -62,7 +62,8 @@ def test_the_topics_uniqcount_makes_take_the_clusters_replication(cluster):
 def test_a_fault_on_the_cluster_leaves_the_output_exact_and_moving(cluster, tmp_path, name):
     """coordinator: the transaction coordinator of a consumer SIGKILLed, back after 15 s (it once
     stalled the output ~300 s on stale metadata); two-down: two nodes down 30 s each, one after the
-    other (a new producer's start once hung for good), its stall counted from when two are up again."""
+    other (a new producer's start once hung for good), its stall counted from when the cluster takes
+    writes again."""
     (drill,) = [d for d in DRILLS if d.name == name]
     result = run_drill(cluster, drill, tmp_path)
     print(result)

@@ -78,8 +78,9 @@ class Run:
     unwritable: list[tuple[float, float]] = field(default_factory=list)  # the fault left fewer than min.insync.replicas
 
     def say(self, what: str) -> None:
-        self.faults.append((time.monotonic(), what))
-        print(f"drill: {what}", file=sys.stderr)
+        now = time.monotonic()
+        self.faults.append((now, what))
+        print(f"drill: {what} ({now - self.faults[0][0]:.1f} s in)", file=sys.stderr)
 
     def node(self, node_id: int) -> LocalBroker:
         return self.cluster.nodes[node_id - 1]
@@ -112,6 +113,23 @@ class Run:
     def stop(self, node_id: int) -> None:
         self.node(node_id).stop()
         self.say(f"node {node_id} stopped (SIGTERM)")
+
+    def writable(self) -> bool:
+        """Every partition the run writes (the transaction and offsets logs' too) has a leader and
+        min.insync.replicas (2) in sync: acks=all writes are taken again."""
+        topics = [self.env["OUTPUT_TOPIC"], f"{self.env['OUTPUT_TOPIC']}-partials", self.env["DLQ_TOPIC"],
+                  f"{self.env['CONSUMER_GROUP']}-state", "__transaction_state", "__consumer_offsets"]
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=self.cluster.bootstrap, request_timeout_ms=5000)
+        except KafkaError:
+            return False
+        try:
+            described = admin.describe_topics(topics)
+        except KafkaError:
+            return False
+        finally:
+            admin.close()
+        return all(p["leader_id"] >= 0 and len(p["isr_nodes"]) >= 2 for t in described for p in t["partitions"])
 
     def controller_leader(self) -> int:
         """The KRaft quorum's leader, as its own tool says."""
@@ -255,8 +273,9 @@ def run_drill(cluster: LocalCluster, drill: Drill, workdir: Path, sample: Path =
 
 
 def still(began: float, ended: float, unwritable: list[tuple[float, float]]) -> float:
-    """Seconds the output stood still between two moves, counted from when the cluster could take
-    writes again if it could not meanwhile: the issue bounds the recovery once the brokers are back."""
+    """Seconds the output stood still between two moves, counted from when the cluster took writes
+    again (its partitions' ISRs back to min.insync.replicas) if it could not meanwhile: what the
+    issue bounds is the recovery once the brokers are back."""
     back = max((b for a, b in unwritable if a < ended and b > began), default=began)
     return max(0.0, ended - max(began, back))
 
@@ -298,8 +317,12 @@ def _two_down(run: Run) -> None:
     run.kill(first)
     time.sleep(15)
     run.kill(second)
+    below = time.monotonic()
     time.sleep(15)
     run.start(first)
+    _wait_for(run.writable, 120, "the cluster did not take writes again")
+    run.say("the cluster takes writes again (min.insync.replicas in sync everywhere)")
+    run.unwritable.append((below, time.monotonic()))
     time.sleep(15)
     run.start(second)
 

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--granularity", default="minute", choices=list(GRANULARITIES))
     parser.add_argument("--input", metavar="PATH", help="JSON lines of records [default: OUTPUT_TOPIC, read_committed]")
     parser.add_argument("--output", metavar="PATH", help="the PNG [default: results/<granularity>.png]")
-    config.add_flags(parser, ["BOOTSTRAP_SERVERS", "OUTPUT_TOPIC"])
+    config.add_flags(parser, [*config.CONNECTION, "OUTPUT_TOPIC"])
     args = parser.parse_args(argv)
     settings = config.from_args(args)
     try:

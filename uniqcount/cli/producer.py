@@ -33,7 +33,7 @@ from uniqcount.runtime.progress import Meter, error, status
 from uniqcount.runtime.setting_types import at_least
 from uniqcount.runtime.sources import Input, InputError
 
-SETTINGS = ["BOOTSTRAP_SERVERS", "TOPIC", "PRODUCER_COMPRESSION", "PRODUCER_BATCH_BYTES", "SAMPLE_PATH",
+SETTINGS = [*config.CONNECTION, "TOPIC", "PRODUCER_COMPRESSION", "PRODUCER_BATCH_BYTES", "SAMPLE_PATH",
             "BROKER_WAIT_SECONDS"]
 IN_FLIGHT_BYTES = 32 << 20
 OUTAGE_AFTER = 5.0  # seconds a batch may wait for its acknowledgement before the broker counts as away

@@ -33,6 +33,9 @@ from uniqcount.runtime.setting_types import (
 DEFAULT_CONFIG_FILE = REPO / "config.env"
 
 
+SECRET = "****"  # what --help and errors show of a secret's value
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -40,15 +43,21 @@ class Setting:
     help: str
     parse: Callable[[str], Any] = str
     flag_name: str = ""  # when the flag is not simply the lower-cased name
+    secret: bool = False  # a password: never shown
+
+    def shown(self, value: str) -> str:
+        return SECRET if self.secret and value else value
 
     @property
     def flag(self) -> str:
         return "--" + (self.flag_name or self.name.lower().replace("_", "-"))
 
 
-def setting(default: str, help: str, parse: Callable[[str], Any] = str, flag_name: str = "") -> Any:
-    """A field of Settings: its default (as config.env would write it), its help and its parser."""
-    return dataclasses.field(metadata={"setting": (default, help, parse, flag_name)})
+def setting(default: str, help: str, parse: Callable[[str], Any] = str, flag_name: str = "",
+            secret: bool = False) -> Any:
+    """A field of Settings: its default (as config.env would write it), its help and its parser; a
+    secret is left out of the repr too."""
+    return dataclasses.field(metadata={"setting": (default, help, parse, flag_name, secret)}, repr=not secret)
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,23 @@ class Settings:
     documents the same names (upper-case), and the scripts derive their flags from these."""
     bootstrap_servers: str = setting("localhost:9092",
                 "Kafka bootstrap servers, comma-separated host:port", server_list)
+    security_protocol: str = setting("PLAINTEXT",
+                "how every client talks to the brokers: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT (a user and "
+                "password) or SASL_SSL (both)", choice("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"))
+    sasl_mechanism: str = setting("SCRAM-SHA-512", "with SASL_*: SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN",
+                choice("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"))
+    sasl_username: str = setting("", "with SASL_*: the user")
+    sasl_password: str = setting("",
+                "with SASL_*: the password, never shown; keep it out of config.env (set it in the environment, or "
+                "use SASL_PASSWORD_FILE); no flag: the command line is visible to every user of the machine",
+                secret=True)
+    sasl_password_file: str = setting("", "with SASL_*: a file holding the password (readable by its owner only)")
+    ssl_cafile: str = setting("",
+                "with SSL or SASL_SSL: the CA certificate(s) that signed the brokers' (PEM); empty: the system's")
+    ssl_certfile: str = setting("", "with SSL or SASL_SSL, mutual TLS: this client's certificate (PEM)")
+    ssl_keyfile: str = setting("", "with SSL or SASL_SSL, mutual TLS: this client's private key (PEM)")
+    ssl_check_hostname: bool = setting("true",
+                "with SSL or SASL_SSL: the broker's certificate must name the host connected to", boolean)
     topic: str = setting("events", "topic of the input frames", topic_name)
     output_topic: str = setting("events-output", "topic of the count records (compacted)", topic_name)
     dlq_topic: str = setting("events-dlq",
@@ -130,6 +156,9 @@ class Settings:
 
 SETTINGS: dict[str, Setting] = {f.name.upper(): Setting(f.name.upper(), *f.metadata["setting"])
                                  for f in dataclasses.fields(Settings)}
+# where the brokers are and how to talk to them: every script that makes a Kafka client takes these
+CONNECTION = ["BOOTSTRAP_SERVERS", "SECURITY_PROTOCOL", "SASL_MECHANISM", "SASL_USERNAME", "SASL_PASSWORD",
+              "SASL_PASSWORD_FILE", "SSL_CAFILE", "SSL_CERTFILE", "SSL_KEYFILE", "SSL_CHECK_HOSTNAME"]
 
 
 def config_file() -> Path:
@@ -217,9 +246,11 @@ def add_flags(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:
     raw = raw_values()
     for name in names:
         setting = SETTINGS[name]
+        if setting.secret:
+            continue
         value, source = raw[name]
         parser.add_argument(setting.flag, dest=name, type=flag_type(setting.parse), default=None,
-                            help=f"{setting.help} [{name}={value}, from {source}]".replace("%", "%%"))
+                            help=f"{setting.help} [{name}={setting.shown(value)}, from {source}]".replace("%", "%%"))
 
 
 def from_args(args: argparse.Namespace) -> Settings:

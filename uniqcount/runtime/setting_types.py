@@ -69,8 +69,11 @@ def topic_name(text: str) -> str:
 
 
 def choice(*names: str) -> Callable[[str], str]:
+    """One of `names`, in any case, as spelled there (Kafka's own names are upper case)."""
+    spelled = {name.lower(): name for name in names}
+
     def parse(text: str) -> str:
-        if text.strip().lower() not in names:
+        if text.strip().lower() not in spelled:
             raise ValueError(f"expected one of {', '.join(names)}")
-        return text.strip().lower()
+        return spelled[text.strip().lower()]
     return parse

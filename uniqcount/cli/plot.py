@@ -89,7 +89,7 @@ def read_records(args: argparse.Namespace, settings: Settings) -> tuple[list[dic
             raise SystemExit(f"error: {args.input} is not JSON lines of records: {exc}") from None
     kafka_io.require_broker(settings.bootstrap_servers)
     topic = settings.output_topic
-    return [json.loads(bytes(m.value)) for m in kafka_io.read_topic(settings.bootstrap_servers, topic)], topic
+    return [json.loads(bytes(m.value)) for m in kafka_io.read_topic(settings, topic)], topic
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -158,17 +158,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise InputError("--resume and --key uid do not go together: a keyed load is sent again whole "
                          "(the consumers count each frame once only from a topic emptied first)")
     source = Input(path)
-    bootstrap, topic = settings.bootstrap_servers, settings.topic
-    kafka_io.require_broker(bootstrap)
+    topic = settings.topic
+    kafka_io.require_broker(settings.bootstrap_servers)
     this_input = uuid.uuid4().hex[:16].encode() if path == "-" else source_id(path)
-    landed = read_back(bootstrap, topic, this_input, 2 * IN_FLIGHT_BYTES) if args.resume else Landed()
+    landed = read_back(settings, topic, this_input, 2 * IN_FLIGHT_BYTES) if args.resume else Landed()
     if args.resume:
         status(f"producer: --resume: {landed.lines:,} lines of {source.name} are in {topic} already; "
                "sending the others")
     producer = kafka_io.producer(settings)
     failures = Failures()
     producer.partitions_for(topic)  # waits for the topic's metadata (a broker may create it now)
-    too_large = TooLarge(topic, kafka_io.max_message_bytes(bootstrap, topic))
+    too_large = TooLarge(topic, kafka_io.max_message_bytes(settings, topic))
     sender = BlockSender(producer, topic, failures, too_large.limit, too_large, this_input)
     read_size = max(settings.producer_batch_bytes * 7 // 8, 1)  # room for the records' overhead
     keyed = UidPartitions(len(producer.partitions_for(topic)), read_size) if args.key else None

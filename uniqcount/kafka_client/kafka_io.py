@@ -12,6 +12,7 @@ from uniqcount.kafka_client.internals import require
 from uniqcount.kafka_client.metadata import METADATA_MAX_AGE_MS
 from uniqcount.kafka_client.probe import any_answers
 from uniqcount.kafka_client.record_batches import fast_fetch
+from uniqcount.kafka_client.security import Brokers, ConnectionSettings, options
 from uniqcount.kafka_client.sends import Sends
 from uniqcount.kafka_client.state_topic import MAX_ENTRY_BYTES, state_topic
 
@@ -21,10 +22,8 @@ TRANSACTION_TIMEOUT_MS = 30000
 PARTIALS_SEGMENT_BYTES = 64 << 20  # the log cleaner compacts closed segments only (Kafka's default: 1 GiB)
 
 
-class KafkaSettings(Protocol):
+class KafkaSettings(ConnectionSettings, Protocol):
     """What the Kafka edge reads of the settings (runtime/config.py's Settings has them all)."""
-    @property
-    def bootstrap_servers(self) -> str: ...
     @property
     def broker_wait_seconds(self) -> float: ...
     @property
@@ -77,7 +76,7 @@ def producer(settings: KafkaSettings, transactional_id: str | None = None) -> Ka
     wait_ms = int(settings.broker_wait_seconds * 1000)
     request_timeout_ms = min(30000, wait_ms // 2)  # the delivery timeout must hold one request and the linger
     made = KafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **options(settings),
         acks="all",
         compression_type=None if compression == "none" else compression,
         linger_ms=settings.producer_linger_ms,
@@ -100,7 +99,7 @@ def checked_sends(producer: KafkaProducer, settings: KafkaSettings, topics: Iter
     topics = list(topics)
     for topic in topics:
         producer.partitions_for(topic)
-    limits = {topic: max_message_bytes(settings.bootstrap_servers, topic) for topic in topics}
+    limits = {topic: max_message_bytes(settings, topic) for topic in topics}
     return Sends(producer, settings.broker_wait_seconds, limits)
 
 
@@ -121,7 +120,7 @@ def consumer(settings: KafkaSettings) -> KafkaConsumer:
     committed ones (read_committed): the input may be written by transactional producers, and a
     committed offset fetched waits for a transaction under way to end (KIP-447)."""
     return rejoins_until_joined(fast_fetch(KafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **options(settings),
         metadata_max_age_ms=METADATA_MAX_AGE_MS,
         group_id=settings.consumer_group,
         enable_auto_commit=False,
@@ -157,10 +156,10 @@ def rejoins_until_joined(consumer: KafkaConsumer) -> KafkaConsumer:
     return consumer
 
 
-def max_message_bytes(bootstrap: str, topic: str) -> int | None:
+def max_message_bytes(brokers: Brokers, topic: str) -> int | None:
     """The topic's max.message.bytes (the largest record batch it takes, compressed), or None for a
     topic that does not exist yet."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(**options(brokers))
     try:
         found = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic, ["max.message.bytes"])],
                                        config_filter="all")
@@ -170,11 +169,11 @@ def max_message_bytes(bootstrap: str, topic: str) -> int | None:
     return int(entry["value"]) if entry else None
 
 
-def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Any]:
+def read_topic(brokers: Brokers, topic: str, timeout: float = 60.0) -> list[Any]:
     """Every record of `topic` up to its end offsets at the time of the call, outside any group: for
     reading results back (tests, benchmarks) without waiting for a timeout to say "that was all".
     Only what committed transactions wrote (read_committed), up to the last stable offset."""
-    reader = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_bytes=64 << 20,
+    reader = KafkaConsumer(**options(brokers), enable_auto_commit=False, fetch_max_bytes=64 << 20,
                            isolation_level="read_committed", metadata_max_age_ms=METADATA_MAX_AGE_MS)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]
@@ -215,7 +214,7 @@ def topic_specs(settings: KafkaSettings, roles: Iterable[str] = ("TOPIC", "OUTPU
 def create_topics(settings: KafkaSettings, reset: bool = False,
                   roles: Iterable[str] = ("TOPIC", "OUTPUT_TOPIC", "DLQ_TOPIC", "STATE")) -> list[str]:
     """Create the topics that do not exist (after deleting them when `reset`); returns what it did."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = KafkaAdminClient(**options(settings))
     done = []
     try:
         specs = topic_specs(settings, roles)

@@ -21,6 +21,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from uniqcount.kafka_client.block_producer import LINES_HEADER, SOURCE_HEADER
 from uniqcount.kafka_client.metadata import METADATA_MAX_AGE_MS
+from uniqcount.kafka_client.security import Brokers, options
 
 STEP_RECORDS = 4096  # records read back at first; doubled at each step back
 
@@ -69,9 +70,9 @@ class Landed:
         return [line for line, _ in kept], [value for _, value in kept]
 
 
-def read_back(bootstrap: str, topic: str, source: bytes, scan_bytes: int) -> Landed:
+def read_back(brokers: Brokers, topic: str, source: bytes, scan_bytes: int) -> Landed:
     """The batches of `source` in `topic`, read back from each partition's end (see above)."""
-    reader = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_bytes=64 << 20,
+    reader = KafkaConsumer(**options(brokers), enable_auto_commit=False, fetch_max_bytes=64 << 20,
                            metadata_max_age_ms=METADATA_MAX_AGE_MS)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Union
 
 
 class ConnectionSettings(Protocol):
@@ -37,6 +37,18 @@ class ConnectionSettings(Protocol):
     def ssl_keyfile(self) -> str: ...
     @property
     def ssl_check_hostname(self) -> bool: ...
+
+
+Brokers = Union[str, ConnectionSettings]  # a bare address (plaintext: tests, devtools), or the settings
+
+
+def options(brokers: Brokers) -> dict[str, Any]:
+    """kafka-python's keyword arguments to reach `brokers`."""
+    return {"bootstrap_servers": brokers} if isinstance(brokers, str) else client_options(brokers)
+
+
+def address(brokers: Brokers) -> str:
+    return brokers if isinstance(brokers, str) else brokers.bootstrap_servers
 
 
 class SecurityMistake(Exception):

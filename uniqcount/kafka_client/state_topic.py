@@ -15,6 +15,7 @@ from kafka.errors import KafkaTimeoutError
 
 from uniqcount.kafka_client.metadata import METADATA_MAX_AGE_MS
 from uniqcount.kafka_client.record_batches import fast_fetch
+from uniqcount.kafka_client.security import Brokers, options
 
 MAX_ENTRY_BYTES = 8 << 20  # the topic's max.message.bytes: the largest entry (state.py) is 2 MiB
 
@@ -26,9 +27,9 @@ def state_topic(group: str) -> str:
 class StateReader:
     """One consumer outside any group, kept for the restores of a process."""
 
-    def __init__(self, bootstrap: str, topic: str):
+    def __init__(self, brokers: Brokers, topic: str):
         self.topic = topic
-        self.reader = fast_fetch(KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+        self.reader = fast_fetch(KafkaConsumer(**options(brokers), enable_auto_commit=False,
                                                isolation_level="read_committed", fetch_max_bytes=64 << 20,
                                                max_partition_fetch_bytes=16 << 20, reconnect_backoff_max_ms=2000,
                                                metadata_max_age_ms=METADATA_MAX_AGE_MS))

@@ -32,7 +32,7 @@ class StateReaders:
         if reader is None:
             if topic == self.state_topic:
                 self._create_state_topic()
-            reader = self.readers[topic] = StateReader(self.settings.bootstrap_servers, topic)
+            reader = self.readers[topic] = StateReader(self.settings, topic)
             if topic == self.state_topic:
                 self._check(reader)
         return reader

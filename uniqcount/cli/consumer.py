@@ -38,7 +38,7 @@ def run_input(args: argparse.Namespace, settings: Settings) -> int:
     dead_letters: DeadLetters = FileDeadLetters(args.dlq) if args.dlq else CountedOnly()
     producer = sends = None
     if args.OUTPUT_TOPIC is not None:  # with --input, Kafka output only when asked for
-        kafka_io.require_broker(settings.bootstrap_servers)
+        kafka_io.require_broker(settings)
         kafka_io.create_topics(settings, roles=["OUTPUT_TOPIC"])
         producer = kafka_io.producer(settings)
         sends = kafka_io.checked_sends(producer, settings, [settings.output_topic])

@@ -87,7 +87,7 @@ def read_records(args: argparse.Namespace, settings: Settings) -> tuple[list[dic
             raise SystemExit(f"error: cannot read {args.input}: {exc.strerror or exc}") from None
         except ValueError as exc:
             raise SystemExit(f"error: {args.input} is not JSON lines of records: {exc}") from None
-    kafka_io.require_broker(settings.bootstrap_servers)
+    kafka_io.require_broker(settings)
     topic = settings.output_topic
     return [json.loads(bytes(m.value)) for m in kafka_io.read_topic(settings, topic)], topic
 

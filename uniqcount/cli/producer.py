@@ -26,6 +26,7 @@ from uniqcount.kafka_client.internals import LibraryMismatch
 from uniqcount.kafka_client.keyed import UidPartitions
 from uniqcount.kafka_client.landed import Landed, read_back, source_id
 from uniqcount.kafka_client.probe import any_answers
+from uniqcount.kafka_client.security import tls_context
 from uniqcount.runtime import config
 from uniqcount.runtime.config import Settings
 from uniqcount.runtime.outage import BrokerLost, Outage
@@ -159,7 +160,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                          "(the consumers count each frame once only from a topic emptied first)")
     source = Input(path)
     topic = settings.topic
-    kafka_io.require_broker(settings.bootstrap_servers)
+    kafka_io.require_broker(settings)
     this_input = uuid.uuid4().hex[:16].encode() if path == "-" else source_id(path)
     landed = read_back(settings, topic, this_input, 2 * IN_FLIGHT_BYTES) if args.resume else Landed()
     if args.resume:
@@ -176,8 +177,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     meter = Meter(0)
     bar = tqdm(total=source.size, unit="B", unit_scale=True, desc=f"producing to {topic}",
                disable=not sys.stderr.isatty() or source.size is None, file=sys.stderr)
+    tls = tls_context(settings)
     in_flight = InFlight(IN_FLIGHT_BYTES, Outage("producer", settings.broker_wait_seconds),
-                         lambda: any_answers(settings.bootstrap_servers))
+                         lambda: any_answers(settings.bootstrap_servers, tls=tls))
     try:
         for lines, batch in source.numbered_batches(size=read_size, limit=args.limit):
             size = sum(map(len, batch))

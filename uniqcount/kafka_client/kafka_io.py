@@ -10,9 +10,9 @@ from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
 from uniqcount.kafka_client.internals import require
 from uniqcount.kafka_client.metadata import METADATA_MAX_AGE_MS
-from uniqcount.kafka_client.probe import any_answers
+from uniqcount.kafka_client.probe import any_answers, why_not
 from uniqcount.kafka_client.record_batches import fast_fetch
-from uniqcount.kafka_client.security import Brokers, ConnectionSettings, options
+from uniqcount.kafka_client.security import Brokers, ConnectionSettings, address, options, tls_context
 from uniqcount.kafka_client.sends import Sends
 from uniqcount.kafka_client.state_topic import MAX_ENTRY_BYTES, state_topic
 
@@ -61,10 +61,12 @@ class BrokerUnavailable(Exception):
     """One line for the user."""
 
 
-def require_broker(bootstrap: str) -> None:
-    if not any_answers(bootstrap):
-        raise BrokerUnavailable(f"no Kafka broker answers at {bootstrap} "
-                                "(start one with ./run.sh broker start, or fix BOOTSTRAP_SERVERS)")
+def require_broker(brokers: Brokers) -> None:
+    bootstrap, tls = address(brokers), tls_context(brokers)
+    if not any_answers(bootstrap, tls=tls):
+        why = why_not(bootstrap, tls)
+        hint = " (start one with ./run.sh broker start, or fix BOOTSTRAP_SERVERS)" if why.startswith("no Kafka") else ""
+        raise BrokerUnavailable(why + hint)
 
 
 def producer(settings: KafkaSettings, transactional_id: str | None = None) -> KafkaProducer:

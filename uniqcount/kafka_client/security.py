@@ -10,6 +10,7 @@ user of the machine).
 """
 from __future__ import annotations
 
+import ssl
 import stat
 from pathlib import Path
 from typing import Any, Protocol, Union
@@ -77,6 +78,18 @@ def client_options(settings: ConnectionSettings) -> dict[str, Any]:
     return options
 
 
+def tls_context(brokers: Brokers) -> ssl.SSLContext | None:
+    """The TLS the clients speak (None: plaintext), for the probe, which speaks it without kafka-python."""
+    if isinstance(brokers, str) or not tls(brokers):
+        return None
+    check(brokers)
+    context = ssl.create_default_context(cafile=brokers.ssl_cafile or None)
+    context.check_hostname = brokers.ssl_check_hostname
+    if brokers.ssl_certfile:
+        context.load_cert_chain(brokers.ssl_certfile, brokers.ssl_keyfile)
+    return context
+
+
 def check(settings: ConnectionSettings) -> None:
     """The mistakes the settings show by themselves, before any connection: one line each."""
     protocol = settings.security_protocol
@@ -88,6 +101,7 @@ def check(settings: ConnectionSettings) -> None:
         if not settings.sasl_password and not settings.sasl_password_file:
             raise SecurityMistake(f"SECURITY_PROTOCOL={protocol} needs SASL_PASSWORD (in the environment) "
                                   "or SASL_PASSWORD_FILE")
+        password(settings)  # the file readable, by its owner only
     else:
         given = [name for name, value in (("SASL_USERNAME", settings.sasl_username),
                                           ("SASL_PASSWORD", settings.sasl_password),

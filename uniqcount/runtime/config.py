@@ -17,6 +17,7 @@ from dotenv.parser import parse_stream
 
 from uniqcount import REPO
 from uniqcount.core.granularities import Granularity, parse_granularities
+from uniqcount.kafka_client import security
 from uniqcount.runtime.setting_types import (
     at_least,
     auto_or_boolean,
@@ -219,7 +220,12 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None,
             raise SystemExit(f"error: setting {name}={raw!r} is not valid: {exc}") from None
         if flags and flags.get(name) is not None:
             values[name] = flags[name]
-    return Settings(**{name.lower(): value for name, value in values.items()})
+    settings = Settings(**{name.lower(): value for name, value in values.items()})
+    try:
+        security.check(settings)
+    except security.SecurityMistake as exc:
+        raise SystemExit(f"error: {exc}") from None
+    return settings
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -10,6 +10,7 @@ from kafka import TopicPartition
 from uniqcount.kafka_client import kafka_io
 from uniqcount.kafka_client.kafka_io import partials_topic
 from uniqcount.kafka_client.probe import any_answers
+from uniqcount.kafka_client.security import tls_context
 from uniqcount.kafka_client.sends import SendFailed
 from uniqcount.kafka_client.state_topic import state_topic
 from uniqcount.runtime.broker_calls import CALL_SECONDS, BrokerCalls
@@ -29,7 +30,7 @@ from uniqcount.runtime.tasks import Task, Tasks
 
 
 def run_kafka(args: argparse.Namespace, settings: Settings) -> int:
-    kafka_io.require_broker(settings.bootstrap_servers)
+    kafka_io.require_broker(settings)
     requests, events = Requests(), GroupEvents()
     outage = Outage("consumer", settings.broker_wait_seconds)
     consumer = kafka_io.consumer(settings)
@@ -50,7 +51,8 @@ def run_kafka(args: argparse.Namespace, settings: Settings) -> int:
         if counting.meter.due():
             status(counting.status_line() + outage.line())
 
-    calls = BrokerCalls(outage, lambda: requests.stop, waiting, lambda: any_answers(settings.bootstrap_servers))
+    tls = tls_context(settings)
+    calls = BrokerCalls(outage, lambda: requests.stop, waiting, lambda: any_answers(settings.bootstrap_servers, tls=tls))
     committer = Committer(sends, transactional_id, calls, settings.checkpoint_seconds,
                           lambda: kafka_io.producer(settings, transactional_id), consumer.group_metadata)
     state = state_topic(settings.consumer_group)

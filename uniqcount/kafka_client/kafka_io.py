@@ -8,6 +8,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
+from uniqcount.kafka_client import sign_in
 from uniqcount.kafka_client.internals import require
 from uniqcount.kafka_client.metadata import METADATA_MAX_AGE_MS
 from uniqcount.kafka_client.probe import any_answers, why_not
@@ -67,6 +68,9 @@ def require_broker(brokers: Brokers) -> None:
         why = why_not(bootstrap, tls)
         hint = " (start one with ./run.sh broker start, or fix BOOTSTRAP_SERVERS)" if why.startswith("no Kafka") else ""
         raise BrokerUnavailable(why + hint)
+    refused = None if isinstance(brokers, str) else sign_in.refusal(brokers)
+    if refused:
+        raise BrokerUnavailable(refused)
 
 
 def producer(settings: KafkaSettings, transactional_id: str | None = None) -> KafkaProducer:

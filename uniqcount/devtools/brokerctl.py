@@ -17,7 +17,8 @@ import sys
 from uniqcount import REPO
 from uniqcount.devtools.localbroker import TOOLS, BrokerError, LocalBroker, LocalCluster, tool_command
 from uniqcount.kafka_client.kafka_io import create_topics
-from uniqcount.kafka_client.probe import any_answers, is_local, parse_servers
+from uniqcount.kafka_client.probe import any_answers, is_local, parse_servers, why_not
+from uniqcount.kafka_client.security import tls_context
 from uniqcount.runtime import config
 from uniqcount.runtime.config import Settings
 from uniqcount.runtime.progress import error, status
@@ -60,10 +61,13 @@ def docker_engine_running() -> bool:
 
 def ensure(settings: Settings, allow_docker: bool = True) -> LocalBroker | LocalCluster | None:
     """Make sure a broker answers at BOOTSTRAP_SERVERS; returns the local broker if this started it."""
-    bootstrap = settings.bootstrap_servers
-    if any_answers(bootstrap):
+    bootstrap, tls = settings.bootstrap_servers, tls_context(settings)
+    if any_answers(bootstrap, tls=tls):
         status(f"broker: using {bootstrap} (BOOTSTRAP_SERVERS), it answers")
         return None
+    why = why_not(bootstrap, tls)
+    if not why.startswith("no Kafka broker answers"):  # something answers, but not as the settings say
+        raise BrokerError(why)
     if not is_local(bootstrap):
         raise BrokerError(f"the broker {bootstrap} named by BOOTSTRAP_SERVERS does not answer; "
                           "not starting a local one in its place (fix config.env or the broker)")
@@ -132,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
             for line in create_topics(settings, reset, roles) or ["already there"]:
                 status(f"topics: {line}")
         elif args.command == "tool":
+            if settings.security_protocol != "PLAINTEXT":
+                raise BrokerError(f"./run.sh {args.name} speaks PLAINTEXT only for now; with SECURITY_PROTOCOL="
+                                  f"{settings.security_protocol} run Kafka's own {args.name} with --command-config")
             command = tool_command(args.name, args.args, settings.bootstrap_servers)
             os.execv(command[0], command)
     except BrokerError as exc:

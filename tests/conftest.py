@@ -1,4 +1,5 @@
-"""The real Kafka broker for integration tests: the configured one if it answers, else the local one."""
+"""The real Kafka broker for integration tests: the configured one if it answers, else the local one;
+and a secured one of their own (a SASL_SSL listener, SECURE_USERS) for the tests of security."""
 from __future__ import annotations
 
 import re
@@ -9,8 +10,21 @@ import pytest
 from kafka import KafkaAdminClient
 
 from uniqcount.devtools import brokerctl
-from uniqcount.devtools.localbroker import BrokerError
+from uniqcount.devtools.localbroker import BrokerError, LocalBroker, free_ports
+from uniqcount.devtools.secure_listener import SecureListener
 from uniqcount.runtime import config
+
+SECURE_USERS = {"admin": "admin-secret", "alice": "alice-secret"}
+
+
+@pytest.fixture(scope="session")
+def secure_broker(tmp_path_factory, bootstrap) -> Iterator[LocalBroker]:  # bootstrap first: the jars, once
+    port, controller_port, secure_port = free_ports(3)
+    made = LocalBroker(home=tmp_path_factory.mktemp("secure"), port=port, controller_port=controller_port,
+                       heap="384m", secure=SecureListener(secure_port, SECURE_USERS))
+    made.start()
+    yield made
+    made.stop()
 
 
 @pytest.fixture(scope="session")

@@ -5,28 +5,16 @@ nothing created on the broker."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from kafka import KafkaAdminClient
 
 from tests.broker.test_faults import assert_truth
+from tests.conftest import SECURE_USERS as USERS
 from tests.helpers import LATE, kafka_env, needs_samples, script
-from uniqcount.devtools.localbroker import LocalBroker, free_ports
-from uniqcount.devtools.secure_listener import SecureListener
+from uniqcount.devtools.localbroker import LocalBroker
 
 pytestmark = [pytest.mark.kafka, needs_samples]
-USERS = {"admin": "admin-secret", "alice": "alice-secret"}
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory, bootstrap) -> Iterator[LocalBroker]:  # bootstrap first: the jars are fetched once
-    port, controller_port, secure_port = free_ports(3)
-    made = LocalBroker(home=tmp_path_factory.mktemp("secure"), port=port, controller_port=controller_port,
-                       heap="384m", secure=SecureListener(secure_port, USERS))
-    made.start()
-    yield made
-    made.stop()
 
 
 def secured(broker: LocalBroker, **settings: str) -> dict[str, str]:
@@ -45,13 +33,13 @@ def topics(broker: LocalBroker) -> set[str]:
         admin.close()
 
 
-def test_the_scripts_count_exactly_over_sasl_ssl(broker):
-    env = secured(broker)
+def test_the_scripts_count_exactly_over_sasl_ssl(secure_broker):
+    env = secured(secure_broker)
     produced = script("producer.py", "--input", str(LATE), env=env)
     assert produced.returncode == 0, produced.stderr
     consumed = script("consumer.py", "--exit-at-end", "--quiet", env=env)
     assert consumed.returncode == 0, consumed.stderr
-    assert_truth(f"127.0.0.1:{broker.port}", env)  # read back through the plaintext listener
+    assert_truth(f"127.0.0.1:{secure_broker.port}", env)  # read back through the plaintext listener
 
 
 @pytest.mark.parametrize("case, line", [
@@ -61,18 +49,18 @@ def test_the_scripts_count_exactly_over_sasl_ssl(broker):
     ("wrong password", "the broker refuses admin with SCRAM-SHA-512 ("),
     ("unknown user", "the broker refuses bob with PLAIN (Invalid username or password)"),
 ])
-def test_a_wrong_security_setting_is_one_line_and_changes_nothing(broker, tmp_path, case, line):
-    assert broker.secure is not None
+def test_a_wrong_security_setting_is_one_line_and_changes_nothing(secure_broker, tmp_path, case, line):
+    assert secure_broker.secure is not None
     changes = {
         "plaintext at the TLS port": {"SECURITY_PROTOCOL": "PLAINTEXT", "SASL_USERNAME": "", "SASL_PASSWORD": "",
                                       "SSL_CAFILE": ""},
-        "TLS at the plaintext port": {"BOOTSTRAP_SERVERS": broker.bootstrap},
+        "TLS at the plaintext port": {"BOOTSTRAP_SERVERS": secure_broker.bootstrap},
         "no CA": {"SSL_CAFILE": ""},
         "wrong password": {"SASL_PASSWORD": "not-the-password"},
         "unknown user": {"SASL_MECHANISM": "PLAIN", "SASL_USERNAME": "bob"},
     }[case]
-    env = secured(broker, **changes)
-    before = topics(broker)
+    env = secured(secure_broker, **changes)
+    before = topics(secure_broker)
     sample = tmp_path / "in.jsonl"
     sample.write_bytes(b'{"uid":"a","ts":60}\n')
     for command in (["producer.py", "--input", str(sample)], ["consumer.py", "--exit-at-end", "--quiet"]):
@@ -80,14 +68,14 @@ def test_a_wrong_security_setting_is_one_line_and_changes_nothing(broker, tmp_pa
         lines = done.stderr.decode().strip().splitlines()
         assert done.returncode == 1 and len(lines) == 1 and line in lines[0], (command, lines)
         assert "not-the-password" not in lines[0]
-    assert topics(broker) == before
+    assert topics(secure_broker) == before
 
 
-def test_a_password_file_others_can_read_is_refused_before_anything(broker, tmp_path):
+def test_a_password_file_others_can_read_is_refused_before_anything(secure_broker, tmp_path):
     secret = tmp_path / "password"
     secret.write_text(USERS["admin"] + "\n")
     secret.chmod(0o644)
-    env = secured(broker, SASL_PASSWORD="", SASL_PASSWORD_FILE=str(secret))
+    env = secured(secure_broker, SASL_PASSWORD="", SASL_PASSWORD_FILE=str(secret))
     done = script("producer.py", "--input", str(Path(LATE)), env=env)
     assert done.returncode == 1 and f"chmod 600 {secret}" in done.stderr.decode()
     secret.chmod(0o600)

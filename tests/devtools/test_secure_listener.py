@@ -3,28 +3,15 @@ that a client checks against the listener's own CA and host name, SCRAM and PLAI
 ACLs that give a user only what they grant."""
 from __future__ import annotations
 
-from typing import Iterator
-
 import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import ACL, ACLOperation, ACLPermissionType, NewTopic, ResourcePattern, ResourceType
 from kafka.errors import TopicAuthorizationFailedError
 
-from uniqcount.devtools.localbroker import LocalBroker, free_ports
-from uniqcount.devtools.secure_listener import SecureListener
+from tests.conftest import SECURE_USERS as USERS
+from uniqcount.devtools.localbroker import LocalBroker
 
 pytestmark = pytest.mark.kafka
-USERS = {"admin": "admin-secret", "alice": "alice-secret"}
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory, bootstrap) -> Iterator[LocalBroker]:  # bootstrap first: the jars are fetched once
-    port, controller_port, secure_port = free_ports(3)
-    made = LocalBroker(home=tmp_path_factory.mktemp("secure"), port=port, controller_port=controller_port,
-                       heap="384m", secure=SecureListener(secure_port, USERS))
-    made.start()
-    yield made
-    made.stop()
 
 
 def admin(broker: LocalBroker, user: str, mechanism: str = "SCRAM-SHA-512") -> KafkaAdminClient:
@@ -35,8 +22,8 @@ def admin(broker: LocalBroker, user: str, mechanism: str = "SCRAM-SHA-512") -> K
 
 
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"])
-def test_a_user_signs_in_over_tls_with_each_mechanism(broker, mechanism):
-    client = admin(broker, "admin", mechanism)
+def test_a_user_signs_in_over_tls_with_each_mechanism(secure_broker, mechanism):
+    client = admin(secure_broker, "admin", mechanism)
     try:
         client.create_topics([NewTopic(f"made-with-{mechanism.lower()}", 1, 1)])
         assert f"made-with-{mechanism.lower()}" in client.list_topics()
@@ -44,8 +31,8 @@ def test_a_user_signs_in_over_tls_with_each_mechanism(broker, mechanism):
         client.close()
 
 
-def test_a_user_gets_only_what_acls_grant(broker):
-    alice, root = admin(broker, "alice"), admin(broker, "admin")
+def test_a_user_gets_only_what_acls_grant(secure_broker):
+    alice, root = admin(secure_broker, "alice"), admin(secure_broker, "admin")
     try:
         with pytest.raises(TopicAuthorizationFailedError):
             alice.create_topics([NewTopic("alices", 1, 1)])
@@ -57,9 +44,9 @@ def test_a_user_gets_only_what_acls_grant(broker):
         root.close()
 
 
-def test_the_plaintext_listener_stays_the_nodes_own(broker):
+def test_the_plaintext_listener_stays_the_nodes_own(secure_broker):
     """Its ANONYMOUS principal is a super user: the other tests' plaintext clients need no ACL."""
-    client = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    client = KafkaAdminClient(bootstrap_servers=secure_broker.bootstrap)
     try:
         client.create_topics([NewTopic("made-in-plaintext", 1, 1)])
         assert "made-in-plaintext" in client.list_topics()

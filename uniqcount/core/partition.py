@@ -250,7 +250,10 @@ class PartitionCounter:
 
     def close_quiet(self) -> Emitted:
         """A quiet partition: every open minute and window emitted final now (not held back until
-        event time passes their end, which may take hours), the watermark unchanged."""
+        event time passes their end, which may take hours), the watermark unchanged. Once quiet, and
+        no frame since, it holds nothing open: the edge asks again and again while it stays idle."""
+        if self.flushed:
+            return self._emitted()
         self.settle()
         self._close_minutes(FAR)
         for windows in self.sets:

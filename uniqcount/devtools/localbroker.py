@@ -123,7 +123,6 @@ def new_cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().byte
             return cluster_id
 
 
-
 def free_ports(count: int) -> list[int]:
     """`count` distinct ports of 127.0.0.1 that nothing listens on now. They are held open together
     while chosen: one port picked, closed and picked again was handed out twice (a cluster's node

@@ -4,9 +4,9 @@ consumer's transactional producers, the state and partials readers, admin calls)
 plaintext to a SASL_SSL listener.
 
 The password comes from SASL_PASSWORD (the environment, best) or the file SASL_PASSWORD_FILE names,
-which must be readable by its owner only, as ssh asks of a private key. It is never printed:
-config.py masks it in --help and errors, and it has no flag (a command line is visible to every
-user of the machine).
+which must be readable by its owner only, as ssh asks of a private key. It is never printed: it
+has no flag (a command line is visible to every user of the machine) and is left out of the
+settings' repr. `check` runs once, when config.py loads the settings.
 """
 from __future__ import annotations
 
@@ -65,8 +65,7 @@ def tls(settings: ConnectionSettings) -> bool:
 
 
 def client_options(settings: ConnectionSettings) -> dict[str, Any]:
-    """kafka-python's keyword arguments for the brokers of `settings` (checked first)."""
-    check(settings)
+    """kafka-python's keyword arguments for the brokers of `settings` (checked when loaded)."""
     options: dict[str, Any] = {"bootstrap_servers": settings.bootstrap_servers,
                                "security_protocol": settings.security_protocol}
     if sasl(settings):
@@ -82,7 +81,6 @@ def tls_context(brokers: Brokers) -> ssl.SSLContext | None:
     """The TLS the clients speak (None: plaintext), for the probe, which speaks it without kafka-python."""
     if isinstance(brokers, str) or not tls(brokers):
         return None
-    check(brokers)
     context = ssl.create_default_context(cafile=brokers.ssl_cafile or None)
     context.check_hostname = brokers.ssl_check_hostname
     if brokers.ssl_certfile:

@@ -34,9 +34,6 @@ from uniqcount.runtime.setting_types import (
 DEFAULT_CONFIG_FILE = REPO / "config.env"
 
 
-SECRET = "****"  # what --help and errors show of a secret's value
-
-
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -44,10 +41,7 @@ class Setting:
     help: str
     parse: Callable[[str], Any] = str
     flag_name: str = ""  # when the flag is not simply the lower-cased name
-    secret: bool = False  # a password: never shown
-
-    def shown(self, value: str) -> str:
-        return SECRET if self.secret and value else value
+    secret: bool = False  # a password: no flag, not in the repr
 
     @property
     def flag(self) -> str:
@@ -256,7 +250,7 @@ def add_flags(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:
             continue
         value, source = raw[name]
         parser.add_argument(setting.flag, dest=name, type=flag_type(setting.parse), default=None,
-                            help=f"{setting.help} [{name}={setting.shown(value)}, from {source}]".replace("%", "%%"))
+                            help=f"{setting.help} [{name}={value}, from {source}]".replace("%", "%%"))
 
 
 def from_args(args: argparse.Namespace) -> Settings:

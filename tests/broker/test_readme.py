@@ -181,10 +181,10 @@ def latest(records: list[dict]) -> dict[tuple[str, int], dict]:
     return {(r["granularity"], r["window_start"]): r for r in records}
 
 
-def console_lines(wanted: int, timeout: float = 90) -> list[str]:
+def console_lines(wanted: int, env: dict[str, str] | None = None, timeout: float = 90) -> list[str]:
     """The README's console command, as written, until it printed `wanted` records; then Ctrl-C."""
     process = subprocess.Popen(CONSOLE, shell=True, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               start_new_session=True, text=True)
+                               start_new_session=True, text=True, env={**os.environ, **(env or {})})
     lines, deadline = [], time.monotonic() + timeout
     try:
         while len(lines) < wanted and time.monotonic() < deadline:

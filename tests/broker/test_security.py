@@ -4,14 +4,19 @@ exactly; each way of getting the security settings wrong is one line naming what
 nothing created on the broker."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient
 
-from tests.broker.test_faults import assert_truth
+from bench.truth import by_full_parse
+from tests.broker.test_readme import README, assert_right, console_lines, latest
 from tests.conftest import SECURE_USERS as USERS
 from tests.helpers import LATE, kafka_env, needs_samples, script
+from uniqcount import REPO
 from uniqcount.devtools.localbroker import LocalBroker
 
 pytestmark = [pytest.mark.kafka, needs_samples]
@@ -26,25 +31,44 @@ def secured(broker: LocalBroker, **settings: str) -> dict[str, str]:
 
 
 def topics(broker: LocalBroker) -> set[str]:
+    """The topics of the broker but its internal ones (the group and transaction logs it makes itself
+    when first asked)."""
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)  # the node's own plaintext listener
     try:
-        return set(admin.list_topics())
+        return {topic for topic in admin.list_topics() if not topic.startswith("__")}
     finally:
         admin.close()
 
 
-def test_the_scripts_count_exactly_over_sasl_ssl(secure_broker):
-    env = secured(secure_broker)
-    produced = script("producer.py", "--input", str(LATE), env=env)
-    assert produced.returncode == 0, produced.stderr
-    consumed = script("consumer.py", "--exit-at-end", "--quiet", env=env)
-    assert consumed.returncode == 0, consumed.stderr
-    assert_truth(f"127.0.0.1:{secure_broker.port}", env)  # read back through the plaintext listener
+def readme_example() -> dict[str, str]:
+    """The settings of the README's secured cluster."""
+    block = README.read_text().split("A secured cluster", 1)[1].split("```", 2)[1]
+    return dict(line.split("=", 1) for line in block.strip().splitlines())
+
+
+def test_the_readmes_sasl_ssl_example_runs_the_whole_job_and_its_console_command_reads_it(secure_broker):
+    """`./run.sh` with the README's settings (its host, CA and user made this broker's), on the
+    broker of these tests alone, so with config.env's topic names; then the README's console command."""
+    assert secure_broker.secure is not None
+    example = readme_example()
+    assert set(example) == {"BOOTSTRAP_SERVERS", "SECURITY_PROTOCOL", "SASL_MECHANISM", "SASL_USERNAME", "SSL_CAFILE"}
+    env = {**example, "BOOTSTRAP_SERVERS": f"127.0.0.1:{secure_broker.secure.port}", "SASL_USERNAME": "admin",
+           "SSL_CAFILE": str(secure_broker.secure.ca(secure_broker.home)), "SASL_PASSWORD": USERS["admin"],
+           "SAMPLE_PATH": str(LATE), "EXACT_UP_TO": "year"}
+    run = subprocess.run("./run.sh", shell=True, cwd=REPO, capture_output=True, timeout=600, env={**os.environ, **env})
+    assert run.returncode == 0, run.stderr.decode()[-3000:]
+    assert USERS["admin"] not in run.stderr.decode()
+    records = [json.loads(line) for line in run.stdout.splitlines()]
+    assert_right({key: r for key, r in latest(records).items() if r["final"]}, by_full_parse(LATE))
+    shown = [line.split(" ", 1) for line in console_lines(len(records), env)]
+    assert all(key == f"{json.loads(value)['granularity']}:{json.loads(value)['window_start']}" for key, value in shown)
+    assert latest([json.loads(value) for _, value in shown]) == latest(records)
 
 
 @pytest.mark.parametrize("case, line", [
     ("plaintext at the TLS port", "speaks TLS: set SECURITY_PROTOCOL=SSL or SASL_SSL"),
     ("TLS at the plaintext port", "does not speak TLS: set SECURITY_PROTOCOL=PLAINTEXT or SASL_PLAINTEXT"),
+    ("host name mismatch", "does not name 127.1: connect by a name it holds (BOOTSTRAP_SERVERS), or set SSL_CHECK_HOSTNAME=false"),
     ("no CA", "is not signed by a CA this client trusts (unable to get local issuer certificate): set SSL_CAFILE"),
     ("wrong password", "the broker refuses admin with SCRAM-SHA-512 ("),
     ("unknown user", "the broker refuses bob with PLAIN (Invalid username or password)"),
@@ -55,6 +79,7 @@ def test_a_wrong_security_setting_is_one_line_and_changes_nothing(secure_broker,
         "plaintext at the TLS port": {"SECURITY_PROTOCOL": "PLAINTEXT", "SASL_USERNAME": "", "SASL_PASSWORD": "",
                                       "SSL_CAFILE": ""},
         "TLS at the plaintext port": {"BOOTSTRAP_SERVERS": secure_broker.bootstrap},
+        "host name mismatch": {"BOOTSTRAP_SERVERS": f"127.1:{secure_broker.secure.port}"},  # 127.0.0.1 by another name
         "no CA": {"SSL_CAFILE": ""},
         "wrong password": {"SASL_PASSWORD": "not-the-password"},
         "unknown user": {"SASL_MECHANISM": "PLAIN", "SASL_USERNAME": "bob"},

@@ -12,6 +12,7 @@ from kafka.errors import KafkaError
 
 from uniqcount.kafka_client import kafka_io
 from uniqcount.kafka_client.internals import LibraryMismatch
+from uniqcount.kafka_client.rights import NotAllowed
 from uniqcount.kafka_client.sends import SendFailed
 from uniqcount.runtime import config
 from uniqcount.runtime.committer import FencedOut, TransactionsRefused
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokerLost as exc:
         return error(f"{exc}; nothing since the last checkpoint was committed, a restart goes on from there")
     except (InputError, OutputError, SendFailed, kafka_io.BrokerUnavailable, LibraryMismatch, StateMismatch, NoSlot,
-            FencedOut, TransactionsRefused, PartitionsChanged) as exc:
+            NotAllowed, FencedOut, TransactionsRefused, PartitionsChanged) as exc:
         return error(str(exc))
     except KafkaError as exc:  # what kafka-python gave up on, and no retry can mend
         return error(f"Kafka: {type(exc).__name__}: {exc}")

@@ -20,12 +20,13 @@ from tqdm import tqdm
 
 from uniqcount import REPO
 from uniqcount.core.frames import InvalidFrame, parse_frame
-from uniqcount.kafka_client import kafka_io
+from uniqcount.kafka_client import kafka_io, rights
 from uniqcount.kafka_client.block_producer import BlockSender
 from uniqcount.kafka_client.internals import LibraryMismatch
 from uniqcount.kafka_client.keyed import UidPartitions
 from uniqcount.kafka_client.landed import Landed, read_back, source_id
 from uniqcount.kafka_client.probe import any_answers
+from uniqcount.kafka_client.rights import NotAllowed, Right
 from uniqcount.kafka_client.security import tls_context
 from uniqcount.runtime import config
 from uniqcount.runtime.config import Settings
@@ -161,6 +162,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     source = Input(path)
     topic = settings.topic
     kafka_io.require_broker(settings)
+    rights.require(settings, [Right("WRITE", "topic", topic), *([Right("READ", "topic", topic)] if args.resume else [])],
+                   "producer", kafka_io.topic_specs(settings, ["TOPIC"]))
     this_input = uuid.uuid4().hex[:16].encode() if path == "-" else source_id(path)
     landed = read_back(settings, topic, this_input, 2 * IN_FLIGHT_BYTES) if args.resume else Landed()
     if args.resume:
@@ -257,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = config.from_args(args)
     try:
         return run(args, settings)
-    except (InputError, kafka_io.BrokerUnavailable, LibraryMismatch) as exc:
+    except (InputError, kafka_io.BrokerUnavailable, LibraryMismatch, NotAllowed) as exc:
         return error(str(exc))
     except KafkaError as exc:  # what kafka-python gave up on, and no retry can mend
         return error(f"Kafka: {type(exc).__name__}: {exc}")

@@ -15,9 +15,11 @@ import subprocess
 import sys
 
 from uniqcount import REPO
-from uniqcount.devtools.localbroker import TOOLS, BrokerError, LocalBroker, LocalCluster, tool_command
+from uniqcount.devtools.console_tools import run_tool
+from uniqcount.devtools.localbroker import TOOLS, BrokerError, LocalBroker, LocalCluster
 from uniqcount.kafka_client.kafka_io import create_topics
 from uniqcount.kafka_client.probe import any_answers, is_local, parse_servers, why_not
+from uniqcount.kafka_client.rights import NotAllowed
 from uniqcount.kafka_client.security import tls_context
 from uniqcount.runtime import config
 from uniqcount.runtime.config import Settings
@@ -136,12 +138,8 @@ def main(argv: list[str] | None = None) -> int:
             for line in create_topics(settings, reset, roles) or ["already there"]:
                 status(f"topics: {line}")
         elif args.command == "tool":
-            if settings.security_protocol != "PLAINTEXT":
-                raise BrokerError(f"./run.sh {args.name} speaks PLAINTEXT only for now; with SECURITY_PROTOCOL="
-                                  f"{settings.security_protocol} run Kafka's own {args.name} with --command-config")
-            command = tool_command(args.name, args.args, settings.bootstrap_servers)
-            os.execv(command[0], command)
-    except BrokerError as exc:
+            return run_tool(args.name, args.args, settings)
+    except (BrokerError, NotAllowed) as exc:
         return error(str(exc))
     return 0
 

@@ -6,9 +6,9 @@ from typing import Any, Iterable, Protocol
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
-from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.errors import AuthorizationError, KafkaTimeoutError, TopicAlreadyExistsError
 
-from uniqcount.kafka_client import sign_in
+from uniqcount.kafka_client import rights, sign_in
 from uniqcount.kafka_client.internals import require
 from uniqcount.kafka_client.metadata import METADATA_MAX_AGE_MS
 from uniqcount.kafka_client.probe import any_answers, why_not
@@ -231,12 +231,15 @@ def create_topics(settings: KafkaSettings, reset: bool = False,
                 admin.delete_topics(doomed)
                 _wait_gone(admin, doomed)
                 done.append(f"deleted {', '.join(doomed)}")
-        for spec in specs:
+        there = set(admin.list_topics())  # an authorizer refuses to create one that exists, without CREATE
+        for spec in (spec for spec in specs if spec.name not in there):
             try:
                 admin.create_topics([spec])
                 done.append(f"created {spec.name} ({spec.num_partitions} partition(s))")
-            except TopicAlreadyExistsError:
+            except TopicAlreadyExistsError:  # made meanwhile, by another consumer starting
                 pass
+            except AuthorizationError:
+                raise rights.refused(settings, rights.Right("CREATE", "topic", spec.name), "topics") from None
     finally:
         admin.close()
     return done

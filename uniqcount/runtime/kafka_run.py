@@ -7,9 +7,10 @@ from typing import Any
 
 from kafka import TopicPartition
 
-from uniqcount.kafka_client import kafka_io
+from uniqcount.kafka_client import kafka_io, rights
 from uniqcount.kafka_client.kafka_io import partials_topic
 from uniqcount.kafka_client.probe import any_answers
+from uniqcount.kafka_client.rights import Right
 from uniqcount.kafka_client.security import tls_context
 from uniqcount.kafka_client.sends import SendFailed
 from uniqcount.kafka_client.state_topic import state_topic
@@ -29,6 +30,15 @@ from uniqcount.runtime.state_readers import StateReaders
 from uniqcount.runtime.tasks import Task, Tasks
 
 
+def needs(settings: Settings, own: list[str], transactional_id: str) -> list[Right]:
+    """What the consumer does on the brokers (docs/SECURITY.md): reads the input, its own state and
+    partials, writes them and the records and dead letters, in transactions of its id, in its group."""
+    group = settings.consumer_group
+    return [*(Right("READ", "topic", topic) for topic in [settings.topic, *own]),
+            *(Right("WRITE", "topic", topic) for topic in [settings.output_topic, settings.dlq_topic, *own]),
+            Right("READ", "group", group), Right("WRITE", "transactional-id", transactional_id, prefix=f"{group}-")]
+
+
 def run_kafka(args: argparse.Namespace, settings: Settings) -> int:
     kafka_io.require_broker(settings)
     requests, events = Requests(), GroupEvents()
@@ -36,12 +46,15 @@ def run_kafka(args: argparse.Namespace, settings: Settings) -> int:
     consumer = kafka_io.consumer(settings)
     partitions = len(consumer.partitions_for_topic(settings.topic) or ())  # 0: not there yet
     scaled_out = partitions > 1  # the merger makes the records (merger_task.py)
-    kafka_io.create_topics(settings.replace(topic_partitions=partitions),
-                           roles=["OUTPUT_TOPIC", "DLQ_TOPIC", *(["STATE"] if partitions else []),
-                                  *(["PARTIALS"] if scaled_out else [])])
     me = identity(settings.consumer_group, settings.instance_id)
     transactional_id = me.transactional_id
     partials = partials_topic(settings.output_topic) if scaled_out else None
+    state = state_topic(settings.consumer_group)
+    sized = settings.replace(topic_partitions=partitions)
+    roles = ["OUTPUT_TOPIC", "DLQ_TOPIC", *(["STATE"] if partitions else []), *(["PARTIALS"] if scaled_out else [])]
+    own = ([state] if partitions else []) + ([partials] if partials else [])  # read back and written
+    rights.require(settings, needs(settings, own, transactional_id), "consumer", kafka_io.topic_specs(sized, roles))
+    kafka_io.create_topics(sized, roles=roles)
     outputs = [settings.output_topic, settings.dlq_topic, *([partials] if partials else [])]
     sends = kafka_io.checked_sends(kafka_io.producer(settings, transactional_id), settings, outputs)
     counting = Counting(settings, Records(args.quiet, sends, settings.output_topic),
@@ -55,7 +68,6 @@ def run_kafka(args: argparse.Namespace, settings: Settings) -> int:
     calls = BrokerCalls(outage, lambda: requests.stop, waiting, lambda: any_answers(settings.bootstrap_servers, tls=tls))
     committer = Committer(sends, transactional_id, calls, settings.checkpoint_seconds,
                           lambda: kafka_io.producer(settings, transactional_id), consumer.group_metadata)
-    state = state_topic(settings.consumer_group)
 
     def task(tp: Any) -> Task:
         if tp.topic == partials:

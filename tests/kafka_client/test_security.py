@@ -51,6 +51,8 @@ def test_the_password_file_is_read_only_when_only_its_owner_can(tmp_path):
      "SECURITY_PROTOCOL=SASL_SSL needs SASL_PASSWORD (in the environment) or SASL_PASSWORD_FILE"),
     ({"SECURITY_PROTOCOL": "SASL_SSL", "SASL_USERNAME": "a", "SASL_PASSWORD": "x", "SASL_PASSWORD_FILE": "/p"},
      "SASL_PASSWORD and SASL_PASSWORD_FILE are both set: keep one"),
+    ({"SECURITY_PROTOCOL": "SASL_SSL", "SASL_USERNAME": "a", "SASL_PASSWORD": "x", "SASL_MECHANISM": "OAUTHBEARER"},
+     "setting SASL_MECHANISM='OAUTHBEARER' is not valid: expected one of SCRAM-SHA-512, SCRAM-SHA-256, PLAIN"),
     ({"SASL_USERNAME": "a", "SASL_PASSWORD": "x"},
      "SASL_USERNAME, SASL_PASSWORD set, but SECURITY_PROTOCOL=PLAINTEXT sends no password"),
     ({"SSL_CAFILE": "/ca.pem"}, "SSL_CAFILE set, but SECURITY_PROTOCOL=PLAINTEXT uses no TLS"),

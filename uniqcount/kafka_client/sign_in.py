@@ -3,8 +3,10 @@ password, an unknown user or a mechanism the broker does not offer is one line n
 not kafka-python's "Unable to bootstrap" after its timeout.
 
 kafka-python 3.0.12 turns a refused sign-in during bootstrap into a timeout; the refusal itself it
-only logs, with the exception as the argument of `kafka.net.connection`'s "Connection lost" line.
-That exception is taken from the log record here (its type, not the text of the line).
+only logs, with the exception as the argument of a line of `kafka.net.manager` ("Connection
+failed") or `kafka.net.connection` ("Connection lost"), whichever sees it first: listening to one
+of them only missed it in one CI run of several. The exception is taken from the log record here
+(its type, not the text of the line).
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ def refusal(settings: ConnectionSettings) -> str | None:
     """Why the brokers refuse this client's SASL sign-in (None: in, or no SASL, or not a refusal)."""
     if not sasl(settings):
         return None
-    refusals, logger = _Refusals(), logging.getLogger("kafka.net.connection")
+    refusals, logger = _Refusals(), logging.getLogger("kafka.net")
     logger.addHandler(refusals)
     try:
         for seconds in SIGN_IN_SECONDS:

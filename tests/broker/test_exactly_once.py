@@ -77,8 +77,8 @@ def batch_free(records: list[tuple[str, dict]]) -> tuple[dict, dict]:
 
 
 def test_ten_sigkills_leave_the_output_of_an_uninterrupted_run(bootstrap, tmp_path):
-    """The sample is fed at 5x its event-time speed (about 100 s) while consumer.py is SIGKILLed ten
-    times, each time 0.2 to 3 s after it restored, and started again; with a checkpoint every second,
+    """The sample is fed at 10x its event-time speed (about 50 s) while consumer.py is SIGKILLed ten
+    times, each time 0.2 to 3 s after it restored, and started again (the ten lives take 30-50 s); with a checkpoint every second,
     most kills fall inside a transaction. Every window's first final record and its latest are an
     uninterrupted run's, field for field; its revisions run 0, 1, 2, ..., none twice or missing."""
     uninterrupted = kafka_env(bootstrap, **STEADY)
@@ -89,7 +89,7 @@ def test_ten_sigkills_leave_the_output_of_an_uninterrupted_run(bootstrap, tmp_pa
     env = kafka_env(bootstrap, **STEADY, CHECKPOINT_SECONDS="1", INSTANCE_ID="killed")
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
-    producer = paced_producer(env, "5", tmp_path / "producer.log")
+    producer = paced_producer(env, "10", tmp_path / "producer.log")
     offsets = []
     try:
         for life in range(10):

@@ -61,10 +61,11 @@ def run_tool(name: str, args: list[str], settings: ConnectionSettings) -> int:
             config.write_text(properties_text(client_properties(settings, Path(folder))))
             args = [CONFIG_FLAGS[name], str(config), *args]
         tool = subprocess.Popen(tool_command(name, args, settings.bootstrap_servers))
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal sends it to the tool too
-        signal.signal(signal.SIGTERM, lambda *_: tool.terminate())
+        interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal sends it to the tool too
+        terminate = signal.signal(signal.SIGTERM, lambda *_: tool.terminate())
         try:
             code = tool.wait()
         finally:
-            signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGINT, interrupt)
+            signal.signal(signal.SIGTERM, terminate)
         return 128 - code if code < 0 else code  # ended by a signal: as a shell says it

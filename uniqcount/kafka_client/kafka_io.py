@@ -224,14 +224,15 @@ def create_topics(settings: KafkaSettings, reset: bool = False,
     done = []
     try:
         specs = topic_specs(settings, roles)
+        there = set(admin.list_topics())  # an authorizer refuses to create one that exists, without CREATE
         if reset:  # an earlier run's partials go too, made with more partitions or not
             names = {t.name for t in specs} | {partials_topic(settings.output_topic)}
-            doomed = [name for name in sorted(names) if name in set(admin.list_topics())]
+            doomed = sorted(names & there)
             if doomed:
                 admin.delete_topics(doomed)
                 _wait_gone(admin, doomed)
+                there -= set(doomed)
                 done.append(f"deleted {', '.join(doomed)}")
-        there = set(admin.list_topics())  # an authorizer refuses to create one that exists, without CREATE
         for spec in (spec for spec in specs if spec.name not in there):
             try:
                 admin.create_topics([spec])

@@ -23,11 +23,12 @@ from kafka.errors import (
     CoordinatorNotAvailableError,
     KafkaError,
     TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
 )
 
 from uniqcount.kafka_client.security import ConnectionSettings, options, sasl
 
-TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC = 29, 3
 COORDINATOR_WAIT_SECONDS = 30
 
 
@@ -94,7 +95,7 @@ def _first_missing(admin: KafkaAdminClient, rights: list[Right], to_create: dict
 
 def _topic_missing(admin: KafkaAdminClient, right: Right, topic: dict[str, Any], spec: NewTopic | None
                    ) -> Right | None:
-    if topic["error_code"] == UNKNOWN_TOPIC and spec is not None:
+    if topic["error_code"] == UnknownTopicOrPartitionError.errno and spec is not None:
         try:
             admin.create_topics([spec], validate_only=True)
         except TopicAlreadyExistsError:  # made since it was described
@@ -102,7 +103,7 @@ def _topic_missing(admin: KafkaAdminClient, right: Right, topic: dict[str, Any],
         except AuthorizationError:
             return Right("CREATE", "topic", right.name)
         return None
-    if topic["error_code"] == TOPIC_AUTHORIZATION_FAILED:
+    if topic["error_code"] == TopicAuthorizationFailedError.errno:
         return right
     allowed = topic.get("authorized_operations")
     return right if allowed is not None and right.operation not in allowed else None

@@ -17,6 +17,7 @@ hashes too, never the strings.
 from __future__ import annotations
 
 import math
+from array import array
 from typing import Iterable, Sequence, Union, cast
 
 from datasketches import hll_sketch, hll_union, tgt_hll_type
@@ -188,15 +189,25 @@ class HllCounter:
 UserCounter = Union[ExactCounter, FrozenExactCounter, HllCounter]  # the users of one window
 
 
+def union_counter(counters: Sequence[UserCounter]) -> UserCounter:
+    """The users of several parts of one window (partitions') as one counter: for what is stored."""
+    if isinstance(counters[0], HllCounter):
+        sketch = HllCounter(max(cast(HllCounter, c).lg_k for c in counters))
+        for counter in counters:
+            sketch.union.update(cast(HllCounter, counter).sketch())
+        return sketch
+    union: set[int] = set()
+    for users_of_part in cast("Sequence[ExactCounter | FrozenExactCounter]", counters):
+        users_of_part.add_hashes_to(union)
+    return FrozenExactCounter(sorted_hashes=array("Q", sorted(union)))
+
+
 def union_of(counters: Sequence[UserCounter], pending: Iterable[NewUsers] = ()) -> tuple[int, tuple[int, int] | None]:
     """Users and bounds of the union of one window's counters (several partitions' parts) and of
     minutes not closed yet, leaving them all unchanged."""
     pending = list(pending)
     if isinstance(counters[0], HllCounter):  # a window's counters are of one kind
-        sketches = cast("Sequence[HllCounter]", counters)
-        sketch = HllCounter(max(c.lg_k for c in sketches))
-        for counter in sketches:
-            sketch.union.update(counter.sketch())
+        sketch = cast(HllCounter, union_counter(counters))
         for users in pending:
             sketch.union.update(users.sketch())
         return sketch.count(), sketch.bounds()

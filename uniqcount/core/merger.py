@@ -19,9 +19,9 @@ read back on a restore (`restore`). Pure: no I/O, no clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence, cast
+from typing import Collection, Iterable, Sequence, cast
 
-from uniqcount.core.counters import FrozenExactCounter, HllCounter, UserCounter, union_of
+from uniqcount.core.counters import FrozenExactCounter, HllCounter, UserCounter, union_counter, union_of
 from uniqcount.core.entries import MergerEntry, decode, encode
 from uniqcount.core.partials import Mark, WindowPart, slowest, window_keys
 from uniqcount.core.windowset import FAR, Result, WindowSet
@@ -41,10 +41,12 @@ class Part:
 
 
 class Merger:
-    def __init__(self, sets: Sequence[WindowSet], partitions: int):
+    def __init__(self, sets: Sequence[WindowSet], partitions: int, stored: Collection[str] = ()):
         """`sets`: the granularities, as a counter built with the same settings has them;
-        `partitions`: how many the input topic has."""
+        `partitions`: how many the input topic has; `stored`: the granularities whose records carry
+        their users' union (for the stored sketches, sketches.py)."""
         self.sets = list(sets)
+        self.stored = stored
         self.index = {windows.name: i for i, windows in enumerate(self.sets)}
         self.partitions = partitions
         self.late_retention = self.sets[0].late_retention
@@ -131,9 +133,14 @@ class Merger:
         windows = self.sets[index]
         parts = list(self.windows[key].values())
         counters = [part.counter for part in parts if part.counter is not None]
-        users, bounds = union_of(counters) if counters else (sum(part.users for part in parts), None)
+        union = union_counter(counters) if windows.name in self.stored and counters and len(counters) == len(parts) else None
+        if union is not None:
+            users, bounds = union.count(), union.bounds()
+        else:
+            users, bounds = union_of(counters) if counters else (sum(part.users for part in parts), None)
         return Result(windows.name, start, self._end(key), users, sum(part.frames for part in parts), True,
-                      revision, sum(part.late_frames for part in parts), "exact" if windows.exact else "hll", bounds)
+                      revision, sum(part.late_frames for part in parts), "exact" if windows.exact else "hll", bounds,
+                      union)
 
     def _forget(self) -> None:
         """Every partition, idle ones too, at its own watermark (flushed or not), is past retention
@@ -173,11 +180,11 @@ def merger_state(data: bytes) -> MergerEntry:
 
 
 def restored_merger(sets: Sequence[WindowSet], partitions: int, state: MergerEntry,
-                    parts: Iterable[WindowPart]) -> Merger:
+                    parts: Iterable[WindowPart], stored: Collection[str] = ()) -> Merger:
     """A merger built from its entry and the window parts the partials topic holds (its latest
     records): a part newer than the one the entry says was taken waits to be published, as if it
     came now."""
-    merger = Merger(sets, partitions)
+    merger = Merger(sets, partitions, stored)
     merger.revisions = dict(state.revisions)
     merger.forgotten_until = state.forgotten_until
     for part in parts:

@@ -28,7 +28,7 @@ from tests.broker.test_security import secured, topics
 from tests.conftest import SECURE_USERS
 from tests.helpers import LATE, script, start_consumer
 from uniqcount import REPO
-from uniqcount.kafka_client.kafka_io import partials_topic, topic_specs
+from uniqcount.kafka_client.kafka_io import partials_topic, sketches_topic, topic_specs
 from uniqcount.kafka_client.state_topic import state_topic
 from uniqcount.runtime import config
 
@@ -96,6 +96,7 @@ def test_exactly_the_documented_acls_are_enough_and_each_one_missing_is_named(se
     group, output = env["CONSUMER_GROUP"], env["OUTPUT_TOPIC"]
     names = {"events": env["TOPIC"], "events-output": output, "events-dlq": env["DLQ_TOPIC"],
              "uniqcount-state": state_topic(group), "events-output-partials": partials_topic(output),
+             "events-output-sketches": sketches_topic(output),
              "uniqcount": group, "uniqcount-": f"{group}-"}
     producing, consuming = documented("producer.py", names), documented("consumer.py", names)
     admin = KafkaAdminClient(bootstrap_servers=secure_broker.bootstrap)  # the node's own listener: a super user
@@ -103,7 +104,7 @@ def test_exactly_the_documented_acls_are_enough_and_each_one_missing_is_named(se
         settings = config.load().replace(**{k.lower(): v for k, v in env.items() if k in
                                             ("TOPIC", "OUTPUT_TOPIC", "DLQ_TOPIC", "CONSUMER_GROUP")},
                                          topic_partitions=2)
-        admin.create_topics(topic_specs(settings, ["TOPIC", "OUTPUT_TOPIC", "DLQ_TOPIC", "STATE", "PARTIALS"]))
+        admin.create_topics(topic_specs(settings, ["TOPIC", "OUTPUT_TOPIC", "DLQ_TOPIC", "STATE", "PARTIALS", "SKETCHES"]))
         before = topics(secure_broker)
 
         admin.create_acls([g.acl(user) for g in producing])

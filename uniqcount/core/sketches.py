@@ -67,6 +67,17 @@ def sketch_of_hashes(hashes: Iterable[int], lg_k: int) -> hll_sketch:
     return sketch
 
 
+def window_records(result: Result, users: int, sketch: bytes, parts: list[bytes]) -> list[Record]:
+    """A window's records: its exact parts (sorted hashes; none beyond the horizon), then its sketch."""
+    g, start = result.granularity, result.start
+
+    def entry(n: int, data: bytes) -> bytes:
+        return encode(WindowPartEntry(n, result.revision, result.frames, result.late_frames, users, data))
+
+    return [*((key, entry(len(parts), part)) for key, part in zip(exact_keys(g, start, range(len(parts))), parts)),
+            (hll_key(g, start), entry(1, sketch))]
+
+
 class StoredWindows:
     """The writer's side: final results in, at each checkpoint the records to write and the ledger."""
 
@@ -110,18 +121,13 @@ class StoredWindows:
         else:
             raise TypeError(f"a stored window needs its users, not {counter!r}")
         had = self.exact[g].pop(start, 0)
-        out: list[Record] = []
-        if exact_data is not None and result.end > self.newest - self.keeping.exact_for:
-            parts = split_hashes(exact_data)
+        parts = split_hashes(exact_data) if exact_data is not None and \
+            result.end > self.newest - self.keeping.exact_for else []
+        if parts:
             self.exact[g][start] = len(parts)
-            out += [(key, encode(WindowPartEntry(len(parts), result.revision, result.frames, result.late_frames,
-                                                  users, part)))
-                    for key, part in zip(exact_keys(g, start, range(len(parts))), parts)]
-        out += [(key, None) for key in exact_keys(g, start, range(self.exact[g].get(start, 0), had))]
         self.stored[g].add(start)
-        out.append((hll_key(g, start), encode(WindowPartEntry(1, result.revision, result.frames, result.late_frames,
-                                                               users, bytes(sketch.serialize_compact())))))
-        return out
+        return [*window_records(result, users, bytes(sketch.serialize_compact()), parts),
+                *((key, None) for key in exact_keys(g, start, range(len(parts), had)))]
 
     def _expire(self) -> list[Record]:
         out: list[Record] = []

@@ -58,6 +58,11 @@ def partials_topic(output_topic: str) -> str:
     return f"{output_topic}-partials"
 
 
+def sketches_topic(output_topic: str) -> str:
+    """Where the windows published are stored for range queries (core/sketches.py)."""
+    return f"{output_topic}-sketches"
+
+
 class BrokerUnavailable(Exception):
     """One line for the user."""
 
@@ -203,7 +208,9 @@ def topic_specs(settings: KafkaSettings, roles: Iterable[str] = ("TOPIC", "OUTPU
     """Topics by the setting that names them. The output topic is compacted: the latest record per
     window key is the answer. The dead letters keep the broker's default retention. The state topic
     (STATE: not a setting, named after the group) has a partition per input partition, compacted. The
-    partials topic (PARTIALS, named after the output topic) has one, compacted: whoever owns it merges."""
+    partials topic (PARTIALS, named after the output topic) has one, compacted: whoever owns it merges.
+    The stored sketches (SKETCHES, named after the output topic) have one, compacted: the latest
+    record per window key is what a query unites."""
     specs = {
         "TOPIC": NewTopic(settings.topic, settings.topic_partitions, -1),
         "STATE": NewTopic(state_topic(settings.consumer_group), settings.topic_partitions, -1,
@@ -211,6 +218,8 @@ def topic_specs(settings: KafkaSettings, roles: Iterable[str] = ("TOPIC", "OUTPU
         "PARTIALS": NewTopic(partials_topic(settings.output_topic), 1, -1,
                              topic_configs={"cleanup.policy": "compact", "max.message.bytes": str(MAX_ENTRY_BYTES),
                                             "segment.bytes": str(PARTIALS_SEGMENT_BYTES)}),
+        "SKETCHES": NewTopic(sketches_topic(settings.output_topic), 1, -1,
+                             topic_configs={"cleanup.policy": "compact", "max.message.bytes": str(MAX_ENTRY_BYTES)}),
         "OUTPUT_TOPIC": NewTopic(settings.output_topic, 1, -1, topic_configs={"cleanup.policy": "compact"}),
         "DLQ_TOPIC": NewTopic(settings.dlq_topic, 1, -1),
     }
@@ -225,8 +234,8 @@ def create_topics(settings: KafkaSettings, reset: bool = False,
     try:
         specs = topic_specs(settings, roles)
         there = set(admin.list_topics())  # an authorizer refuses to create one that exists, without CREATE
-        if reset:  # an earlier run's partials go too, made with more partitions or not
-            names = {t.name for t in specs} | {partials_topic(settings.output_topic)}
+        if reset:  # an earlier run's partials and sketches go too, made or not this time
+            names = {t.name for t in specs} | {partials_topic(settings.output_topic), sketches_topic(settings.output_topic)}
             doomed = sorted(names & there)
             if doomed:
                 admin.delete_topics(doomed)

@@ -23,10 +23,12 @@ from uniqcount.runtime.setting_types import (
     auto_or_boolean,
     boolean,
     choice,
+    duration,
     granularity_name,
     in_range,
     lg_k,
     port,
+    retention_by_granularity,
     server_list,
     topic_name,
 )
@@ -131,6 +133,13 @@ class Settings:
                 "granularities up to this one count exactly; longer ones use HyperLogLog (estimate and 95% bounds)", granularity_name)
     hll_lg_k: int = setting("14",
                 "HyperLogLog size: 2^lg_k registers, relative standard error 1.04/sqrt(2^lg_k) (0.81% at 14)", lg_k)
+    sketch_retention: dict[str, int] = setting("minute:7d,hour:92d,day:800d",
+                "consumer: event time each final minute, hour and day stays in <OUTPUT_TOPIC>-sketches, so that "
+                "./run.sh query can unite any range (docs/QUERIES.md); empty: nothing stored",
+                retention_by_granularity)
+    sketch_exact_for: int = setting("1d",
+                "consumer: event time a stored window counted exactly (EXACT_UP_TO) keeps its users' 64-bit hashes, "
+                "so that ranges in it are exact; then its HyperLogLog sketch alone", duration)
     idle_flush_seconds: float = setting("10",
                 "when caught up and no frame came for this many wall-clock seconds, every open window is "
                 "published final (a frame that still comes revises it) and the watermark moves on with the "

@@ -7,8 +7,9 @@ from typing import Any
 
 from kafka import TopicPartition
 
+from uniqcount.core.sketches import Keeping, StoredWindows
 from uniqcount.kafka_client import kafka_io, rights
-from uniqcount.kafka_client.kafka_io import partials_topic
+from uniqcount.kafka_client.kafka_io import partials_topic, sketches_topic
 from uniqcount.kafka_client.probe import any_answers
 from uniqcount.kafka_client.rights import Right
 from uniqcount.kafka_client.security import tls_context
@@ -26,16 +27,19 @@ from uniqcount.runtime.outage import Outage
 from uniqcount.runtime.outputs import KafkaDeadLetters, Records
 from uniqcount.runtime.progress import status
 from uniqcount.runtime.run_state import GroupEvents, Requests
+from uniqcount.runtime.sketch_output import SketchOutput
 from uniqcount.runtime.state_readers import StateReaders
 from uniqcount.runtime.tasks import Task, Tasks
 
 
 def needs(settings: Settings, own: list[str], transactional_id: str) -> list[Right]:
     """What the consumer does on the brokers (docs/SECURITY.md): reads the input, its own state and
-    partials, writes them and the records and dead letters, in transactions of its id, in its group."""
+    partials, writes them and the records, dead letters and sketches, in transactions of its id, in
+    its group."""
     group = settings.consumer_group
+    sketches = [sketches_topic(settings.output_topic)] if settings.sketch_retention else []
     return [*(Right("READ", "topic", topic) for topic in [settings.topic, *own]),
-            *(Right("WRITE", "topic", topic) for topic in [settings.output_topic, settings.dlq_topic, *own]),
+            *(Right("WRITE", "topic", topic) for topic in [settings.output_topic, settings.dlq_topic, *sketches, *own]),
             Right("READ", "group", group), Right("WRITE", "transactional-id", transactional_id, prefix=f"{group}-")]
 
 
@@ -49,16 +53,22 @@ def run_kafka(args: argparse.Namespace, settings: Settings) -> int:
     me = identity(settings.consumer_group, settings.instance_id)
     transactional_id = me.transactional_id
     partials = partials_topic(settings.output_topic) if scaled_out else None
+    sketches = sketches_topic(settings.output_topic) if settings.sketch_retention else None
     state = state_topic(settings.consumer_group)
     sized = settings.replace(topic_partitions=partitions)
-    roles = ["OUTPUT_TOPIC", "DLQ_TOPIC", *(["STATE"] if partitions else []), *(["PARTIALS"] if scaled_out else [])]
+    roles = ["OUTPUT_TOPIC", "DLQ_TOPIC", *(["STATE"] if partitions else []), *(["PARTIALS"] if scaled_out else []),
+             *(["SKETCHES"] if sketches else [])]
     own = ([state] if partitions else []) + ([partials] if partials else [])  # read back and written
     rights.require(settings, needs(settings, own, transactional_id), "consumer", kafka_io.topic_specs(sized, roles))
     kafka_io.create_topics(sized, roles=roles)
-    outputs = [settings.output_topic, settings.dlq_topic, *([partials] if partials else [])]
+    outputs = [settings.output_topic, settings.dlq_topic, *([partials] if partials else []),
+               *([sketches] if sketches else [])]
     sends = kafka_io.checked_sends(kafka_io.producer(settings, transactional_id), settings, outputs)
-    counting = Counting(settings, Records(args.quiet, sends, settings.output_topic),
+    stored = StoredWindows(Keeping(settings.sketch_retention, settings.sketch_exact_for, settings.hll_lg_k)) \
+        if sketches else None
+    counting = Counting(settings, Records(args.quiet, sends, settings.output_topic, stored),
                         KafkaDeadLetters(sends, settings.dlq_topic), scaled_out)
+    publisher = SketchOutput(stored, sketches, state) if stored is not None and sketches else None
 
     def waiting() -> None:
         if counting.meter.due():
@@ -71,8 +81,8 @@ def run_kafka(args: argparse.Namespace, settings: Settings) -> int:
 
     def task(tp: Any) -> Task:
         if tp.topic == partials:
-            return MergerTask(tp, counting.new_counter().sets, partitions, counting.records, state)
-        return CountTask(tp, counting, state, partials, settings.input_keyed_by_uid)
+            return MergerTask(tp, counting.new_counter().sets, partitions, counting.records, state, publisher)
+        return CountTask(tp, counting, state, partials, settings.input_keyed_by_uid, None if partials else publisher)
 
     readers = StateReaders(settings, consumer, calls, partitions, sends)
     tasks = Tasks(consumer, calls, task, readers, committer.ready)

@@ -17,23 +17,27 @@ from uniqcount.core.partials import Mark, WindowPart, parse
 from uniqcount.core.windowset import WindowSet
 from uniqcount.runtime.committer import Change
 from uniqcount.runtime.outputs import Records
+from uniqcount.runtime.sketch_output import SketchOutput
 from uniqcount.runtime.state_log import MERGER, Entries, usable
 
 MERGER_PARTITION = 0  # of the state topic, under the key MERGER
 
 
 class MergerTask:
-    def __init__(self, tp: Any, sets: Sequence[WindowSet], partitions: int, records: Records, state_topic: str):
+    def __init__(self, tp: Any, sets: Sequence[WindowSet], partitions: int, records: Records, state_topic: str,
+                 sketches: SketchOutput | None = None):
         """`tp`: the partials topic's partition; `sets`: the granularities, as a counter has them;
-        `partitions`: how many the input topic has."""
+        `partitions`: how many the input topic has; `sketches`: where the windows published are stored."""
         self.tp = tp
         self.sets = sets
         self.partitions = partitions
         self.records = records
         self.state_topic = state_topic
+        self.sketches = sketches
+        self.stored = sketches.stored.keeping.retention.keys() if sketches is not None else ()
         self.sources: tuple[tuple[str, int], ...] = ((state_topic, MERGER_PARTITION), (tp.topic, tp.partition))
         self.position: int | None = None
-        self.merger = Merger(sets, partitions)
+        self.merger = Merger(sets, partitions, self.stored)
         self.entry = b""  # the entry last written
         self.unreadable = 0  # partials records this version cannot read (counted, skipped)
 
@@ -41,7 +45,9 @@ class MergerTask:
         """A merger built from its entry in the state topic and the partials topic's latest
         records; None when restored (or there is nothing to restore), else why it starts empty."""
         state, parts = entries
-        self.merger, self.entry = Merger(self.sets, self.partitions), b""
+        self.merger, self.entry = Merger(self.sets, self.partitions, self.stored), b""
+        if self.sketches is not None:
+            self.sketches.restore(state)
         data = state.get(MERGER)
         if data is None:
             return None
@@ -50,7 +56,8 @@ class MergerTask:
         if unusable:
             return unusable
         self.merger = restored_merger(self.sets, self.partitions, merger,
-                                      [p for p in self._parsed(parts.items()) if isinstance(p, WindowPart)])
+                                      [p for p in self._parsed(parts.items()) if isinstance(p, WindowPart)],
+                                      self.stored)
         self.entry = data
         return None
 
@@ -75,6 +82,8 @@ class MergerTask:
         if position is None:
             return []
         out = [Change(self.tp.topic, self.tp.partition, key, None) for key in self.merger.take_tombstones()]
+        if self.sketches is not None:
+            out += self.sketches.changes()
         data = merger_entry(self.merger, position)
         if data != self.entry:
             self.entry = data

@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Any, BinaryIO, Callable, Protocol
 
 from uniqcount.core.records import encode, record_key, record_kind, window_record
+from uniqcount.core.sketches import StoredWindows
 from uniqcount.core.windowset import Result
 from uniqcount.kafka_client.sends import Sends
 
@@ -26,10 +27,12 @@ def _written_to(name: str, write: Callable[[], None]) -> None:
 class Records:
     """Count records to stdout (one JSON line each, unless quiet) and to a Kafka topic (if sends)."""
 
-    def __init__(self, quiet: bool, sends: Sends | None = None, topic: str = ""):
+    def __init__(self, quiet: bool, sends: Sends | None = None, topic: str = "", stored: StoredWindows | None = None):
+        """`stored`: where final records' windows are stored (core/sketches.py), written at checkpoints."""
         self.quiet = quiet
         self.sends = sends
         self.topic = topic
+        self.stored = stored
         self.written: Counter[str] = Counter()  # records by kind (records.record_kind)
 
     def write(self, results: list[Result]) -> None:
@@ -41,6 +44,8 @@ class Records:
             self.written[record_kind(result)] += 1
             if self.sends is not None:
                 self.sends.send(self.topic, record_key(record), data)
+        if self.stored is not None:
+            self.stored.add(results)
         if lines and not self.quiet:
             _written_to("stdout", lambda: _write_flush(sys.stdout.buffer, b"\n".join(lines) + b"\n"))
 

@@ -77,3 +77,29 @@ def choice(*names: str) -> Callable[[str], str]:
             raise ValueError(f"expected one of {', '.join(names)}")
         return spelled[text.strip().lower()]
     return parse
+
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
+
+
+def duration(text: str) -> int:
+    """Seconds, from `90`, `30s`, `15m`, `24h`, `7d` or `2w`."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", text)
+    if not match:
+        raise ValueError(f"{text.strip()!r} is no duration: a whole number and s, m, h, d or w (e.g. 24h, 7d)")
+    return int(match[1]) * UNITS[match[2] or "s"]
+
+
+STORABLE = ("minute", "hour", "day")
+
+
+def retention_by_granularity(text: str) -> dict[str, int]:
+    """`minute:7d,hour:92d,day:800d` -> seconds per granularity; empty: none."""
+    kept: dict[str, int] = {}
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        name, _, length = item.partition(":")
+        if name.strip() not in STORABLE or not length:
+            raise ValueError(f"expected granularity:duration items of {', '.join(STORABLE)} (e.g. minute:7d), "
+                             f"got {item!r}")
+        kept[name.strip()] = duration(length)
+    return kept

@@ -14,6 +14,7 @@ import msgspec
 
 OFFSET = "offset"
 MERGER = "merger"  # partition 0 also holds the merger's state (merger_task.py)
+SKETCHES = "sketches"  # and the ledger of the stored sketches (sketch_output.py)
 Entries = dict[str, bytes]
 
 

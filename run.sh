@@ -15,6 +15,7 @@ usage: ./run.sh                      run the whole job: broker, sample, producer
        ./run.sh lint                 ruff and mypy (strict on the core), as CI runs them
        ./run.sh bench                the benchmark harness: results in docs/PERFORMANCE.md
        ./run.sh plot [--granularity G] [--input F]   unique users per window as a PNG (results/)
+       ./run.sh query FROM TO        unique users of any range, from the stored sketches (docs/QUERIES.md)
        ./run.sh broker start|stop|status|logs [-f]
        ./run.sh kafka-topics|kafka-console-consumer|kafka-console-producer|kafka-consumer-groups [args]
        ./run.sh help
@@ -119,6 +120,9 @@ case "$cmd" in
   plot)
     ensure_venv
     exec "$PY" -m uniqcount.cli.plot "$@" ;;
+  query)
+    ensure_venv
+    exec "$PY" -m uniqcount.cli.query "$@" ;;
   bench)
     ensure_venv
     "$PY" -m uniqcount.devtools.brokerctl ensure

@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import gzip
 import json
+import math
 import os
 import random
 import re
@@ -14,13 +15,19 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from tests.broker.test_faults import assert_no_duplicates, assert_truth, drain, records_of, start_consumer
 from tests.helpers import LATE, WEEK, as_truth, kafka_env, latest_per_key, needs_samples, produce, script, truth_windows
 from uniqcount import REPO
+from uniqcount.cli.query import stored_index
+from uniqcount.core.counters import DEFAULT_LG_K, hll_relative_standard_error
+from uniqcount.core.ranges import answer
+from uniqcount.core.sketches import SIZES
 from uniqcount.kafka_client.kafka_io import read_topic
+from uniqcount.runtime import config
 
 pytestmark = [pytest.mark.kafka, needs_samples]
 STEADY = dict(IDLE_FLUSH_SECONDS="100000", STATUS_INTERVAL="1", SESSION_TIMEOUT_MS="6000", EXACT_UP_TO="hour")
@@ -115,10 +122,12 @@ def test_ten_sigkills_leave_the_output_of_an_uninterrupted_run(bootstrap, tmp_pa
     assert_truth(bootstrap, env)
 
 
-def test_a_crash_after_most_of_a_week_reads_only_what_came_after_the_last_checkpoint(bootstrap, tmp_path):
+def test_a_crash_after_most_of_a_week_reads_only_what_came_after_the_last_checkpoint_and_ranges_hold(
+        bootstrap, tmp_path):
     """700,000 frames, six granularities: 85% of them are in the topic, the consumer is SIGKILLed once
     it has checkpointed them, then the rest comes. The restart restores the state and reads exactly
-    the frames after the committed offset, and the output is exact."""
+    the frames after the committed offset, and the output is exact. Then 50 ranges from a minute to
+    the whole week are asked of the stored sketches (assert_ranges)."""
     env = kafka_env(bootstrap, **STEADY, CHECKPOINT_SECONDS="1", INSTANCE_ID="week")
     lines = [line for line in gzip.decompress(WEEK.read_bytes()).splitlines() if line.strip()]
     total, most = len(lines), int(0.85 * len(lines))  # frames: one record each
@@ -150,6 +159,48 @@ def test_a_crash_after_most_of_a_week_reads_only_what_came_after_the_last_checkp
     for granularity in ("day", "week", "month", "year"):
         latest, truth = latest_per_key(records, granularity), truth_windows(WEEK, granularity)
         assert [(r["window_start"], r["frames"]) for r in latest] == [(t["window_start"], t["frames"]) for t in truth]
+    assert_ranges(bootstrap, env, lines)
+
+
+def assert_ranges(bootstrap: str, env: dict, lines: list[bytes]) -> None:
+    """50 random ranges (minutes to the whole week, some not on a minute) against the distinct uids of
+    a full json.loads of the frames, in what each answer says it covers: exact inside the exact
+    horizon (the last day), sketched beyond it: within 4 relative standard errors, inside the 95%
+    bounds in most. What the first process stored past the horizon was forgotten by the second."""
+    frames = [json.loads(line) for line in lines]
+    ts = np.array([int(f["ts"]) for f in frames])
+    _, uids = np.unique(np.array([f["uid"] for f in frames]), return_inverse=True)
+    index = stored_index(config.load(environ={**os.environ, "BOOTSTRAP_SERVERS": bootstrap,
+                                              "OUTPUT_TOPIC": env["OUTPUT_TOPIC"]}))
+    first, end = int(ts.min()), int(ts.max()) + 1
+    newest = max(s + 60 for s in index.windows["minute"])
+    assert all(s + SIZES[g] > newest - 86_400 for g, ws in index.windows.items() for s, w in ws.items() if w.exact)
+    rng = random.Random(26)
+    sketched, inside = 0, 0
+    for n in range(50):
+        length = int(math.exp(rng.uniform(math.log(60), math.log(end - first))))
+        start = rng.randrange(first, end - length + 1)
+        if n % 5:  # most on the minute grid, as people ask
+            start, length = start // 60 * 60, max(60, length // 60 * 60)
+        got = answer(index, start, start + length)
+        covered = (ts >= start) & (ts < start + length)
+        for a, b in got["missing"]:
+            covered &= (ts < a) | (ts >= b)
+        truth = int(np.unique(uids[covered]).size)
+        assert got["complete"] == (not got["missing"]) and got["frames"] == int(covered.sum()), got
+        if start >= newest - 86_400 and got["estimate"] == "exact":
+            assert got["unique_users"] == truth, got
+        else:
+            assert got["estimate"] == "hll" or got["unique_users"] == truth, got
+            sketched += got["estimate"] == "hll"
+            assert abs(got["unique_users"] - truth) <= 4 * hll_relative_standard_error(DEFAULT_LG_K) * truth, got
+            inside += got["lower_bound"] <= truth <= got["upper_bound"] if got["estimate"] == "hll" else 1
+    assert sketched >= 10 and inside >= 0.8 * sketched
+    query = subprocess.run(["./run.sh", "query", "2016-07-13T09:30:00Z", "2016-07-13T17:00:00Z"],
+                           cwd=REPO, env={**os.environ, **env}, capture_output=True, timeout=120)
+    assert query.returncode == 0, query.stderr
+    record = json.loads(query.stdout)
+    assert record == answer(index, 1468402200, 1468429200) and record["windows"][0] == "minute:1468402200"
 
 
 def owner(*logs: Path) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
 import re
 import signal
@@ -50,12 +51,14 @@ RUN_ELSEWHERE = {  # a command of the README -> who runs it
 }
 CONSOLE = ("./run.sh kafka-console-consumer --topic events-output --from-beginning --property print.key=true "
            "--property key.separator=' ' --isolation-level read_committed")
+QUERY = "./run.sh query 2016-07-11T13:40 2016-07-11T13:50"
 RUN_HERE = {  # a command of the README -> the test of this file that runs it as written
     "./run.sh": "test_run_sh_and_what_the_readme_does_with_its_results",
     CONSOLE: "test_run_sh_and_what_the_readme_does_with_its_results",
     "./run.sh kafka-topics --list": "test_run_sh_and_what_the_readme_does_with_its_results",
     "./run.sh plot": "test_run_sh_and_what_the_readme_does_with_its_results",
     "./run.sh plot --granularity day": "test_run_sh_and_what_the_readme_does_with_its_results",
+    QUERY: "test_run_sh_and_what_the_readme_does_with_its_results",
     "CONSUMERS=2 TOPIC_PARTITIONS=4 ./run.sh": "test_run_sh_and_what_the_readme_does_with_its_results",
     "BOOTSTRAP_SERVERS=kafka.example.com:9092 ./run.sh": "test_a_broker_that_does_not_answer_stops_run_sh_in_the_line_shown",
     "zcat ../shared/data/sample-late.jsonl.gz | ./consumer.py --input -": "test_stdin_mode_as_shown",
@@ -219,8 +222,17 @@ def test_run_sh_and_what_the_readme_does_with_its_results(bootstrap):
     truth = by_full_parse(sample)
     assert_right(final, truth)
     with gzip.open(sample, "rb") as lines:
-        frames = sum(1 for line in lines if line.strip())
+        parsed = [json.loads(line) for line in lines if line.strip()]
+    frames = len(parsed)
     assert f"frames in {frames:,} = counted {frames:,}" in run.stderr.decode()
+
+    queried = subprocess.run(QUERY, shell=True, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert queried.returncode == 0, queried.stderr
+    ten_minutes = json.loads(queried.stdout)
+    start, end = 1468244400, 1468245000  # 2016-07-11T13:40 and 13:50, UTC
+    assert (ten_minutes["from"], ten_minutes["to"], ten_minutes["estimate"]) == (start, end, "exact")
+    assert ten_minutes["complete"] and len(ten_minutes["windows"]) == 10
+    assert ten_minutes["unique_users"] == len({f["uid"] for f in parsed if start <= math.floor(float(f["ts"])) < end})
 
     shown = console_lines(len(records))
     assert len(shown) == len(records)

@@ -177,11 +177,12 @@ def _by_start(tile: Tile) -> tuple[int, int]:
 
 
 def _distinct(hashes: list[np.ndarray]) -> int:
-    """Distinct values of several arrays of hashes (each unique already): one sort, adjacent compared
-    (numpy's unique is ~15x slower on 3.6M values here)."""
+    """Distinct values of several arrays of hashes (each sorted and unique already): one sort, adjacent
+    values compared. The stable sort (timsort) merges the sorted runs: 108 ms for 60 arrays of 45,000
+    here, against 290 ms for the default quicksort and ~15x that for numpy's unique."""
     if len(hashes) == 1:
         return int(hashes[0].size)
     if not hashes:
         return 0
-    joined = np.sort(np.concatenate(hashes))
+    joined = np.sort(np.concatenate(hashes), kind="stable")
     return int(1 + np.count_nonzero(joined[1:] != joined[:-1])) if joined.size else 0

@@ -128,7 +128,7 @@ def test_a_crash_after_most_of_a_week_reads_only_what_came_after_the_last_checkp
     it has checkpointed them, then the rest comes. The restart restores the state and reads exactly
     the frames after the committed offset, and the output is exact. Then 50 ranges from a minute to
     the whole week are asked of the stored sketches (assert_ranges)."""
-    env = kafka_env(bootstrap, **STEADY, CHECKPOINT_SECONDS="1", INSTANCE_ID="week")
+    env = kafka_env(bootstrap, **STEADY, CHECKPOINT_SECONDS="1", INSTANCE_ID="week", ROLLING=",".join(ROLLING))
     lines = [line for line in gzip.decompress(WEEK.read_bytes()).splitlines() if line.strip()]
     total, most = len(lines), int(0.85 * len(lines))  # frames: one record each
     produce(env, tmp_path / "most.jsonl", b"\n".join(lines[:most]))
@@ -160,6 +160,37 @@ def test_a_crash_after_most_of_a_week_reads_only_what_came_after_the_last_checkp
         latest, truth = latest_per_key(records, granularity), truth_windows(WEEK, granularity)
         assert [(r["window_start"], r["frames"]) for r in latest] == [(t["window_start"], t["frames"]) for t in truth]
     assert_ranges(bootstrap, env, lines)
+    assert_rolling(records, lines, ROLLING)
+
+
+ROLLING = {"1h": 3600, "24h": 86_400, "7d": 7 * 86_400}  # the setting, and the lengths
+
+
+def assert_rolling(records: list[dict], lines: list[bytes], lengths: dict[str, int]) -> None:
+    """One rolling record per length for each minute that held frames, ending with it; 100 of each
+    length (or all) against the distinct uids of a full json.loads of the frames in [start, end):
+    its frames exactly, its users within 4 relative standard errors, inside its 95% bounds in most."""
+    frames = [json.loads(line) for line in lines]
+    ts = np.array([math.floor(float(f["ts"])) for f in frames])
+    order = np.argsort(ts, kind="stable")
+    ts = ts[order]
+    _, uids = np.unique(np.array([f["uid"] for f in frames]), return_inverse=True)
+    uids = uids[order]
+    ends = sorted({int(t) // 60 * 60 + 60 for t in np.unique(ts)})
+    rng = random.Random(27)
+    checked, inside = 0, 0
+    for name, length in lengths.items():
+        latest = {r["window_end"]: r for r in latest_per_key(records, f"rolling_{name}")}
+        assert sorted(latest) == ends and all(r["window_start"] == r["window_end"] - length for r in latest.values())
+        for end in rng.sample(ends, min(100, len(ends))):
+            a, b = np.searchsorted(ts, end - length), np.searchsorted(ts, end)
+            truth = int(np.unique(uids[a:b]).size)
+            got = latest[end]
+            assert got["frames"] == b - a and got["estimate"] == "hll", got
+            assert abs(got["unique_users"] - truth) <= 4 * hll_relative_standard_error(DEFAULT_LG_K) * truth, got
+            checked += 1
+            inside += got["lower_bound"] <= truth <= got["upper_bound"]
+    assert inside >= 0.8 * checked
 
 
 def assert_ranges(bootstrap: str, env: dict, lines: list[bytes]) -> None:

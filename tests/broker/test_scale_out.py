@@ -5,6 +5,7 @@ revisions 0, 1, 2, ... once each; consumers are SIGKILLed, added midway, and the
 from __future__ import annotations
 
 import collections
+import gzip
 import json
 import re
 import signal
@@ -16,7 +17,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
-from tests.broker.test_exactly_once import batch_free, finals, paced_producer, restored_from, wait_for
+from tests.broker.test_exactly_once import assert_rolling, batch_free, finals, paced_producer, restored_from, wait_for
 from tests.broker.test_faults import assert_no_duplicates, assert_truth, records_of, sample_lines, start_consumer
 from tests.helpers import LATE, as_truth, kafka_env, latest_per_key, needs_samples, script, truth_windows
 from uniqcount.core.granularities import GRANULARITIES
@@ -96,7 +97,9 @@ def test_murmur2_partitions_as_kafkas_java_client_does():
 def test_consumers_of_one_group_publish_one_exact_answer(bootstrap, tmp_path, keyed, count, alike):
     """Every granularity counted exactly (EXACT_UP_TO=year), so each equals the truth file. Started
     alike (no INSTANCE_ID, one host), each takes a transactional id of its own: none is fenced."""
-    env = four_partitions(bootstrap, EXACT_UP_TO="year", **({"INPUT_KEYED_BY_UID": "true"} if keyed else {}))
+    rolling = {"10m": 600, "1h": 3600} if keyed else {}  # the merger unites the minutes' users for them,
+    env = four_partitions(bootstrap, EXACT_UP_TO="year", ROLLING=",".join(rolling),  # none stored
+                          **({"INPUT_KEYED_BY_UID": "true", "SKETCH_RETENTION": ""} if keyed else {}))
     running = consumers(env, tmp_path, [f"c{n}" for n in range(count)], alike)
     for _, log in running.values():
         wait_for(log, "counts partition")
@@ -113,6 +116,8 @@ def test_consumers_of_one_group_publish_one_exact_answer(bootstrap, tmp_path, ke
         assert all(m.partition == default_partition(m.key, 4) for m in frames)
         partials = read_topic(bootstrap, env["OUTPUT_TOPIC"] + "-partials")
         assert partials, "partials were sent (the merger's tombstones may have cleared most)"
+        lines = [line for line in gzip.decompress(LATE.read_bytes()).splitlines() if line.strip()]
+        assert_rolling(records_of(bootstrap, env["OUTPUT_TOPIC"]), lines, rolling)
 
 
 def test_four_partitions_and_one_consumer_give_exact_counts(bootstrap):

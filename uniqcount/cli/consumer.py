@@ -24,11 +24,12 @@ from uniqcount.runtime.kafka_run import run_kafka
 from uniqcount.runtime.outage import BrokerLost
 from uniqcount.runtime.outputs import CountedOnly, DeadLetters, FileDeadLetters, OutputError, Records
 from uniqcount.runtime.progress import error, status
+from uniqcount.runtime.published import rolling_windows
 from uniqcount.runtime.sources import Input, InputError
 from uniqcount.runtime.state_log import StateMismatch
 
 SETTINGS = [*config.CONNECTION, "TOPIC", "CONSUMER_GROUP", "OUTPUT_TOPIC", "DLQ_TOPIC", "ALLOWED_LATENESS",
-            "LATE_RETENTION", "OUTLIER_JUMP", "GRANULARITIES", "EXACT_UP_TO", "HLL_LG_K", "SKETCH_RETENTION", "SKETCH_EXACT_FOR",
+            "LATE_RETENTION", "OUTLIER_JUMP", "GRANULARITIES", "EXACT_UP_TO", "HLL_LG_K", "SKETCH_RETENTION", "SKETCH_EXACT_FOR", "ROLLING",
             "EMIT_EARLY_EVERY", "IDLE_FLUSH_SECONDS", "STATUS_INTERVAL",
             "FETCH_MAX_BYTES", "MAX_PARTITION_FETCH_BYTES", "MAX_POLL_RECORDS",
             "PRODUCER_COMPRESSION", "PRODUCER_LINGER_MS", "PRODUCER_BATCH_BYTES", "BROKER_WAIT_SECONDS",
@@ -44,7 +45,8 @@ def run_input(args: argparse.Namespace, settings: Settings) -> int:
         kafka_io.create_topics(settings, roles=["OUTPUT_TOPIC"])
         producer = kafka_io.producer(settings)
         sends = kafka_io.checked_sends(producer, settings, [settings.output_topic])
-    counting = Counting(settings, Records(args.quiet, sends, settings.output_topic), dead_letters)
+    counting = Counting(settings, Records(args.quiet, sends, settings.output_topic, rolling=rolling_windows(settings)),
+                        dead_letters)
     status(f"consumer: reading {source.name}: no offsets and no checkpoints here; a run cut short is run again "
            "from the start, and what it wrote before stays written")
     for batch in source.batches():
@@ -86,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.dlq and not args.input:
         parser.error("--dlq is for --input; from Kafka, dead letters go to DLQ_TOPIC")
     settings = config.from_args(args)
+    if settings.rolling and "minute" not in [g.name for g in settings.granularities]:
+        return error("ROLLING needs minutes counted: add minute to GRANULARITIES, or empty ROLLING")
     try:
         return run_input(args, settings) if args.input else run_kafka(args, settings)
     except BrokerLost as exc:

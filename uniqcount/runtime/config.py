@@ -29,6 +29,7 @@ from uniqcount.runtime.setting_types import (
     lg_k,
     port,
     retention_by_granularity,
+    rolling_lengths,
     server_list,
     topic_name,
 )
@@ -140,6 +141,10 @@ class Settings:
     sketch_exact_for: int = setting("1d",
                 "consumer: event time a stored window counted exactly (EXACT_UP_TO) keeps its users' 64-bit hashes, "
                 "so that ranges in it are exact; then its HyperLogLog sketch alone", duration)
+    rolling: dict[str, int] = setting("",
+                "unique users of the last 24h, 7d, 30d... (DAU, WAU, MAU), published at the end of every final "
+                "minute as records rolling_24h..., corrected by late frames (docs/QUERIES.md); needs minutes counted",
+                rolling_lengths)
     idle_flush_seconds: float = setting("10",
                 "when caught up and no frame came for this many wall-clock seconds, every open window is "
                 "published final (a frame that still comes revises it) and the watermark moves on with the "

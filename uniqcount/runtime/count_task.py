@@ -13,26 +13,27 @@ from uniqcount.core.partials import Mark, mark_record, window_records
 from uniqcount.core.partition import PartitionCounter
 from uniqcount.core.state import Snapshots, restore
 from uniqcount.kafka_client.record_batches import Record
+from uniqcount.runtime import published as kept
 from uniqcount.runtime.committer import Change
 from uniqcount.runtime.counting import Counting
-from uniqcount.runtime.sketch_output import SketchOutput
-from uniqcount.runtime.state_log import MERGER, OFFSET, SKETCHES, Entries, offset_of, usable
+from uniqcount.runtime.published import Published
+from uniqcount.runtime.state_log import MERGER, OFFSET, Entries, offset_of, usable
 
 
 class CountTask:
     def __init__(self, tp: Any, counting: Counting, state_topic: str, partials_topic: str | None, keyed: bool,
-                 sketches: SketchOutput | None = None):
+                 published: Published | None = None):
         """`partials_topic`: where its partial results go (None: one partition, its records are the
-        answer, and `sketches` stores its windows); `keyed`: the input is keyed by uid, so partials
-        carry counts (not of the granularities stored: the merger unites their users)."""
+        answer, and `published` keeps its stored and rolling windows); `keyed`: the input is keyed by
+        uid, so partials carry counts (not of the granularities whose users the merger unites)."""
         self.tp = tp
         self.partition = tp.partition
         self.counting = counting
         self.state_topic = state_topic
         self.partials_topic = partials_topic
         self.keyed = keyed
-        self.sketches = sketches
-        self.stored = set(counting.settings.sketch_retention)
+        self.published = published
+        self.with_users = kept.with_users(counting.settings)
         self.sources: tuple[tuple[str, int], ...] = ((state_topic, self.partition),)
         self.position: int | None = None  # past the last record processed since the restore
         self.snapshots: Snapshots | None = None
@@ -50,9 +51,9 @@ class CountTask:
         self.counting.counters.put(self.partition, counter)
         self.snapshots = self.offset = None
         stands_at = offset_of(stored)
-        if self.sketches is not None:
-            self.sketches.restore(stored)
-        state = {key: value for key, value in stored.items() if key not in (OFFSET, MERGER, SKETCHES)}
+        if self.published is not None:
+            self.published.restore(stored)
+        state = {key: value for key, value in stored.items() if key not in (OFFSET, MERGER, *kept.KEYS)}
         if stands_at is None and (not state or committed is None):  # nothing read yet: nothing to restore
             return None
         unusable = usable(f"partition {self.partition}", stands_at, committed)
@@ -79,8 +80,8 @@ class CountTask:
         the parts it covers), then the state entries changed since the last checkpoint, and the
         offset they stand at."""
         out = list(self._partials()) if self.partials_topic is not None else []
-        if self.sketches is not None:
-            out += self.sketches.changes()
+        if self.published is not None:
+            out += self.published.changes()
         if self.snapshots is None:
             self.snapshots = Snapshots(self.counter)
         changed, dropped = self.snapshots.take()
@@ -95,7 +96,7 @@ class CountTask:
         assert self.partials_topic is not None
         counters = self.counting.counters
         for result in counters.take_partials(self.partition):
-            for key, value in window_records(self.partition, result, self.keyed and result.granularity not in self.stored):
+            for key, value in window_records(self.partition, result, self.keyed and result.granularity not in self.with_users):
                 yield Change(self.partials_topic, 0, key, value)
         mark = counters.mark(self.partition)
         if mark != self.mark:

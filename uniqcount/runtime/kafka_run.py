@@ -26,8 +26,8 @@ from uniqcount.runtime.merger_task import MergerTask
 from uniqcount.runtime.outage import Outage
 from uniqcount.runtime.outputs import KafkaDeadLetters, Records
 from uniqcount.runtime.progress import status
+from uniqcount.runtime.published import Published, rolling_windows, with_users
 from uniqcount.runtime.run_state import GroupEvents, Requests
-from uniqcount.runtime.sketch_output import SketchOutput
 from uniqcount.runtime.state_readers import StateReaders
 from uniqcount.runtime.tasks import Task, Tasks
 
@@ -66,9 +66,10 @@ def run_kafka(args: argparse.Namespace, settings: Settings) -> int:
     sends = kafka_io.checked_sends(kafka_io.producer(settings, transactional_id), settings, outputs)
     stored = StoredWindows(Keeping(settings.sketch_retention, settings.sketch_exact_for, settings.hll_lg_k)) \
         if sketches else None
-    counting = Counting(settings, Records(args.quiet, sends, settings.output_topic, stored),
+    rolling = rolling_windows(settings)
+    counting = Counting(settings, Records(args.quiet, sends, settings.output_topic, stored, rolling),
                         KafkaDeadLetters(sends, settings.dlq_topic), scaled_out)
-    publisher = SketchOutput(stored, sketches, state) if stored is not None and sketches else None
+    publisher = Published(state, stored, sketches or "", rolling) if stored is not None or rolling is not None else None
 
     def waiting() -> None:
         if counting.meter.due():
@@ -81,7 +82,8 @@ def run_kafka(args: argparse.Namespace, settings: Settings) -> int:
 
     def task(tp: Any) -> Task:
         if tp.topic == partials:
-            return MergerTask(tp, counting.new_counter().sets, partitions, counting.records, state, publisher)
+            return MergerTask(tp, counting.new_counter().sets, partitions, counting.records, state, publisher,
+                              with_users(settings))
         return CountTask(tp, counting, state, partials, settings.input_keyed_by_uid, None if partials else publisher)
 
     readers = StateReaders(settings, consumer, calls, partitions, sends)

@@ -9,7 +9,7 @@ read back on a restore.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Collection, Iterable, Sequence
 
 from uniqcount.core.entries import FormatError
 from uniqcount.core.merger import Merger, merger_entry, merger_state, restored_merger
@@ -17,7 +17,7 @@ from uniqcount.core.partials import Mark, WindowPart, parse
 from uniqcount.core.windowset import WindowSet
 from uniqcount.runtime.committer import Change
 from uniqcount.runtime.outputs import Records
-from uniqcount.runtime.sketch_output import SketchOutput
+from uniqcount.runtime.published import Published
 from uniqcount.runtime.state_log import MERGER, Entries, usable
 
 MERGER_PARTITION = 0  # of the state topic, under the key MERGER
@@ -25,16 +25,17 @@ MERGER_PARTITION = 0  # of the state topic, under the key MERGER
 
 class MergerTask:
     def __init__(self, tp: Any, sets: Sequence[WindowSet], partitions: int, records: Records, state_topic: str,
-                 sketches: SketchOutput | None = None):
+                 published: Published | None = None, with_users: Collection[str] = ()):
         """`tp`: the partials topic's partition; `sets`: the granularities, as a counter has them;
-        `partitions`: how many the input topic has; `sketches`: where the windows published are stored."""
+        `partitions`: how many the input topic has; `published`: what is kept beside the records;
+        `with_users`: the granularities whose results carry their users (published.with_users)."""
         self.tp = tp
         self.sets = sets
         self.partitions = partitions
         self.records = records
         self.state_topic = state_topic
-        self.sketches = sketches
-        self.stored = sketches.stored.keeping.retention.keys() if sketches is not None else ()
+        self.published = published
+        self.stored = with_users
         self.sources: tuple[tuple[str, int], ...] = ((state_topic, MERGER_PARTITION), (tp.topic, tp.partition))
         self.position: int | None = None
         self.merger = Merger(sets, partitions, self.stored)
@@ -46,8 +47,8 @@ class MergerTask:
         records; None when restored (or there is nothing to restore), else why it starts empty."""
         state, parts = entries
         self.merger, self.entry = Merger(self.sets, self.partitions, self.stored), b""
-        if self.sketches is not None:
-            self.sketches.restore(state)
+        if self.published is not None:
+            self.published.restore(state)
         data = state.get(MERGER)
         if data is None:
             return None
@@ -82,8 +83,8 @@ class MergerTask:
         if position is None:
             return []
         out = [Change(self.tp.topic, self.tp.partition, key, None) for key in self.merger.take_tombstones()]
-        if self.sketches is not None:
-            out += self.sketches.changes()
+        if self.published is not None:
+            out += self.published.changes()
         data = merger_entry(self.merger, position)
         if data != self.entry:
             self.entry = data

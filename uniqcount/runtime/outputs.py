@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Any, BinaryIO, Callable, Protocol
 
 from uniqcount.core.records import encode, record_key, record_kind, window_record
+from uniqcount.core.rolling import RollingWindows
 from uniqcount.core.sketches import StoredWindows
 from uniqcount.core.windowset import Result
 from uniqcount.kafka_client.sends import Sends
@@ -27,15 +28,20 @@ def _written_to(name: str, write: Callable[[], None]) -> None:
 class Records:
     """Count records to stdout (one JSON line each, unless quiet) and to a Kafka topic (if sends)."""
 
-    def __init__(self, quiet: bool, sends: Sends | None = None, topic: str = "", stored: StoredWindows | None = None):
-        """`stored`: where final records' windows are stored (core/sketches.py), written at checkpoints."""
+    def __init__(self, quiet: bool, sends: Sends | None = None, topic: str = "", stored: StoredWindows | None = None,
+                 rolling: RollingWindows | None = None):
+        """`stored`: where final records' windows are stored (core/sketches.py), written at checkpoints;
+        `rolling`: the rolling windows (core/rolling.py) the final minutes lead to, written as records."""
         self.quiet = quiet
         self.sends = sends
         self.topic = topic
         self.stored = stored
+        self.rolling = rolling
         self.written: Counter[str] = Counter()  # records by kind (records.record_kind)
 
     def write(self, results: list[Result]) -> None:
+        if self.rolling is not None:
+            results = results + self.rolling.add(results)
         lines = []
         for result in results:
             record = window_record(result)

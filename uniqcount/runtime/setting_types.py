@@ -103,3 +103,13 @@ def retention_by_granularity(text: str) -> dict[str, int]:
                              f"got {item!r}")
         kept[name.strip()] = duration(length)
     return kept
+
+
+def rolling_lengths(text: str) -> dict[str, int]:
+    """`24h,7d,30d` -> seconds by name, each whole minutes; empty: none."""
+    lengths = {part.strip().lower(): duration(part) for part in text.split(",") if part.strip()}
+    if any(length <= 0 or length % 60 for length in lengths.values()):
+        raise ValueError(f"expected whole minutes above 0 (e.g. 24h,7d,30d), got {text.strip()!r}")
+    if len(set(lengths.values())) < len(lengths):
+        raise ValueError(f"two names for one length in {text.strip()!r}")
+    return lengths

@@ -14,7 +14,8 @@ import msgspec
 
 OFFSET = "offset"
 MERGER = "merger"  # partition 0 also holds the merger's state (merger_task.py)
-SKETCHES = "sketches"  # and the ledger of the stored sketches (sketch_output.py)
+SKETCHES = "sketches"  # and the ledger of the stored sketches (published.py)
+ROLLING = "rolling"  # and the rolling windows (published.py)
 Entries = dict[str, bytes]
 
 

@@ -20,6 +20,14 @@ _KEPT = ("uid", "ts")
 _CLOSE = {b"{": b"}", b"[": b"]"}
 
 
+def _cut_number(number: bytes, after: bytes) -> bool:
+    """The number token ends where msgspec's number does not: a digit after a leading 0, a dot with
+    no fraction, an e with no exponent (msgspec says malformed JSON, not "not an object")."""
+    exponent = b"e" in number or b"E" in number
+    return after.isdigit() or (after == b"." and b"." not in number and not exponent) or \
+        (after in (b"e", b"E") and not exponent)
+
+
 class NotJson(ValueError):
     """The bytes are not one JSON document."""
 
@@ -44,6 +52,8 @@ def top_level(data: bytes) -> bytes:
     if first is None or first.group(4) in (b"]", b"}", b":", b","):
         raise NotJson("no JSON value at the start")
     if first.group(4) != b"{":  # as msgspec, which judges the type by the first token
+        if first.group(2) is not None and _cut_number(first.group(2), data[first.end():first.end() + 1]):
+            raise NotJson("a malformed number")
         raise NotObject("not an object")
     stack: list[bytes] = []
     state = "value"  # value | first_value | key | first_key | colon | next | done

@@ -33,7 +33,7 @@ from uniqcount.core.frames import parse_frames
 from uniqcount.core.granularities import GRANULARITIES
 from uniqcount.core.partition import PartitionCounter
 from uniqcount.core.ranges import StoredIndex, answer
-from uniqcount.core.sketches import EXACT, SIZES, Keeping, StoredWindows, window_records
+from uniqcount.core.sketches import EXACT, SIZES, Keeping, StoredWindows, small_bytes, window_records
 from uniqcount.core.windowset import Result
 from uniqcount.devtools.sample import ensure_sample
 from uniqcount.runtime.config import Settings, load
@@ -53,7 +53,7 @@ CASES = [("a minute, in the last day", 60, DAY), ("an hour, in the last day", 36
 
 
 def keeping(settings: Settings) -> Keeping:
-    return Keeping(settings.sketch_retention, settings.sketch_exact_for, settings.hll_lg_k)
+    return Keeping(settings.sketch_retention, settings.sketch_exact_for, settings.hll_lg_k, small_bytes(settings.hll_lg_k))
 
 
 def sample_records(settings: Settings) -> tuple[list[tuple[bytes, bytes | None]], dict[str, Any]]:

@@ -48,8 +48,8 @@ def brute(frames, start, end, missing):
     return len({uid for uid, ts in frames if covered(ts)})
 
 
-def keep(minute=FOREVER, hour=FOREVER, day=FOREVER, exact_for=FOREVER):
-    return Keeping({"minute": minute, "hour": hour, "day": day}, exact_for, 12)
+def keep(minute=FOREVER, hour=FOREVER, day=FOREVER, exact_for=FOREVER, small=0):
+    return Keeping({"minute": minute, "hour": hour, "day": day}, exact_for, 12, small)
 
 
 frames_st = st.lists(st.tuples(st.sampled_from([f"u{i}" for i in range(60)]),
@@ -142,3 +142,43 @@ def test_a_writer_restored_from_its_ledger_writes_and_forgets_as_an_uninterrupte
     assert {g: sorted(w) for g, w in whole.windows.items()} == {g: sorted(w) for g, w in restarted.windows.items()}
     assert {g: sorted(s for s, w in ws.items() if w.has_hashes) for g, ws in whole.windows.items()} == \
         {g: sorted(s for s, w in ws.items() if w.has_hashes) for g, ws in restarted.windows.items()}
+
+
+def test_small_windows_keep_their_hashes_alone_for_life_and_unite_with_sketched_ones():
+    """A window of at most 40 users (320 bytes of hashes) is one record of hashes: no sketch, exact
+    past the horizon, gone at retention; a correction that makes it big gives it a sketch. Ranges
+    over small windows past the horizon are exact; over small and big ones, sketched within bounds."""
+    rng = random.Random(11)
+    quiet = [(f"q{rng.randrange(30)}", T0 + rng.randrange(DAY)) for _ in range(2000)]  # ~1.4 a minute
+    busy = [(f"b{rng.randrange(5000)}", T0 + DAY + rng.randrange(7200)) for _ in range(20_000)]
+    frames = sorted(quiet + busy, key=lambda f: f[1])
+    records = []
+    counter = PartitionCounter(5, 3 * DAY, 0, GRANULARITIES_COUNTED, "day")
+    stored = StoredWindows(keep(day=2 * DAY, exact_for=3600, small=320))
+    index = StoredIndex()
+    for i in range(0, len(frames), 500):
+        stored.add(counter.add_many(frames[i:i + 500], frames[i:i + 500]).results)
+        for key, value in stored.take():
+            records.append(key)
+            index.add(key, value)
+    keys = {key.decode() for key in records}
+    quiet_minutes = {ts // 60 * 60 for _, ts in quiet}
+    assert all(f"minute:{m}:exact:0" in keys and f"minute:{m}:hll" not in keys for m in quiet_minutes)
+    assert set(stored.small["minute"]) == quiet_minutes  # the busy ones are past 40 users
+    assert not stored.exact["minute"].keys() & quiet_minutes
+    first_hours = answer(index, T0, T0 + 6 * 3600)
+    assert first_hours["estimate"] == "exact" and first_hours["unique_users"] == brute(frames, T0, T0 + 6 * 3600, [])
+    both = answer(index, T0 + DAY - 3600, T0 + DAY + 1800)  # busy minutes past the horizon: sketches
+    truth = brute(frames, T0 + DAY - 3600, T0 + DAY + 1800, both["missing"])
+    assert both["estimate"] == "hll" and both["complete"]
+    assert abs(both["unique_users"] - truth) <= 4 * 0.0163 * truth  # lg_k 12: RSE 1.63%
+
+    ledger = stored.entry()
+    again = StoredWindows(keep(day=2 * DAY, exact_for=3600, small=320))
+    again.restore(ledger)
+    assert again.small == stored.small and again.exact == stored.exact
+
+    late = [("q-late", T0 + 30)] + [(f"late{n}", T0 + 30) for n in range(60)]  # the first minute outgrows 40
+    stored.add(counter.add_many(late, late).results)
+    changed = dict(stored.take())
+    assert changed[f"minute:{T0}:hll".encode()] is not None and T0 not in stored.small["minute"]

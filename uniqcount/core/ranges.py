@@ -18,7 +18,7 @@ from datasketches import hll_sketch, hll_union
 from uniqcount.core.counters import DEFAULT_LG_K
 from uniqcount.core.entries import FormatError, WindowPartEntry, decode
 from uniqcount.core.records import iso_utc
-from uniqcount.core.sketches import EXACT, HLL, SIZES
+from uniqcount.core.sketches import EXACT, HLL, SIZES, sketch_of_hashes
 
 _STDDEVS_95 = 2
 Tile = tuple[str, int]  # (granularity, start)
@@ -44,10 +44,16 @@ class Stored:
     def hashes(self) -> np.ndarray:
         return np.frombuffer(b"".join(self.exact[n][1] for n in range(self.exact_parts)), dtype=np.uint64)
 
-    def hll(self) -> hll_sketch:
+    @property
+    def sketched(self) -> bool:
+        """It can stand in a HyperLogLog union: a sketch, or hashes to make one of."""
+        return self.sketch is not None or self.has_hashes
+
+    def hll(self, lg_k: int) -> hll_sketch:
+        """Its sketch; a small window's, made from its hashes (at `lg_k`) the first time."""
         if self._hll is None:
-            assert self.sketch is not None
-            self._hll = hll_sketch.deserialize(self.sketch)
+            self._hll = hll_sketch.deserialize(self.sketch) if self.sketch is not None else \
+                sketch_of_hashes(self.hashes().tolist(), lg_k)
         return self._hll
 
 
@@ -56,7 +62,7 @@ class StoredIndex:
 
     def __init__(self) -> None:
         self.windows: dict[str, dict[int, Stored]] = {g: {} for g in SIZES}
-        self.starts: dict[str, list[int]] = {g: [] for g in SIZES}  # sorted, of windows with a sketch
+        self.starts: dict[str, list[int]] = {g: [] for g in SIZES}  # sorted
         self.unreadable = 0
 
     def add(self, key: bytes | str, value: bytes | None) -> None:
@@ -78,14 +84,15 @@ class StoredIndex:
         stored = windows.get(start)
         if stored is None:
             stored = windows[start] = Stored(entry.revision, entry.frames, entry.users)
-        if kind == HLL:
-            if stored.sketch is None:
-                insort(self.starts[granularity], start)
+            insort(self.starts[granularity], start)
+        if entry.revision >= stored.revision:
             stored.revision, stored.frames, stored.users = entry.revision, entry.frames, entry.users
-            stored.sketch, stored._hll = entry.data, None
+        if kind == HLL:
+            stored.sketch = entry.data
         else:
             stored.exact[n] = (entry.revision, entry.data or b"")
             stored.exact_parts = entry.parts
+        stored._hll = None
 
     def _forget(self, granularity: str, start: int, kind: str, n: int) -> None:
         stored = self.windows[granularity].get(start)
@@ -93,12 +100,15 @@ class StoredIndex:
             return
         if kind == EXACT:
             stored.exact.pop(n, None)
-            return
-        del self.windows[granularity][start]
-        starts = self.starts[granularity]
-        i = bisect_left(starts, start)
-        if i < len(starts) and starts[i] == start:
-            del starts[i]
+        else:
+            stored.sketch = None
+        stored._hll = None
+        if stored.sketch is None and not stored.exact:
+            del self.windows[granularity][start]
+            starts = self.starts[granularity]
+            i = bisect_left(starts, start)
+            if i < len(starts) and starts[i] == start:
+                del starts[i]
 
     def __len__(self) -> int:
         return sum(len(w) for w in self.windows.values())
@@ -151,7 +161,7 @@ def _gap(missing: list[tuple[int, int]], a: int, b: int) -> None:
 def answer(index: StoredIndex, start: int, end: int, lg_k: int = DEFAULT_LG_K) -> dict[str, Any]:
     """The unique users of [start, end) as one record (docs/QUERIES.md)."""
     windows = index.windows
-    tiles, missing = tile(index, start, end, lambda g, s: s in windows[g] and windows[g][s].sketch is not None)
+    tiles, missing = tile(index, start, end, lambda g, s: s in windows[g] and windows[g][s].sketched)
     exact_tiles, exact_missing = tile(index, start, end,
                                       lambda g, s: s in windows[g] and windows[g][s].has_hashes)
     record: dict[str, Any] = {"from": start, "to": end, "from_iso": iso_utc(start), "to_iso": iso_utc(end)}
@@ -161,9 +171,9 @@ def answer(index: StoredIndex, start: int, end: int, lg_k: int = DEFAULT_LG_K) -
         tiles = exact_tiles
     else:
         stored = [windows[g][s] for g, s in tiles]
-        union = hll_union(max([lg_k, *(w.hll().lg_config_k for w in stored)]))
+        union = hll_union(max([lg_k, *(w.hll(lg_k).lg_config_k for w in stored)]))
         for window in stored:
-            union.update(window.hll())
+            union.update(window.hll(lg_k))
         record.update(unique_users=int(round(union.get_estimate())), estimate="hll",
                       lower_bound=math.floor(union.get_lower_bound(_STDDEVS_95)),
                       upper_bound=math.ceil(union.get_upper_bound(_STDDEVS_95)))

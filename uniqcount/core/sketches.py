@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
+import msgspec
 from datasketches import hll_sketch, tgt_hll_type
 
 from uniqcount.core.counters import ExactCounter, FrozenExactCounter, HllCounter
@@ -37,19 +38,28 @@ Record = tuple[bytes, "bytes | None"]  # (key, value); None: a tombstone
 
 @dataclass(frozen=True)
 class Keeping:
-    """What is stored: seconds of event time each granularity's windows are kept, and how long an
-    exact window keeps its hashes (then its sketch alone)."""
+    """What is stored: seconds of event time each granularity's windows are kept, how long an exact
+    window keeps its hashes (then its sketch alone), and up to how many bytes of hashes a window
+    keeps them for life instead of a sketch (`small_bytes`: no more room than the sketch takes)."""
     retention: dict[str, int]
     exact_for: int
     lg_k: int
+    small_bytes: int = 0
+
+
+def small_bytes(lg_k: int) -> int:
+    """The bytes of an HLL_4 sketch's registers at lg_k: hashes that fit there are kept instead."""
+    return 1 << (lg_k - 1)
 
 
 class LedgerEntry(Entry):
     """The ledger (state topic, key `sketches`): the newest end stored, and per granularity the runs
-    of window starts stored (first, count) and of those with exact parts (first, count, parts)."""
+    of window starts stored (first, count), of those with exact parts (first, count, parts), and of
+    the small ones, kept as hashes alone (first, count)."""
     newest: int
     stored: dict[str, list[tuple[int, int]]]
     exact: dict[str, list[tuple[int, int, int]]]
+    small: dict[str, list[tuple[int, int]]] = msgspec.field(default_factory=dict)
 
 
 def hll_key(granularity: str, start: int) -> bytes:
@@ -67,15 +77,17 @@ def sketch_of_hashes(hashes: Iterable[int], lg_k: int) -> hll_sketch:
     return sketch
 
 
-def window_records(result: Result, users: int, sketch: bytes, parts: list[bytes]) -> list[Record]:
-    """A window's records: its exact parts (sorted hashes; none beyond the horizon), then its sketch."""
+def window_records(result: Result, users: int, sketch: bytes | None, parts: list[bytes]) -> list[Record]:
+    """A window's records: its exact parts (sorted hashes; none beyond the horizon), then its sketch
+    (none for a small window: its hashes are its record)."""
     g, start = result.granularity, result.start
 
     def entry(n: int, data: bytes) -> bytes:
         return encode(WindowPartEntry(n, result.revision, result.frames, result.late_frames, users, data))
 
-    return [*((key, entry(len(parts), part)) for key, part in zip(exact_keys(g, start, range(len(parts))), parts)),
-            (hll_key(g, start), entry(1, sketch))]
+    out: list[Record] = [(key, entry(len(parts), part))
+                         for key, part in zip(exact_keys(g, start, range(len(parts))), parts)]
+    return out if sketch is None else [*out, (hll_key(g, start), entry(1, sketch))]
 
 
 class StoredWindows:
@@ -86,6 +98,7 @@ class StoredWindows:
         self.pending: dict[tuple[str, int], Result] = {}
         self.stored: dict[str, set[int]] = {g: set() for g in keeping.retention}
         self.exact: dict[str, dict[int, int]] = {g: {} for g in keeping.retention}  # start -> parts
+        self.small: dict[str, set[int]] = {g: set() for g in keeping.retention}  # hashes alone, for life
         self.newest = -(1 << 62)
         self.written_bytes = 0  # of the records written since the start (what the sketches cost)
 
@@ -110,22 +123,29 @@ class StoredWindows:
     def _store(self, result: Result) -> list[Record]:
         g, start = result.granularity, result.start
         counter = result.counter
+        exact_data = counter.to_bytes() if isinstance(counter, (ExactCounter, FrozenExactCounter)) else None
+        was_small = start in self.small[g]
+        had = 1 if was_small else self.exact[g].pop(start, 0)
+        had_sketch = start in self.stored[g] and not was_small
+        self.small[g].discard(start)
+        self.stored[g].add(start)
+        if exact_data is not None and len(exact_data) <= self.keeping.small_bytes:
+            self.small[g].add(start)
+            out = window_records(result, len(exact_data) // 8, None, [exact_data])
+            return [*out, *((key, None) for key in exact_keys(g, start, range(1, had))),
+                    *([(hll_key(g, start), None)] if had_sketch else [])]
         if isinstance(counter, HllCounter):
-            exact_data = None
             sketch = counter.union.get_result(tgt_hll_type.HLL_4)
             users = int(round(sketch.get_estimate()))
-        elif isinstance(counter, (ExactCounter, FrozenExactCounter)):
-            exact_data = counter.to_bytes()
+        elif exact_data is not None:
             sketch = sketch_of_hashes(hashes_from(exact_data), self.keeping.lg_k)
             users = len(exact_data) // 8
         else:
             raise TypeError(f"a stored window needs its users, not {counter!r}")
-        had = self.exact[g].pop(start, 0)
         parts = split_hashes(exact_data) if exact_data is not None and \
             result.end > self.newest - self.keeping.exact_for else []
         if parts:
             self.exact[g][start] = len(parts)
-        self.stored[g].add(start)
         return [*window_records(result, users, bytes(sketch.serialize_compact()), parts),
                 *((key, None) for key in exact_keys(g, start, range(len(parts), had)))]
 
@@ -133,11 +153,15 @@ class StoredWindows:
         out: list[Record] = []
         for g, starts in self.stored.items():
             size = SIZES[g]
-            exact = self.exact[g]
+            exact, small = self.exact[g], self.small[g]
             for start in [s for s in exact if s + size <= self.newest - self.keeping.exact_for]:
                 out += [(key, None) for key in exact_keys(g, start, range(exact.pop(start)))]
             for start in sorted(s for s in starts if s + size <= self.newest - self.keeping.retention[g]):
                 starts.discard(start)
+                if start in small:
+                    small.discard(start)
+                    out += [(key, None) for key in exact_keys(g, start, [0])]
+                    continue
                 out += [(key, None) for key in exact_keys(g, start, range(exact.pop(start, 0)))]
                 out.append((hll_key(g, start), None))
         return out
@@ -147,7 +171,9 @@ class StoredWindows:
             self.newest,
             {g: [(first, n) for first, n, _ in _runs(((s, 0) for s in starts), SIZES[g])]
              for g, starts in self.stored.items()},
-            {g: _runs(exact.items(), SIZES[g]) for g, exact in self.exact.items()}))
+            {g: _runs(exact.items(), SIZES[g]) for g, exact in self.exact.items()},
+            {g: [(first, n) for first, n, _ in _runs(((s, 0) for s in small), SIZES[g])]
+             for g, small in self.small.items()}))
 
     def restore(self, data: bytes | None) -> None:
         """As of the ledger entry `data` (None: nothing stored yet); what was pending is dropped (a
@@ -155,6 +181,7 @@ class StoredWindows:
         self.pending.clear()
         self.stored = {g: set() for g in self.keeping.retention}
         self.exact = {g: {} for g in self.keeping.retention}
+        self.small = {g: set() for g in self.keeping.retention}
         self.newest = -(1 << 62)
         if data is None:
             return
@@ -166,6 +193,9 @@ class StoredWindows:
         for g, exact_runs in ledger.exact.items():
             if g in self.exact:
                 self.exact[g].update((s, parts) for first, n, parts in exact_runs for s in _starts(first, n, SIZES[g]))
+        for g, runs in ledger.small.items():
+            if g in self.small:
+                self.small[g].update(s for first, n in runs for s in _starts(first, n, SIZES[g]))
 
 
 def _runs(items: Iterable[tuple[int, int]], step: int) -> list[tuple[int, int, int]]:

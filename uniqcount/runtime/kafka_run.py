@@ -7,7 +7,7 @@ from typing import Any
 
 from kafka import TopicPartition
 
-from uniqcount.core.sketches import Keeping, StoredWindows
+from uniqcount.core.sketches import Keeping, StoredWindows, small_bytes
 from uniqcount.kafka_client import kafka_io, rights
 from uniqcount.kafka_client.kafka_io import partials_topic, sketches_topic
 from uniqcount.kafka_client.probe import any_answers
@@ -64,8 +64,8 @@ def run_kafka(args: argparse.Namespace, settings: Settings) -> int:
     outputs = [settings.output_topic, settings.dlq_topic, *([partials] if partials else []),
                *([sketches] if sketches else [])]
     sends = kafka_io.checked_sends(kafka_io.producer(settings, transactional_id), settings, outputs)
-    stored = StoredWindows(Keeping(settings.sketch_retention, settings.sketch_exact_for, settings.hll_lg_k)) \
-        if sketches else None
+    stored = StoredWindows(Keeping(settings.sketch_retention, settings.sketch_exact_for, settings.hll_lg_k,
+                                   small_bytes(settings.hll_lg_k))) if sketches else None
     rolling = rolling_windows(settings)
     counting = Counting(settings, Records(args.quiet, sends, settings.output_topic, stored, rolling),
                         KafkaDeadLetters(sends, settings.dlq_topic), scaled_out)

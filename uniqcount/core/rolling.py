@@ -18,6 +18,7 @@ Pure: final minute results in, rolling results and a checkpoint entry out.
 """
 from __future__ import annotations
 
+import heapq
 import math
 import struct
 from dataclasses import dataclass
@@ -37,24 +38,41 @@ _HLL8_HEADER = struct.Struct("<BBBBBBBBdddii")  # DataSketches HLL serial format
 _OUT_OF_ORDER = 16
 
 
-def registers(hashes: np.ndarray, lg_k: int) -> np.ndarray:
-    """HLL registers (uint8, 2^lg_k) of 64-bit hashes: register = top lg_k bits, value = 1 + the
-    leading zeros of the other 64 - lg_k bits (65 - lg_k when they are all 0)."""
+Pairs = tuple[np.ndarray, np.ndarray]  # the registers a minute set (intp) and their values (uint8)
+
+
+def register_pairs(hashes: np.ndarray, lg_k: int) -> Pairs:
+    """The HLL registers 64-bit hashes set, once each, with their largest value: register = top lg_k
+    bits, value = 1 + the leading zeros of the other 64 - lg_k bits (65 - lg_k when all are 0)."""
     rest_bits = 64 - lg_k
     slots = (hashes >> np.uint64(rest_bits)).astype(np.intp)
     rest = (hashes & np.uint64((1 << rest_bits) - 1)).astype(np.float64)  # < 2^53: exact
     values = (rest_bits + 1 - np.frexp(rest)[1]).astype(np.uint8)  # frexp(0) gives 0: all zeros
+    order = np.lexsort((values, slots))  # by register, then value: the last of each register is its largest
+    slots, values = slots[order], values[order]
+    last = np.append(slots[1:] != slots[:-1], True) if slots.size else np.zeros(0, dtype=bool)
+    return slots[last], values[last]
+
+
+def registers(hashes: np.ndarray, lg_k: int) -> np.ndarray:
+    """The whole register array (uint8, 2^lg_k) of 64-bit hashes."""
+    return dense(register_pairs(hashes, lg_k), lg_k)
+
+
+def dense(pairs: Pairs, lg_k: int) -> np.ndarray:
     out = np.zeros(1 << lg_k, dtype=np.uint8)
-    np.maximum.at(out, slots, values)
+    out[pairs[0]] = pairs[1]
     return out
 
 
 _INVERSE = np.ldexp(1.0, -np.arange(66))  # 2^-value
 
 
-def estimate(regs: np.ndarray, lg_k: int) -> tuple[int, int, int]:
-    """(estimate, lower, upper 95% bounds) of registers, by DataSketches' composite estimator."""
-    counts = np.bincount(regs, minlength=66)
+def estimate(regs: np.ndarray, lg_k: int, counts: np.ndarray | None = None) -> tuple[int, int, int]:
+    """(estimate, lower, upper 95% bounds) of registers, by DataSketches' composite estimator;
+    `counts`: how many registers hold each value, when known."""
+    if counts is None:
+        counts = np.bincount(regs, minlength=66)
     if counts[0] == regs.size:
         return 0, 0, 0
     header = _HLL8_HEADER.pack(10, 1, 7, lg_k, 0, _OUT_OF_ORDER, 0, 2 | (2 << 2), 0.0,
@@ -79,13 +97,63 @@ def minute_hashes(result: Result) -> np.ndarray:
     return np.frombuffer(counter.to_bytes(), dtype=np.uint64)
 
 
+class Head:
+    """The window of one length ending at the newest minute, kept as it moves on: its registers,
+    how many hold each value, its frames, and, by minute, the registers whose value was last set
+    then (they may drop when that minute leaves; looked at again only then)."""
+
+    def __init__(self, latest: np.ndarray, first: int, frames: tuple[int, int]):
+        self.first = first
+        self.regs = since(latest, first)
+        self.counts = np.bincount(self.regs, minlength=66)
+        self.frames, self.late = frames
+        self.expiring: dict[int, list[np.ndarray]] = {}
+        self.minutes: list[int] = []  # a heap of the keys of expiring
+        rows = np.flatnonzero(self.regs)
+        self._expire_at(latest, rows)
+
+    def _expire_at(self, latest: np.ndarray, rows: np.ndarray) -> None:
+        if not rows.size:
+            return
+        at = latest[rows, self.regs[rows]]
+        for minute in np.unique(at).tolist():
+            if minute not in self.expiring:
+                self.expiring[minute] = []
+                heapq.heappush(self.minutes, minute)
+            self.expiring[minute].append(rows[at == minute])
+
+    def enter(self, latest: np.ndarray, pairs: Pairs) -> None:
+        """A minute inside the window set these registers (`latest` already says so)."""
+        slots, values = pairs
+        held = self.regs[slots]
+        rows, values = slots[values >= held], values[values >= held]
+        raised = values > self.regs[rows]
+        np.subtract.at(self.counts, self.regs[rows[raised]], 1)
+        np.add.at(self.counts, values[raised], 1)
+        self.regs[rows[raised]] = values[raised]
+        self._expire_at(latest, rows)
+
+    def move(self, latest: np.ndarray, first: int) -> None:
+        """On to the window starting at minute `first` (later than its own first)."""
+        self.first = first
+        while self.minutes and self.minutes[0] < first:
+            rows = np.unique(np.concatenate(self.expiring.pop(heapq.heappop(self.minutes))))
+            rows = rows[(self.regs[rows] > 0) & (latest[rows, self.regs[rows]] < first)]
+            if not rows.size:
+                continue
+            np.subtract.at(self.counts, self.regs[rows], 1)
+            self.regs[rows] = since(latest[rows], first)
+            np.add.at(self.counts, self.regs[rows], 1)
+            self._expire_at(latest, rows[self.regs[rows] > 0])
+
+
 class RollingEntry(Entry):
     """The checkpoint (state topic, key `rolling`): the settled table, the minutes not settled, and
     what was published of the windows that may still be corrected."""
     newest: int
     settled_until: int
     seen: bytes  # int32 minute numbers, (2^lg_k, 66 - lg_k)
-    recent: list[tuple[int, bytes]]  # minute start, registers
+    recent: list[tuple[int, bytes, bytes]]  # minute start, registers set (int32), their values
     top: int  # the highest minute number in the ring
     minutes: bytes  # int64 (frames, late frames) per slot of the ring
     published: list[tuple[int, int, int, int, int]]  # length, end, revision, users, frames
@@ -114,7 +182,7 @@ class RollingWindows:
         values = 66 - self.lg_k
         self.seen = np.full((1 << self.lg_k, values), NEVER, dtype=np.int32)
         self.newest = self.settled_until = NEVER
-        self.recent: dict[int, np.ndarray] = {}
+        self.recent: dict[int, Pairs] = {}
         self.top = NEVER
         self.minutes = np.zeros((2, self.ring), dtype=np.int64)  # frames, late frames of minute number % ring
         self.published: dict[tuple[int, int], _Published] = {}
@@ -123,15 +191,15 @@ class RollingWindows:
             entry = decode(data, RollingEntry)
             self.newest, self.settled_until, self.top = entry.newest, entry.settled_until, entry.top
             self.seen = np.frombuffer(entry.seen, dtype=np.int32).reshape(1 << self.lg_k, values).copy()
-            self.recent = {start: np.frombuffer(regs, dtype=np.uint8) for start, regs in entry.recent}
+            self.recent = {start: (np.frombuffer(slots, dtype=np.int32).astype(np.intp), np.frombuffer(vals, np.uint8))
+                           for start, slots, vals in entry.recent}
             self.minutes = np.frombuffer(entry.minutes, dtype=np.int64).reshape(2, self.ring).copy()
             self.published = {(length, end): _Published(revision, users, frames)
                               for length, end, revision, users, frames in entry.published}
         self.latest = self.seen.copy()  # settled and recent minutes: the windows at the head
-        for start, regs in self.recent.items():
-            self._set(self.latest, start, regs)
-        self.heads: dict[int, tuple[int, np.ndarray]] = {}  # length -> first minute, registers since
-        self.cells = np.arange(1 << self.lg_k) * values  # of each row's value 0 in the flat table
+        for start, pairs in self.recent.items():
+            self._set(self.latest, start, pairs)
+        self.heads: dict[int, Head] = {}
 
     def entry(self) -> bytes | None:
         """The checkpoint entry, or None when nothing changed since the last one."""
@@ -140,7 +208,8 @@ class RollingWindows:
         self.changed = False
         return encode(RollingEntry(
             self.newest, self.settled_until, self.seen.tobytes(),
-            [(start, regs.tobytes()) for start, regs in sorted(self.recent.items())], self.top,
+            [(start, slots.astype(np.int32).tobytes(), vals.tobytes())
+             for start, (slots, vals) in sorted(self.recent.items())], self.top,
             self.minutes.tobytes(),
             [(length, end, p.revision, p.users, p.frames) for (length, end), p in sorted(self.published.items())]))
 
@@ -152,10 +221,10 @@ class RollingWindows:
         touched: list[int] = []  # minutes of windows published before
         for result in sorted((r for r in results if r.granularity == "minute" and r.final), key=lambda r: r.start):
             self.changed = True
-            self._ingest(result, registers(minute_hashes(result), self.lg_k))
+            self._ingest(result, register_pairs(minute_hashes(result), self.lg_k))
             if result.end > self.newest:
                 self.newest = result.end
-                out += [self._window(length, result.end, self._head(length, result.end)) for length in self.lengths]
+                out += [self._head(length, result.end) for length in self.lengths]
                 continue
             touched.append(result.start)
             if (self.lengths[0], result.end) not in self.published and result.end >= self.settled_until:
@@ -165,68 +234,75 @@ class RollingWindows:
                 if any(end - length <= start < end for start in touched)]
         return [result for result in out if result is not None]
 
-    def _ingest(self, result: Result, regs: np.ndarray) -> None:
+    def _ingest(self, result: Result, pairs: Pairs) -> None:
         number = result.start // MINUTE
         if number > self.top:  # the slots of the minutes skipped held minutes a ring ago
             skipped = np.arange(max(self.top + 1, number - self.ring + 1), number + 1) % self.ring
             self.minutes[:, skipped] = 0
             self.top = number
         if number > self.top - self.ring:
-            self.minutes[:, number % self.ring] = (result.frames, result.late_frames)
+            slot = number % self.ring
+            frames, late = result.frames - int(self.minutes[0, slot]), result.late_frames - int(self.minutes[1, slot])
+            self.minutes[:, slot] = (result.frames, result.late_frames)
+            for head in self.heads.values():
+                if number >= head.first:
+                    head.frames += frames
+                    head.late += late
         if result.start + MINUTE <= self.settled_until:
-            self._set(self.seen, result.start, regs)
+            self._set(self.seen, result.start, pairs)
         else:
-            self.recent[result.start] = regs
-        self._set(self.latest, result.start, regs)
-        for first, head in self.heads.values():
-            if number >= first:
-                np.maximum(head, regs, out=head)
+            self.recent[result.start] = pairs
+        self._set(self.latest, result.start, pairs)
+        for head in self.heads.values():
+            if number >= head.first:
+                head.enter(self.latest, pairs)
 
-    def _head(self, length: int, end: int) -> np.ndarray:
-        """The registers of the window of `length` ending at the newest minute's end: those of the
-        window before, moved on (what a minute that left held is looked up again, row by row)."""
-        first = (end - length) // MINUTE
-        before = self.heads.get(length)
-        if before is None or before[0] > first:
-            head = since(self.latest, first)
-        else:
-            head = before[1]
-            rows = np.flatnonzero((self.latest.ravel().take(self.cells + head) < first) & (head > 0))
-            if rows.size:
-                head[rows] = since(self.latest[rows], first)
-        self.heads[length] = (first, head)
-        return head
+    def _head(self, length: int, end: int) -> Result | None:
+        """The window of `length` ending at the newest minute's end: the one before, moved on."""
+        first, stop = (end - length) // MINUTE, end // MINUTE
+        head = self.heads.get(length)
+        if head is None or head.first > first or first - head.first >= length // MINUTE:  # none, or all new
+            head = self.heads[length] = Head(self.latest, first, self._sums(first, stop))
+        elif head.first < first:
+            left = self._sums(head.first, min(first, stop))
+            head.frames, head.late = head.frames - left[0], head.late - left[1]
+            head.move(self.latest, first)
+        return self._result(length, end, head.regs, (head.frames, head.late), head.counts)
 
-    def _window(self, length: int, end: int, regs: np.ndarray | None = None) -> Result | None:
-        """The window's result, from `regs` or from the settled table and the minutes since; None
-        for a correction that changes neither its users nor its frames."""
+    def _window(self, length: int, end: int) -> Result | None:
+        """A window that is not the newest, from the settled table and the minutes since."""
         start = end - length
-        if regs is None:
-            regs = since(self.seen, start // MINUTE)
-            inside = [r for s, r in self.recent.items() if start <= s < end]
-            if inside:
-                regs = np.maximum(regs, np.max(inside, axis=0))
-        users, lower, upper = estimate(regs, self.lg_k)
-        frames, late = self._sums(start // MINUTE, end // MINUTE)
+        regs = since(self.seen, start // MINUTE)
+        for minute, (slots, values) in self.recent.items():
+            if start <= minute < end:
+                regs[slots] = np.maximum(regs[slots], values)
+        return self._result(length, end, regs, self._sums(start // MINUTE, end // MINUTE))
+
+    def _result(self, length: int, end: int, regs: np.ndarray, sums: tuple[int, int],
+                counts: np.ndarray | None = None) -> Result | None:
+        """None for a window published with these users and frames already."""
+        users, lower, upper = estimate(regs, self.lg_k, counts)
+        frames, late = sums
         before = self.published.get((length, end))
         if before is not None and (before.users, before.frames) == (users, frames):
             return None
         revision = 0 if before is None else before.revision + 1
         self.published[(length, end)] = _Published(revision, users, frames)
-        return Result(self.names[length], start, end, users, frames, True, revision, late, "hll", (lower, upper))
+        return Result(self.names[length], end - length, end, users, frames, True, revision, late, "hll",
+                      (lower, upper))
 
     def _sums(self, first: int, stop: int) -> tuple[int, int]:
         """Frames and late frames of the minutes numbered [first, stop), all within the ring."""
+        if stop <= first:
+            return 0, 0
         a, b = first % self.ring, stop % self.ring
         parts = [self.minutes[:, a:b]] if a < b else [self.minutes[:, a:], self.minutes[:, :b]]
-        frames, late = (int(sum(int(part[i].sum()) for part in parts)) for i in (0, 1))
-        return frames, late
+        return (int(sum(int(part[0].sum()) for part in parts)), int(sum(int(part[1].sum()) for part in parts)))
 
     @staticmethod
-    def _set(table: np.ndarray, start: int, regs: np.ndarray) -> None:
-        rows = np.nonzero(regs)[0]
-        cells = table[rows, regs[rows]]
-        table[rows, regs[rows]] = np.maximum(cells, start // MINUTE)
+    def _set(table: np.ndarray, start: int, pairs: Pairs) -> None:
+        slots, values = pairs
+        table[slots, values] = np.maximum(table[slots, values], start // MINUTE)
 
     def _forget(self) -> None:
         """Minutes past correction join the table; what no window can need any more goes."""

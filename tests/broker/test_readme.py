@@ -41,6 +41,8 @@ RUN_ELSEWHERE = {  # a command of the README -> who runs it
     "tests/broker/test_cluster.py runs consumers on a cluster of three",
     "python -m uniqcount.devtools.drills": "by hand (about 17 minutes; its table is docs/FAILURES.md); "
     "tests/broker/test_cluster.py runs two of its drills",
+    "./consumer.py --metrics-port 9464": "tests/broker/test_metrics.py::"
+    "test_the_scraped_metrics_are_the_consumers_own_counts",
     "./consumer.py & ./consumer.py & ./consumer.py &": "tests/broker/test_scale_out.py::"
     "test_three_started_alike_one_killed_and_restarted_alike_resume_exact",
     "docker compose up -d --wait": NEEDS_A_DOCKER_ENGINE,

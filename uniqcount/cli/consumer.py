@@ -14,7 +14,7 @@ from uniqcount.kafka_client import kafka_io
 from uniqcount.kafka_client.internals import LibraryMismatch
 from uniqcount.kafka_client.rights import NotAllowed
 from uniqcount.kafka_client.sends import SendFailed
-from uniqcount.runtime import config
+from uniqcount.runtime import config, metrics
 from uniqcount.runtime.committer import FencedOut, TransactionsRefused
 from uniqcount.runtime.config import Settings
 from uniqcount.runtime.consumer_loop import PartitionsChanged
@@ -29,7 +29,7 @@ from uniqcount.runtime.sources import Input, InputError
 from uniqcount.runtime.state_log import StateMismatch
 
 SETTINGS = [*config.CONNECTION, "TOPIC", "CONSUMER_GROUP", "OUTPUT_TOPIC", "DLQ_TOPIC", "ALLOWED_LATENESS",
-            "LATE_RETENTION", "OUTLIER_JUMP", "GRANULARITIES", "EXACT_UP_TO", "HLL_LG_K", "SKETCH_RETENTION", "SKETCH_EXACT_FOR", "ROLLING",
+            "LATE_RETENTION", "OUTLIER_JUMP", "GRANULARITIES", "EXACT_UP_TO", "HLL_LG_K", "SKETCH_RETENTION", "SKETCH_EXACT_FOR", "ROLLING", "METRICS_PORT",
             "EMIT_EARLY_EVERY", "IDLE_FLUSH_SECONDS", "STATUS_INTERVAL",
             "FETCH_MAX_BYTES", "MAX_PARTITION_FETCH_BYTES", "MAX_POLL_RECORDS",
             "PRODUCER_COMPRESSION", "PRODUCER_LINGER_MS", "PRODUCER_BATCH_BYTES", "BROKER_WAIT_SECONDS",
@@ -91,11 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     if settings.rolling and "minute" not in [g.name for g in settings.granularities]:
         return error("ROLLING needs minutes counted: add minute to GRANULARITIES, or empty ROLLING")
     try:
-        return run_input(args, settings) if args.input else run_kafka(args, settings)
+        if args.input:
+            return run_input(args, settings)
+        return run_kafka(args, settings, metrics.listen(settings.metrics_port) if settings.metrics_port else None)
     except BrokerLost as exc:
         return error(f"{exc}; nothing since the last checkpoint was committed, a restart goes on from there")
     except (InputError, OutputError, SendFailed, kafka_io.BrokerUnavailable, LibraryMismatch, StateMismatch, NoSlot,
-            NotAllowed, FencedOut, TransactionsRefused, PartitionsChanged) as exc:
+            NotAllowed, FencedOut, TransactionsRefused, PartitionsChanged, metrics.MetricsPortTaken) as exc:
         return error(str(exc))
     except KafkaError as exc:  # what kafka-python gave up on, and no retry can mend
         return error(f"Kafka: {type(exc).__name__}: {exc}")

@@ -71,6 +71,8 @@ class Committer:
         self.fenced_at = -FENCED_AGAIN_SECONDS
         self.failure: str | None = None  # why the transaction under way cannot commit
         self.commits = 0
+        self.committed_bytes = 0  # keys and values sent in committed checkpoints (metrics.py)
+        self.last_seconds = self.last_bytes = 0.0
         self.sent_before = 0  # sends.sent when the transaction under way began
 
     def ready(self) -> bool:
@@ -109,6 +111,7 @@ class Committer:
         # the broker's clock of the transaction started with its first send, at most an interval ago
         deadline = time.monotonic() + TRANSACTION_TIMEOUT_MS / 1000 - self.interval - CALL_SECONDS
         committed = {tp: OffsetAndMetadata(position, "", -1) for tp, position in offsets.items()}
+        began, size = time.monotonic(), sum(len(c.key) + len(c.value or b"") for c in changes)
         try:
             for change in changes:
                 self.sends.send(change.topic, change.key, change.value, partition=change.partition)
@@ -123,6 +126,8 @@ class Committer:
             return Outcome.REDO
         self.sent_before = self.sends.sent
         self.commits += 1
+        self.committed_bytes += size
+        self.last_seconds, self.last_bytes = time.monotonic() - began, size
         return Outcome.COMMITTED
 
     def fail(self, exc: TransactionFailed) -> None:

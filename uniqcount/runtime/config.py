@@ -145,6 +145,9 @@ class Settings:
                 "unique users of the last 24h, 7d, 30d... (DAU, WAU, MAU), published at the end of every final "
                 "minute as records rolling_24h..., corrected by late frames (docs/QUERIES.md); needs minutes counted",
                 rolling_lengths)
+    metrics_port: int | None = setting("",
+                "consumer: serve metrics in the Prometheus format on this port (http://host:port/metrics); "
+                "empty: none", lambda text: port(text) if text.strip() else None)
     idle_flush_seconds: float = setting("10",
                 "when caught up and no frame came for this many wall-clock seconds, every open window is "
                 "published final (a frame that still comes revises it) and the watermark moves on with the "

@@ -44,6 +44,7 @@ class ConsumerLoop:
         self.idleness = Idleness(consumer, tasks, counting, outage, topic)
         self.state = RunState()
         self.owned: tuple[Any, ...] = ()  # the partitions counted, as last said
+        self.lags: dict[Any, int | None] = {}  # by partition, at the last checkpoint or status line (metrics.py)
 
     def run(self) -> None:
         last_checkpoint = time.monotonic()
@@ -103,6 +104,7 @@ class ConsumerLoop:
         if self.state.rewinding or not self.committer.ready():  # with a rewind due, the tasks hold lost work
             return False
         outcome = self.committer.commit(self.tasks.changes(), self.tasks.offsets())
+        self.lags = self.idleness.lags()
         if outcome is Outcome.REDO:
             self.state.rewind(self.committer.failure or "the checkpoint's transaction failed")
         return outcome is Outcome.COMMITTED
@@ -162,4 +164,5 @@ class ConsumerLoop:
 
     def status_line(self) -> str:
         merger = self.merger()
+        self.lags = self.idleness.lags()
         return self.counting.status_line(self.idleness.lag()) + (merger.status if merger else "") + self.outage.line()

@@ -15,6 +15,7 @@ from uniqcount.kafka_client.rights import Right
 from uniqcount.kafka_client.security import tls_context
 from uniqcount.kafka_client.sends import SendFailed
 from uniqcount.kafka_client.state_topic import state_topic
+from uniqcount.runtime import metrics
 from uniqcount.runtime.broker_calls import CALL_SECONDS, BrokerCalls
 from uniqcount.runtime.committer import Committer, FencedOut
 from uniqcount.runtime.config import Settings
@@ -43,7 +44,8 @@ def needs(settings: Settings, own: list[str], transactional_id: str) -> list[Rig
             Right("READ", "group", group), Right("WRITE", "transactional-id", transactional_id, prefix=f"{group}-")]
 
 
-def run_kafka(args: argparse.Namespace, settings: Settings) -> int:
+def run_kafka(args: argparse.Namespace, settings: Settings, collector: metrics.RunCollector | None = None) -> int:
+    """`collector`: the metrics served (metrics.listen), given their sources here."""
     kafka_io.require_broker(settings)
     requests, events = Requests(), GroupEvents()
     outage = Outage("consumer", settings.broker_wait_seconds)
@@ -97,6 +99,9 @@ def run_kafka(args: argparse.Namespace, settings: Settings) -> int:
     if scaled_out and settings.emit_early_every:
         status(f"consumer: EMIT_EARLY_EVERY={settings.emit_early_every:g} is for a topic of one partition: of "
                f"{partitions}, the merger publishes final records and corrections only")
+    if collector is not None:
+        collector.sources = metrics.Sources(counting, committer, tasks, events, lambda: loop.lags)
+        status(f"consumer: metrics on http://0.0.0.0:{settings.metrics_port}/metrics (Prometheus format)")
     consumer.subscribe([settings.topic, *([partials] if partials else [])], listener=events)
     try:
         loop.run()
@@ -104,6 +109,8 @@ def run_kafka(args: argparse.Namespace, settings: Settings) -> int:
         committer.close(0)
         raise
     finally:
+        if collector is not None:  # the server's thread lets go of the run's objects (and their sketches)
+            collector.sources = None
         consumer.close(autocommit=False, timeout_ms=int(CALL_SECONDS * 1000))
         readers.close()
     committer.close(CALL_SECONDS)

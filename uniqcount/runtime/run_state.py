@@ -97,12 +97,14 @@ class GroupEvents(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-pyt
     def __init__(self) -> None:
         self.assigned = False  # the assignment changed: follow it
         self.lost = False  # the group dropped this consumer (its session expired)
+        self.rebalances = 0  # assignments received (metrics.py)
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         """Partitions kept through a rebalance keep their state; on_partitions_assigned tells."""
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         self.assigned = True
+        self.rebalances += 1
 
     def on_partitions_lost(self, lost: Any) -> None:
         self.lost = True

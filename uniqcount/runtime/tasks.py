@@ -71,6 +71,7 @@ class Tasks:
         self.ready = ready
         self.tasks: dict[Any, Task] = {}
         self.fresh: set[Any] = set()  # restored by this poll: what it returned of them is read again
+        self.restores = 0  # tasks restored (metrics.py)
 
     def follow(self, assigned: set[Any]) -> str | None:
         """After a rebalance: partitions taken away mean a rewind (the transaction under way holds
@@ -99,6 +100,7 @@ class Tasks:
             return [[got[topic][partition] for topic, partition in task.sources] for task in new]
 
         entries, notes = until_not_behind(read, lambda read_: [t.restore(e, c) for t, e, c in zip(new, read_, committed)])
+        self.restores += len(new)
         for task, offset in zip(new, committed):
             self._seek(task, offset)
         for note in filter(None, notes):

@@ -28,9 +28,15 @@ def by_full_parse(sample: str | Path) -> dict[tuple[str, int], int]:
 
 
 def of_frames(lines: Iterable[bytes], granularities: Iterable[str] = GRANULARITIES) -> dict[tuple[str, int], int]:
-    """Exact unique users per (granularity, window start) of these frames by a full json.loads: the
-    top-level uid (a string) and ts (a number or a numeric string), every other frame skipped. Each
-    uid is stored once, as a small int."""
+    """Exact unique users per (granularity, window start) of these frames by a full json.loads."""
+    return {key: len(members) for key, members in users_of_frames(lines, granularities).items()}
+
+
+def users_of_frames(lines: Iterable[bytes], granularities: Iterable[str] = GRANULARITIES
+                    ) -> dict[tuple[str, int], set[int]]:
+    """The users per (granularity, window start) of these frames by a full json.loads: the top-level
+    uid (a string) and ts (a number or a numeric string), every other frame skipped. Each uid is
+    stored once, as a small int."""
     chosen = {name: GRANULARITIES[name] for name in granularities}
     ids: dict[str, int] = {}
     users: dict[tuple[str, int], set[int]] = defaultdict(set)
@@ -45,7 +51,7 @@ def of_frames(lines: Iterable[bytes], granularities: Iterable[str] = GRANULARITI
         user = ids.setdefault(uid, len(ids))
         for name, granularity in chosen.items():
             users[name, granularity.start(ts)].add(user)
-    return {key: len(members) for key, members in users.items()}
+    return users
 
 
 def exact_unique_users(sample: str | Path) -> dict[tuple[str, int], int]:

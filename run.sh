@@ -16,6 +16,7 @@ usage: ./run.sh                      run the whole job: broker, sample, producer
        ./run.sh bench                the benchmark harness: results in docs/PERFORMANCE.md
        ./run.sh plot [--granularity G] [--input F]   unique users per window as a PNG (results/)
        ./run.sh query FROM TO        unique users of any range, from the stored sketches (docs/QUERIES.md)
+       ./run.sh serve                a live page of the counts on http://127.0.0.1:8080/ (docs/QUERIES.md)
        ./run.sh broker start|stop|status|logs [-f]
        ./run.sh kafka-topics|kafka-console-consumer|kafka-console-producer|kafka-consumer-groups [args]
        ./run.sh help
@@ -123,6 +124,9 @@ case "$cmd" in
   query)
     ensure_venv
     exec "$PY" -m uniqcount.cli.query "$@" ;;
+  serve)
+    ensure_venv
+    exec "$PY" -m uniqcount.cli.serve "$@" ;;
   bench)
     ensure_venv
     "$PY" -m uniqcount.devtools.brokerctl ensure

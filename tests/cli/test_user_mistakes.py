@@ -113,3 +113,14 @@ def test_invalid_topic_names_are_refused_before_run_sh_resets_anything(bootstrap
         assert env["DLQ_TOPIC"] not in admin.list_topics()
     finally:
         admin.close()
+
+
+@pytest.mark.parametrize("args,env,says", [
+    ([], {"BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "error: no Kafka broker answers at 127.0.0.1:1"),
+    (["--serve-port", "abc"], {}, "argument --serve-port: 'abc' is not valid"),
+    ([], {"SERVE_PORT": "70000"}, "SERVE_PORT='70000' is not valid"),
+])
+def test_serves_mistakes_are_one_line(args, env, says):
+    """(A port already taken: tests/broker/test_live_page.py.)"""
+    one_line_error(subprocess.run([str(REPO / "run.sh"), "serve", *args], capture_output=True, timeout=60,
+                                  env={**os.environ, **env}), says)

@@ -10,7 +10,7 @@ import pytest
 from uniqcount import REPO
 
 PACKAGE = REPO / "uniqcount"
-LAYERS = ["core", "kafka_client", "runtime", "cli", "devtools"]  # each may import those before it
+LAYERS = ["core", "kafka_client", "runtime", "web", "cli", "devtools"]  # each may import those before it
 CORE_MAY_IMPORT = {"__future__", "array", "bisect", "collections", "dataclasses", "datetime", "enum",
                    "functools", "math", "re", "heapq", "statistics", "struct", "typing", "msgspec", "xxhash", "datasketches", "numpy",
                    "sys.getsizeof"}  # sys for its memory figure only, never its streams

@@ -12,6 +12,7 @@ from tests.helpers import script
 from uniqcount import REPO
 from uniqcount.cli import consumer as consumer_cli
 from uniqcount.cli import producer as producer_cli
+from uniqcount.cli import serve as serve_cli
 from uniqcount.devtools.localbroker import free_ports
 from uniqcount.kafka_client.probe import is_local, kafka_answers, parse_servers
 from uniqcount.runtime import config
@@ -102,7 +103,7 @@ def test_config_env_documents_every_setting():
 
 
 def script_flags() -> set[str]:
-    return {flag for cli in (consumer_cli, producer_cli) for action in cli.build_parser()._actions
+    return {flag for cli in (consumer_cli, producer_cli, serve_cli) for action in cli.build_parser()._actions
             for flag in action.option_strings}
 
 

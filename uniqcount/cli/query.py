@@ -13,9 +13,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import datetime, timezone
 
-from uniqcount.core.ranges import StoredIndex, answer
+from uniqcount.core.ranges import StoredIndex, answer, instant
 from uniqcount.kafka_client import kafka_io
 from uniqcount.kafka_client.kafka_io import sketches_topic
 from uniqcount.kafka_client.state_topic import StateReader
@@ -24,18 +23,6 @@ from uniqcount.runtime.config import Settings
 from uniqcount.runtime.progress import error, status
 
 READ_TIMEOUT_MS = 60_000
-
-
-def moment(text: str) -> int:
-    """Epoch seconds from epoch seconds or an ISO 8601 time (UTC unless it says otherwise)."""
-    text = text.strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-    except ValueError:
-        raise ValueError(f"{text!r} is no time: give epoch seconds or ISO 8601 (2016-07-11T13:39:00Z)") from None
-    return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp())
 
 
 def stored_index(settings: Settings) -> StoredIndex:
@@ -70,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = config.from_args(args)
     try:
-        start, end = moment(args.start), moment(args.end)
+        start, end = instant(args.start), instant(args.end)
     except ValueError as exc:
         return error(str(exc))
     if start >= end:

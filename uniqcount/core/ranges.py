@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, insort
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 import numpy as np
@@ -55,6 +56,18 @@ class Stored:
             self._hll = hll_sketch.deserialize(self.sketch) if self.sketch is not None else \
                 sketch_of_hashes(self.hashes().tolist(), lg_k)
         return self._hll
+
+
+def instant(text: str) -> int:
+    """Epoch seconds from epoch seconds or an ISO 8601 time (UTC unless it says otherwise)."""
+    text = text.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        raise ValueError(f"{text!r} is no time: give epoch seconds or ISO 8601 (2016-07-11T13:39:00Z)") from None
+    return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp())
 
 
 class StoredIndex:

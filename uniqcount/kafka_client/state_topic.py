@@ -24,15 +24,21 @@ def state_topic(group: str) -> str:
     return f"{group}-state"
 
 
+def committed_reader(brokers: Brokers) -> KafkaConsumer:
+    """A consumer outside any group that reads only what committed transactions wrote, a batch at a
+    time, and never makes a topic by asking for it."""
+    return fast_fetch(KafkaConsumer(**options(brokers), enable_auto_commit=False, allow_auto_create_topics=False,
+                                    isolation_level="read_committed", fetch_max_bytes=64 << 20,
+                                    max_partition_fetch_bytes=16 << 20, reconnect_backoff_max_ms=2000,
+                                    metadata_max_age_ms=METADATA_MAX_AGE_MS))
+
+
 class StateReader:
     """One consumer outside any group, kept for the restores of a process."""
 
     def __init__(self, brokers: Brokers, topic: str):
         self.topic = topic
-        self.reader = fast_fetch(KafkaConsumer(**options(brokers), enable_auto_commit=False,
-                                               isolation_level="read_committed", fetch_max_bytes=64 << 20,
-                                               max_partition_fetch_bytes=16 << 20, reconnect_backoff_max_ms=2000,
-                                               metadata_max_age_ms=METADATA_MAX_AGE_MS))
+        self.reader = committed_reader(brokers)
 
     def partitions(self, timeout_ms: int) -> set[int]:
         """The state topic's partitions (a topic just created may take a moment to show)."""

@@ -148,6 +148,10 @@ class Settings:
     metrics_port: int | None = setting("",
                 "consumer: serve metrics in the Prometheus format on this port (http://host:port/metrics); "
                 "empty: none", lambda text: port(text) if text.strip() else None)
+    serve_port: int = setting("8080",
+                "./run.sh serve: the live page and its JSON API on http://SERVE_HOST:SERVE_PORT/", port)
+    serve_host: str = setting("127.0.0.1",
+                "./run.sh serve: the address to listen on (0.0.0.0: every interface; the page has no sign-in)")
     idle_flush_seconds: float = setting("10",
                 "when caught up and no frame came for this many wall-clock seconds, every open window is "
                 "published final (a frame that still comes revises it) and the watermark moves on with the "

@@ -24,7 +24,8 @@ README = REPO / "README.md"
 USAGE = REPO / "docs" / "USAGE.md"
 COMMAND = re.compile(r"^(\./|docker |zcat |python -m |([A-Z_]+=\S+ )+\S)")
 NEEDS_A_DOCKER_ENGINE = "not run: no Docker engine on this machine or CI; tests/devtools/test_compose.py checks the file"
-RUN_ELSEWHERE = {  # a command of the README -> who runs it
+RUN_ELSEWHERE = {
+    "./run.sh serve": "tests/broker/test_live_page.py::test_the_live_page_follows_a_real_run_and_answers_a_range",  # a command of the README -> who runs it
     "./run.sh test": ".ci/run",
     "./run.sh lint": ".ci/run",
     "./run.sh bench --repeat 1": ".ci/run",

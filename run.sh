@@ -113,6 +113,8 @@ case "$cmd" in
   help|-h|--help) usage ;;
   test)
     ensure_venv
+    # the whole suite on two processes (pytest-xdist), a file's tests in one: its brokers are its own
+    [ "$#" -gt 0 ] || set -- -n 2 --dist loadfile
     exec "$PY" -m pytest "$@" ;;
   lint)
     ensure_venv

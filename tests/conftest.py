@@ -2,8 +2,14 @@
 and a secured one of their own (a SASL_SSL listener, SECURE_USERS) for the tests of security."""
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 import re
+import shutil
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -27,22 +33,54 @@ def secure_broker(tmp_path_factory, bootstrap) -> Iterator[LocalBroker]:  # boot
     made.stop()
 
 
+RUN_DIR = "UNIQCOUNT_TEST_RUN"  # a folder shared by the processes of one run (pytest-xdist's workers)
+
+
+def _worker() -> bool:
+    return bool(os.environ.get("PYTEST_XDIST_WORKER"))
+
+
+def pytest_configure() -> None:
+    if not _worker():
+        os.environ[RUN_DIR] = tempfile.mkdtemp(prefix="uniqcount-tests-")
+
+
 @pytest.fixture(scope="session")
-def bootstrap() -> Iterator[str]:
+def bootstrap() -> str:
+    """The broker, made sure of once per run: the first process to need it starts the local one
+    if none answers, under a lock, and writes down what it found; the others read that."""
     settings = config.load()
-    try:
-        started = brokerctl.ensure(settings, allow_docker=False)
-    except BrokerError as exc:
-        pytest.fail(f"no Kafka broker for the tests: {exc}", pytrace=False)
-    before = _topics(settings.bootstrap_servers)
-    yield settings.bootstrap_servers
-    _delete_new_test_topics(settings.bootstrap_servers, before)
-    if started is not None:
-        started.stop()
+    record = Path(os.environ[RUN_DIR]) / "broker.json"
+    with open(record.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not record.exists():
+            try:
+                started = brokerctl.ensure(settings, allow_docker=False)
+            except BrokerError as exc:
+                pytest.fail(f"no Kafka broker for the tests: {exc}", pytrace=False)
+            record.write_text(json.dumps({"started": started is not None,
+                                          "before": sorted(_topics(settings.bootstrap_servers))}))
+    return settings.bootstrap_servers
+
+
+def pytest_unconfigure() -> None:
+    """Once every process of the run is done (the one that is no worker): the test topics go, and
+    the local broker stops if the run started it."""
+    if _worker() or RUN_DIR not in os.environ:
+        return
+    run = Path(os.environ.pop(RUN_DIR))
+    record = run / "broker.json"
+    if record.exists():
+        found = json.loads(record.read_text())
+        settings = config.load()
+        _delete_new_test_topics(settings.bootstrap_servers, set(found["before"]))
+        if found["started"]:
+            brokerctl.local_broker(settings).stop()
+    shutil.rmtree(run, ignore_errors=True)
 
 
 # what topic_name and helpers.kafka_env name their topics
-TEST_TOPIC = re.compile(r"(test-[0-9a-f]{12}(-compact)?|(events|out|dlq)-[0-9a-f]{8}|out-[0-9a-f]{8}-partials|group-[0-9a-f]{8}-state)")
+TEST_TOPIC = re.compile(r"(test-[0-9a-f]{12}(-compact)?|(events|out|dlq)-[0-9a-f]{8}|out-[0-9a-f]{8}-(partials|sketches)|group-[0-9a-f]{8}-state)")
 
 
 def _topics(bootstrap: str) -> set[str]:

@@ -20,31 +20,14 @@ import uuid
 
 from kafka import KafkaAdminClient
 
-from bench.measure import machine, measured, rates, summary_line, write_result, write_section
+from bench import peers
+from bench.measure import machine, step, write_result, write_section
 from bench.plots import harness_picture
 from uniqcount import REPO
 from uniqcount.devtools.sample import ensure_sample
 from uniqcount.runtime.config import load
 
 PERFORMANCE = REPO / "docs" / "PERFORMANCE.md"
-
-
-def step(name: str, command: list[str], env: dict[str, str], repeat: int = 1) -> dict:
-    """Run a script `repeat` times (each Kafka consumer run in a group of its own, so each reads the
-    whole topic); the best run is reported, with the range, since this shared 2-core machine varies
-    by ±15% from run to run. Peak RSS is the largest of the runs."""
-    runs = []
-    for attempt in range(repeat):
-        print(f"bench: {name} ({attempt + 1}/{repeat}) ...", file=sys.stderr)
-        _, stderr, seconds, peak = measured(command, {**env, "CONSUMER_GROUP": f"{env.get('CONSUMER_GROUP', 'g')}-{attempt}"})
-        summary = summary_line(stderr)
-        print(f"  {summary}", file=sys.stderr)
-        runs.append({**rates(summary), "wall_seconds": round(seconds, 1), "peak_rss_mb": round(peak / 1e6),
-                     "summary": summary})
-    best = max(runs, key=lambda r: r["frames_per_s"])
-    shown = " ".join(["python", *command[1:]]).replace(str(REPO) + "/", "")
-    return {"step": name, "command": shown, **best, "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
-            "frames_per_s_runs": [r["frames_per_s"] for r in runs]}
 
 
 def table(results: list[dict], ratio: float) -> str:
@@ -59,7 +42,11 @@ def table(results: list[dict], ratio: float) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs of each consumer step (the best is reported)")
+    parser.add_argument("--peers", action="store_true",
+                        help="instead: uniqcount beside the published approach and Bytewax (bench/peers.py)")
     args = parser.parse_args()
+    if args.peers:
+        return peers.main(args.repeat)
     settings = load()
     sample = str(ensure_sample(settings))
     run = uuid.uuid4().hex[:8]

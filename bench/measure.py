@@ -114,3 +114,21 @@ def first_lines(path: Path, count: int) -> list[bytes]:
     """The first `count` lines of a gzipped JSON Lines file, without their terminators."""
     with gzip.open(path) as f:
         return [line.rstrip(b"\n") for line in islice(f, count)]
+
+
+def step(name: str, command: list[str], env: dict[str, str], repeat: int = 1) -> dict:
+    """Run a script `repeat` times (each Kafka consumer run in a group of its own, so each reads the
+    whole topic); the best run is reported, with the range, since this shared 2-core machine varies
+    by ±15% from run to run. Peak RSS is the largest of the runs."""
+    runs = []
+    for attempt in range(repeat):
+        print(f"bench: {name} ({attempt + 1}/{repeat}) ...", file=sys.stderr)
+        _, stderr, seconds, peak = measured(command, {**env, "CONSUMER_GROUP": f"{env.get('CONSUMER_GROUP', 'g')}-{attempt}"})
+        summary = summary_line(stderr)
+        print(f"  {summary}", file=sys.stderr)
+        runs.append({**rates(summary), "wall_seconds": round(seconds, 1), "peak_rss_mb": round(peak / 1e6),
+                     "summary": summary})
+    best = max(runs, key=lambda r: r["frames_per_s"])
+    shown = " ".join(["python", *command[1:]]).replace(str(REPO) + "/", "")
+    return {"step": name, "command": shown, **best, "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+            "frames_per_s_runs": [r["frames_per_s"] for r in runs]}

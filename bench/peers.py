@@ -1,0 +1,132 @@
+"""`./run.sh bench --peers`: uniqcount beside the published approach and a stream framework, on the
+same topic in the same run, each checked against uniqcount's exact minutes.
+
+1. the canonical sample loaded into a fresh topic by producer.py;
+2. consumer.py through Kafka, six granularities, then minutes only;
+3. the published approach (bench/baseline.py: kafka-python, json.loads, a set per minute);
+4. Bytewax (bench/peers/bytewax_flow.py: KafkaSource, json.loads, an event-time tumbling minute
+   folding a set), in a virtualenv of its own made on first use (bench/peers/requirements.txt).
+
+Each runs `--repeat` times (3): the best run counts, the median is listed. The ratios go to
+bench/results/peers.json and to the "Side by side" section of docs/PERFORMANCE.md.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from kafka import KafkaAdminClient
+
+from bench.measure import machine, markdown_table, step, write_result, write_section
+from uniqcount import REPO
+from uniqcount.devtools.sample import ensure_sample
+from uniqcount.kafka_client.kafka_io import read_topic
+from uniqcount.runtime.config import load
+
+PERFORMANCE = REPO / "docs" / "PERFORMANCE.md"
+PEERS = REPO / "bench" / "peers"
+VENV = REPO / "bench" / "cache" / "peers-venv"
+
+
+def peers_python() -> str:
+    """The peers' virtualenv's Python, made or brought up to bench/peers/requirements.txt first."""
+    requirements = PEERS / "requirements.txt"
+    python, stamp = VENV / "bin" / "python", VENV / ".requirements.sha256"
+    want = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    if not python.exists() or not stamp.exists() or stamp.read_text() != want:
+        print(f"bench: installing the peers ({requirements.relative_to(REPO)}) into {VENV.relative_to(REPO)} ...",
+              file=sys.stderr)
+        made = subprocess.run([sys.executable, "-m", "venv", str(VENV)], capture_output=True, text=True)
+        installed = made.returncode == 0 and subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", str(requirements)],
+            capture_output=True, text=True).returncode == 0
+        if not installed:
+            raise SystemExit(f"error: bench: could not install the peers into {VENV}: see pip's own run of "
+                             f"{python} -m pip install -r {requirements}")
+        stamp.write_text(want)
+    return str(python)
+
+
+def minutes_of(records: list[dict]) -> dict[int, int]:
+    """{minute start: users} of consumer.py's final minute records (the latest of each key)."""
+    latest = {}
+    for r in records:
+        if r.get("granularity") == "minute" and r.get("final"):
+            latest[r["window_start"]] = r["unique_users"]
+    return latest
+
+
+def agreement(theirs: dict[int, int], ours: dict[int, int]) -> str:
+    """How a peer's minutes compare with uniqcount's exact ones."""
+    wrong = sorted(m for m in ours.keys() | theirs.keys() if theirs.get(m) != ours.get(m))
+    if not wrong:
+        return f"exact ({len(ours)} minutes)"
+    off = sum(theirs.get(m, 0) - ours.get(m, 0) for m in wrong)
+    return f"{len(wrong)} of {len(ours)} minutes differ, by {off:+,} users in all"
+
+
+def row(result: dict, check: str, ours: float) -> list[str]:
+    runs = result["frames_per_s_runs"]
+    return [result["step"], f"{result['frames_per_s']:,.0f}", f"{statistics.median(runs):,.0f}",
+            f"{result['mb_per_s']:,.1f}", f"{result['peak_rss_mb']} MB", f"{ours / result['frames_per_s']:.2f}×",
+            check, f"`{result['command']}`"]
+
+
+def main(repeat: int = 3) -> int:
+    settings = load()
+    sample = str(ensure_sample(settings))
+    peer_python = peers_python()
+    run = uuid.uuid4().hex[:8]
+    topic, output = f"peers-{run}", f"peers-out-{run}"
+    kafka = {"TOPIC": topic, "OUTPUT_TOPIC": output, "DLQ_TOPIC": f"peers-dlq-{run}", "STATUS_INTERVAL": "0"}
+    py = sys.executable
+    try:
+        step("producer: gzipped sample -> Kafka", [py, str(REPO / "producer.py"), "--input", sample], kafka)
+        ours = step("uniqcount consumer.py: Kafka -> Kafka, six granularities",
+                    [py, str(REPO / "consumer.py"), "--exit-at-end", "--quiet"], {**kafka, "CONSUMER_GROUP": run},
+                    repeat)
+        exact = minutes_of([json.loads(bytes(m.value)) for m in read_topic(settings.bootstrap_servers, output)])
+        minutes_only = step("uniqcount consumer.py: Kafka -> Kafka, minutes only",
+                            [py, str(REPO / "consumer.py"), "--exit-at-end", "--quiet", "--granularities", "minute"],
+                            {**kafka, "OUTPUT_TOPIC": f"{output}-minutes", "CONSUMER_GROUP": f"{run}-minutes"},
+                            repeat)
+        baseline = step("published approach: kafka-python, json.loads, a set per minute", [py, "-m", "bench.baseline"],
+                        {**kafka, "OUTPUT_TOPIC": f"{output}-baseline"}, repeat)
+        baseline_minutes = {r["minute"]: r["users"] for r in (json.loads(bytes(m.value)) for m in read_topic(
+            settings.bootstrap_servers, f"{output}-baseline"))}  # the last run's, after the earlier ones
+        written = Path(tempfile.mkdtemp()) / "bytewax-minutes.jsonl"
+        bytewax = step("Bytewax 0.21.1: KafkaSource, json.loads, event-time minute folding a set",
+                       [peer_python, str(PEERS / "bytewax_flow.py")], {**kafka, "MINUTES_FILE": str(written)}, repeat)
+        bytewax_minutes = {r["minute"]: r["users"] for r in map(json.loads, written.read_text().splitlines())}
+    finally:
+        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        admin.delete_topics([t for t in admin.list_topics() if run in t])
+        admin.close()
+    best = ours["frames_per_s"]
+    rows = [row(ours, f"exact ({len(exact)} minutes, tested)", best),
+            row(minutes_only, "as above", best),
+            row(baseline, agreement(baseline_minutes, exact), best),
+            row(bytewax, agreement(bytewax_minutes, exact), best)]
+    report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(), "sample": sample,
+              "command": f"./run.sh bench --peers --repeat {repeat}",
+              "results": [ours, minutes_only, baseline, bytewax],
+              "ratios": {"bytewax": round(best / bytewax["frames_per_s"], 2),
+                         "baseline": round(best / baseline["frames_per_s"], 2)}}
+    write_result("peers.json", report)
+    m = report["machine"]
+    text = (f"Measured {report['date']} with `{report['command']}` on {m['cores']} cores ({m['cpu']}), Python "
+            f"{m['python']}; broker on the same machine; the canonical sample in one topic of one partition.\n\n"
+            + markdown_table(["what", "frames/s (best)", "median", "MB/s", "peak RSS",
+                              "uniqcount six granularities / it", "minutes against uniqcount's exact ones",
+                              "command"], rows))
+    write_section(PERFORMANCE, "peers", text, "Performance")
+    print(text)
+    return 0
+

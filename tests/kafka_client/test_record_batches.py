@@ -1,6 +1,8 @@
 """The batch-at-a-time record reader against kafka-python's own: built batches, then a real broker."""
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -9,7 +11,15 @@ from kafka.consumer.fetcher import Fetcher
 from kafka.errors import CorruptRecordError
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
-from uniqcount.kafka_client.record_batches import Record, _decode, fast_fetch
+from uniqcount.kafka_client import record_batches
+from uniqcount.kafka_client.record_batches import (
+    Record,
+    _decode,
+    decode_records,
+    fast_fetch,
+    native_decode_records,
+    uniqcount_native,
+)
 
 CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 
@@ -173,3 +183,56 @@ def test_read_committed_skips_aborted_transactions_as_the_library_does(bootstrap
     monkeypatch.setattr(Fetcher.PartitionRecords, "take",
                         lambda *_, **__: pytest.fail("kafka-python's record iterator was used"))
     assert read_all(bootstrap, tp, fast=True, isolation="read_committed") == expected
+
+
+def body_of(buffer: bytes) -> tuple[memoryview, int, int, int]:
+    """(inflated buffer, where the records start, their count, base offset) of a built batch."""
+    batch = DefaultRecordBatch(buffer)
+    batch._maybe_uncompress()
+    return memoryview(batch._buffer), batch._pos, batch.records_count, batch.base_offset
+
+
+def verdict(decode, buffer: memoryview, pos: int, count: int, base: int) -> list[tuple] | str:
+    try:
+        return [(r.topic, r.partition, r.offset, None if r.key is None else bytes(r.key),
+                 None if r.value is None else bytes(r.value)) for r in decode(buffer, pos, count, base, "t", 3)]
+    except (CorruptRecordError, IndexError):  # _decode makes the Python twin's IndexError a CorruptRecordError
+        return "corrupt"
+
+
+needs_native = pytest.mark.skipif(uniqcount_native is None and not os.environ.get("CI"),
+                                  reason="uniqcount_native is not built here (pip install ./native)")
+
+
+@needs_native
+def test_the_compiled_decoder_is_the_one_in_use():
+    """CI builds it from requirements.txt: there, a missing build fails here instead of running slower."""
+    assert record_batches.uniqcount_native is not None, record_batches.DECODER
+    assert record_batches.DECODE is native_decode_records and "in C" in record_batches.DECODER
+
+
+@needs_native
+@settings(max_examples=300, deadline=None)
+@given(messages=st.lists(message, min_size=1, max_size=20), cut=st.integers(0, 1 << 16),
+       flips=st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(1, 255)), max_size=3),
+       count_change=st.sampled_from([0, 0, 0, -1, 1, 1000]))
+def test_the_compiled_twin_gives_the_pythons_records_and_verdicts(messages, cut, flips, count_change):
+    """On built batches, and on the same bodies cut short, with bytes flipped or the count wrong:
+    the same records, or both call it corrupt."""
+    buffer, pos, count, base = body_of(built(messages))
+    data = bytearray(buffer)
+    for at, mask in flips:
+        data[pos + at % (len(data) - pos)] ^= mask
+    body = memoryview(bytes(data[:len(data) - cut % (len(data) - pos + 1)]))
+    count = max(0, count + count_change)
+    assert verdict(native_decode_records, body, pos, count, base) == verdict(decode_records, body, pos, count, base)
+    if not flips and not cut % (len(data) - pos + 1) and not count_change:
+        assert verdict(native_decode_records, body, pos, count, base) == [("t", 3, *r) for r in library(built(messages))]
+
+
+@needs_native
+@settings(max_examples=300, deadline=None)
+@given(noise=st.binary(max_size=200), count=st.integers(0, 40), base=st.integers(0, 1 << 40))
+def test_the_twins_agree_on_arbitrary_bytes(noise, count, base):
+    body = memoryview(noise)
+    assert verdict(native_decode_records, body, 0, count, base) == verdict(decode_records, body, 0, count, base)

@@ -74,9 +74,13 @@ def documented(script_name: str, names: dict[str, str]) -> list[Grant]:
     return grants
 
 
+def everything_of(user: str) -> ACLFilter:
+    return ACLFilter(f"User:{user}", None, ACLOperation.ANY, ACLPermissionType.ANY,
+                     ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY))
+
+
 def acls_now(admin: KafkaAdminClient, user: str) -> set[tuple]:
-    found, _ = admin.describe_acls(ACLFilter(f"User:{user}", None, ACLOperation.ANY, ACLPermissionType.ANY,
-                                             ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY)))
+    found, _ = admin.describe_acls(everything_of(user))
     return {(a.operation, a.resource_pattern.resource_type, a.resource_pattern.resource_name) for a in found}
 
 
@@ -107,6 +111,8 @@ def test_exactly_the_documented_acls_are_enough_and_each_one_missing_is_named(se
         admin.create_topics(topic_specs(settings, ["TOPIC", "OUTPUT_TOPIC", "DLQ_TOPIC", "STATE", "PARTIALS", "SKETCHES"]))
         before = topics(secure_broker)
 
+        admin.delete_acls([everything_of(user)])  # other tests on this process's secure broker grant alice too
+        settle(admin, user, [])
         admin.create_acls([g.acl(user) for g in producing])
         settle(admin, user, producing)
         produced = script("producer.py", "--input", str(LATE), env=env)

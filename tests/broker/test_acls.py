@@ -32,7 +32,7 @@ from uniqcount.kafka_client.kafka_io import partials_topic, sketches_topic, topi
 from uniqcount.kafka_client.state_topic import state_topic
 from uniqcount.runtime import config
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.serial]  # serial: see run.sh test
 DOCS = REPO / "docs" / "SECURITY.md"
 KINDS = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP, "transactional-id": ResourceType.TRANSACTIONAL_ID}
 

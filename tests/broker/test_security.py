@@ -19,7 +19,7 @@ from tests.helpers import LATE, kafka_env, needs_samples, script
 from uniqcount import REPO
 from uniqcount.devtools.localbroker import LocalBroker
 
-pytestmark = [pytest.mark.kafka, needs_samples]
+pytestmark = [pytest.mark.kafka, pytest.mark.serial, needs_samples]  # serial: see run.sh test
 
 
 def secured(broker: LocalBroker, **settings: str) -> dict[str, str]:

@@ -11,7 +11,7 @@ from kafka.errors import TopicAuthorizationFailedError
 from tests.conftest import SECURE_USERS as USERS
 from uniqcount.devtools.localbroker import LocalBroker
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.serial]  # serial: see run.sh test
 
 
 def admin(broker: LocalBroker, user: str, mechanism: str = "SCRAM-SHA-512") -> KafkaAdminClient:

@@ -18,10 +18,8 @@ import sys
 import time
 import uuid
 
-from kafka import KafkaAdminClient
-
 from bench import peers
-from bench.measure import machine, step, write_result, write_section
+from bench.measure import delete_run_topics, machine, step, write_result, write_section
 from bench.plots import harness_picture
 from uniqcount import REPO
 from uniqcount.devtools.sample import ensure_sample
@@ -68,9 +66,7 @@ def main() -> int:
                  {**kafka, "OUTPUT_TOPIC": f"{output}-baseline"}, args.repeat),
         ]
     finally:
-        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-        admin.delete_topics([t for t in admin.list_topics() if run in t])
-        admin.close()
+        delete_run_topics(settings.bootstrap_servers, run)
     ratio = results[1]["frames_per_s"] / results[4]["frames_per_s"]
     report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(), "sample": sample,
               "command": f"./run.sh bench --repeat {args.repeat}", "results": results, "ratio_to_baseline": round(ratio, 2)}

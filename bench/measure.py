@@ -14,6 +14,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from kafka import KafkaAdminClient
+
 from uniqcount import REPO
 from uniqcount.devtools import generate
 
@@ -132,3 +134,12 @@ def step(name: str, command: list[str], env: dict[str, str], repeat: int = 1) ->
     shown = " ".join(["python", *command[1:]]).replace(str(REPO) + "/", "")
     return {"step": name, "command": shown, **best, "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
             "frames_per_s_runs": [r["frames_per_s"] for r in runs]}
+
+
+def delete_run_topics(bootstrap: str, run: str) -> None:
+    """The topics a harness run made (their names carry its run id), deleted when it ends."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.delete_topics([t for t in admin.list_topics() if run in t])
+    finally:
+        admin.close()

@@ -22,9 +22,7 @@ import time
 import uuid
 from pathlib import Path
 
-from kafka import KafkaAdminClient
-
-from bench.measure import machine, markdown_table, step, write_result, write_section
+from bench.measure import delete_run_topics, machine, markdown_table, step, write_result, write_section
 from uniqcount import REPO
 from uniqcount.devtools.sample import ensure_sample
 from uniqcount.kafka_client.kafka_io import read_topic
@@ -106,9 +104,7 @@ def main(repeat: int = 3) -> int:
                        [peer_python, str(PEERS / "bytewax_flow.py")], {**kafka, "MINUTES_FILE": str(written)}, repeat)
         bytewax_minutes = {r["minute"]: r["users"] for r in map(json.loads, written.read_text().splitlines())}
     finally:
-        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-        admin.delete_topics([t for t in admin.list_topics() if run in t])
-        admin.close()
+        delete_run_topics(settings.bootstrap_servers, run)
     best = ours["frames_per_s"]
     rows = [row(ours, f"exact ({len(exact)} minutes, tested)", best),
             row(minutes_only, "as above", best),

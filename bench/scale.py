@@ -22,7 +22,7 @@ import uuid
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
-from bench.measure import machine, write_result, write_section
+from bench.measure import delete_run_topics, machine, write_result, write_section
 from uniqcount import REPO
 from uniqcount.devtools.sample import ensure_sample
 from uniqcount.runtime.config import load
@@ -122,9 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {results[-1]['frames_per_s']:,} frames/s in {results[-1]['seconds']} s; partials "
                           f"{results[-1]['partials_bytes'] / 1e6:.2f} MB", file=sys.stderr)
     finally:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-        admin.delete_topics([t for t in admin.list_topics() if SESSION in t])
-        admin.close()
+        delete_run_topics(bootstrap, SESSION)
     measured = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     path = write_result("scale.json", {"machine": machine(), "measured": measured, "results": results})
     write_section(PERFORMANCE, "scale", table(results, measured, args.repeat), "Performance")

@@ -34,7 +34,7 @@ ensure_venv() {
     "$python" -m venv "$VENV" || die "could not create $VENV (apt-get install python3-venv?)"
   fi
   local want stamp="$VENV/.requirements.sha256"
-  want=$(cat requirements.txt native/batches.c native/setup.py native/pyproject.toml | sha256sum | cut -d' ' -f1)
+  want=$(cat requirements.txt native/*.c native/*.h native/setup.py native/pyproject.toml | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "installing requirements.txt into $VENV ..." >&2
     "$PY" -m pip install -q --disable-pip-version-check -r requirements.txt \

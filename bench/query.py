@@ -29,7 +29,7 @@ from typing import Any
 
 from bench.measure import machine, markdown_table, write_result, write_section
 from uniqcount import REPO
-from uniqcount.core.frames import parse_frames
+from uniqcount.core.frames import parse_batch
 from uniqcount.core.granularities import GRANULARITIES
 from uniqcount.core.partition import PartitionCounter
 from uniqcount.core.ranges import StoredIndex, answer
@@ -65,12 +65,11 @@ def sample_records(settings: Settings) -> tuple[list[tuple[bytes, bytes | None]]
     frames, first, last = 0, None, None
     try:
         for lines in source.batches():
-            pairs, _ = parse_frames(lines)
-            frames += len(pairs)
-            stamps = [ts for _, ts in pairs]
+            users, stamps, _ = parse_batch(lines)
+            frames += len(stamps)
             first = min([*stamps, *([first] if first is not None else [])])
             last = max([*stamps, *([last] if last is not None else [])])
-            stored.add(counter.add_many(pairs, pairs).results)
+            stored.add(counter.add_many(users, stamps, lines).results)
     finally:
         source.close()
     stored.add(counter.flush().results)

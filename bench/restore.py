@@ -22,6 +22,7 @@ from bench.measure import machine, write_result
 from uniqcount.core.granularities import GRANULARITIES
 from uniqcount.core.partition import PartitionCounter
 from uniqcount.core.state import Snapshots, restore
+from uniqcount.core.userset import hashes_of
 from uniqcount.kafka_client.state_topic import MAX_ENTRY_BYTES, StateReader
 from uniqcount.runtime.config import load
 
@@ -35,7 +36,7 @@ def counter() -> PartitionCounter:
 def state_of(windows: int, users: int) -> dict[str, bytes]:
     live = counter()
     for minute in range(windows + 1):  # the last one opens, so the others close
-        live.add_many([(f"u{minute}-{u}", minute * MINUTE) for u in range(users)], [None] * users)
+        live.add_many(list(hashes_of(f"u{minute}-{u}" for u in range(users))), [minute * MINUTE] * users, [None] * users)
     assert live.kept_windows == windows
     return Snapshots(live).full()
 

@@ -15,7 +15,7 @@ import sys
 import time
 
 from bench.measure import machine, write_result
-from uniqcount.core.frames import parse_frames
+from uniqcount.core.frames import parse_batch
 from uniqcount.core.partition import PartitionCounter
 from uniqcount.core.state import Snapshots, restore
 from uniqcount.runtime.config import Settings, load
@@ -35,8 +35,8 @@ def measure(path: str, every: int) -> dict:
     taken, frames, next_at = [], 0, None
     for batch in Input(path).batches():
         start = time.perf_counter()
-        pairs, _ = parse_frames(batch)
-        live.add_many(pairs, batch)
+        users, stamps, _ = parse_batch(batch)
+        live.add_many(users, stamps, batch)
         counting += time.perf_counter() - start
         frames += len(batch)
         if live.watermark is None:

@@ -5,6 +5,7 @@
    kafka-python's CorruptRecordError. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include "native.h"
 
 /* The raw (still zigzag-encoded) varint at *pos; -1 when it runs past the end or past 64 bits. */
 static int varint(const unsigned char *b, Py_ssize_t size, Py_ssize_t *pos, unsigned long long *out) {
@@ -30,7 +31,7 @@ static PyObject *slice(PyObject *view, Py_ssize_t start, Py_ssize_t length) {
 }
 
 /* decode_records(view, pos, count, base_offset, topic, partition, record_type) -> list */
-static PyObject *decode_records(PyObject *self, PyObject *args) {
+PyObject *decode_records(PyObject *self, PyObject *args) {
     PyObject *view, *topic, *partition, *base;
     Py_ssize_t pos, count;
     PyTypeObject *record_type;
@@ -111,12 +112,3 @@ fail:
     PyBuffer_Release(&buffer);
     return NULL;
 }
-
-static PyMethodDef methods[] = {
-    {"decode_records", decode_records, METH_VARARGS, "The records of an uncompressed v2 batch body."},
-    {NULL, NULL, 0, NULL},
-};
-
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "uniqcount_native", NULL, -1, methods};
-
-PyMODINIT_FUNC PyInit_uniqcount_native(void) { return PyModule_Create(&module); }

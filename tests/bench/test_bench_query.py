@@ -15,7 +15,7 @@ END = 1_700_000_000 // DAY * DAY + 5 * 3600 + 7 * 60  # mid-day, mid-hour
 
 def test_the_bench_index_keeps_what_the_writer_keeps():
     keep = Keeping({"minute": 3 * 3600, "hour": 2 * DAY, "day": 5 * DAY}, 5400, 10)
-    users = FrozenExactCounter({"a", "b", "c"}, hashes_of({"a", "b", "c"}))
+    users = FrozenExactCounter(hashes_of({"a", "b", "c"}))
     writer = StoredWindows(keep)
     for granularity, size in SIZES.items():
         writer.add(Result(granularity, start, start + size, 3, 3, True, 0, 0, counter=users)

@@ -9,6 +9,7 @@ from typing import Any
 
 from uniqcount.core.granularities import GRANULARITIES
 from uniqcount.core.partition import Emitted, PartitionCounter
+from uniqcount.core.userset import uid_hash
 
 
 def calendar_start(name: str, ts: int) -> int:
@@ -34,6 +35,14 @@ def brute_force(frames: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[in
             users[key].add(uid)
             counts[key] += 1
     return {key: (len(users[key]), counts[key]) for key in users}
+
+
+def add_frames(target: Any, *args: Any) -> Emitted:
+    """target.add_many([partition,] pairs, refs) with (uid, ts) pairs, as the parser hands them on:
+    the uids' hashes and the times in columns."""
+    *partition, pairs, refs = args
+    pairs = list(pairs)
+    return target.add_many(*partition, [uid_hash(uid) for uid, _ in pairs], [ts for _, ts in pairs], refs)
 
 
 class Collected:

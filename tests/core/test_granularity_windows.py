@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.core.helpers import Collected, brute_force, calendar_start, collected
+from tests.core.helpers import Collected, add_frames, brute_force, calendar_start, collected
 from uniqcount.core.counters import hll_relative_standard_error
 from uniqcount.core.granularities import GRANULARITIES
 from uniqcount.runtime import counting
@@ -25,7 +25,7 @@ def utc(*args: int) -> int:
 
 def run(windows: Collected, frames: list[tuple[str, int]]):
     """All frames in one batch, then the end of input: (results, dead letters)."""
-    windows.add_many(frames, frames)
+    add_frames(windows, frames, frames)
     windows.flush()
     return windows.take()
 
@@ -42,9 +42,9 @@ NEW_YEAR = utc(2024, 1, 1)  # a Monday; 2023-12-31 is a Sunday in ISO week 2023-
 
 def test_year_change_closes_minute_to_year_at_the_same_instant():
     windows = collected(allowed_lateness=0, granularities=ALL, exact_up_to="year")
-    windows.add_many([("a", NEW_YEAR - 1), ("b", NEW_YEAR - 1)], "ab")
+    add_frames(windows, [("a", NEW_YEAR - 1), ("b", NEW_YEAR - 1)], "ab")
     assert windows.take()[0] == []
-    windows.add_many([("c", NEW_YEAR)], "c")
+    add_frames(windows, [("c", NEW_YEAR)], "c")
     results, _ = windows.take()
     final = {(r.granularity, r.start, r.end) for r in results if r.final}
     assert final == {
@@ -72,7 +72,7 @@ def test_leap_day_and_an_iso_week_across_a_year_change():
 
 def test_longer_windows_get_a_provisional_record_whenever_a_minute_closes():
     windows = collected(allowed_lateness=0, granularities=ALL)
-    windows.add_many([("a", 60), ("b", 61), ("a", 125)], "aba")
+    add_frames(windows, [("a", 60), ("b", 61), ("a", 125)], "aba")
     results, _ = windows.take()
     assert [(r.granularity, r.final, r.users, r.frames) for r in results] == [
         ("minute", True, 2, 2), ("hour", False, 2, 2), ("day", False, 2, 2), ("week", False, 2, 2),
@@ -84,34 +84,34 @@ def test_longer_windows_get_a_provisional_record_whenever_a_minute_closes():
 
 def test_early_records_count_the_open_minute_in_every_window():
     windows = collected(allowed_lateness=0, granularities=ALL)
-    windows.add_many([("a", 60), ("b", 130), ("c", 131)], "abc")  # minute 60 closed, minute 120 open
+    add_frames(windows, [("a", 60), ("b", 130), ("c", 131)], "abc")  # minute 60 closed, minute 120 open
     windows.take()
     early = windows.provisional()
     assert [(r.granularity, r.start, r.users, r.frames, r.final) for r in early] == [
         ("minute", 120, 2, 2, False), ("hour", 0, 3, 3, False), ("day", 0, 3, 3, False),
         ("week", calendar_start("week", 0), 3, 3, False), ("month", 0, 3, 3, False), ("year", 0, 3, 3, False)]
     assert windows.provisional() == []
-    windows.add_many([("a", 132)], "a")
+    add_frames(windows, [("a", 132)], "a")
     assert [(r.granularity, r.users, r.frames) for r in windows.provisional()][:2] == [("minute", 3, 3),
                                                                                        ("hour", 3, 4)]
 
 
 def test_a_frame_too_late_for_its_minute_corrects_the_hour_or_counts_in_the_open_day():
     windows = collected(allowed_lateness=0, late_retention=200, granularities=ALL[:3], exact_up_to="day")
-    windows.add_many([("a", 10), ("b", 3700)], "ab")  # hour 0 closed and kept until 3600 + 200
+    add_frames(windows, [("a", 10), ("b", 3700)], "ab")  # hour 0 closed and kept until 3600 + 200
     windows.take()
-    windows.add_many([("late", 20)], ["late"])
+    add_frames(windows, [("late", 20)], ["late"])
     results, dead = windows.take()
     assert dead == []
     assert [(r.granularity, r.users, r.final, r.revision, r.late_frames) for r in results] == [
         ("hour", 2, True, 1, 1), ("day", 2, False, 0, 0)]  # b's minute is still open
     assert windows.sets[0].too_late == 1  # minute 0 ended 3640 s before the watermark: past its retention
-    windows.add_many([("c", 3700 + 7200)], "c")
+    add_frames(windows, [("c", 3700 + 7200)], "c")
     windows.take()
-    windows.add_many([("later", 30)], ["later"])
+    add_frames(windows, [("later", 30)], ["later"])
     assert windows.take()[1] == []  # still counted by the open day
     assert windows.sets[1].too_late == 1
-    windows.add_many([("c", 2 * 86_400), ("much-later", 40)], ["c", "much-later"])
+    add_frames(windows, [("c", 2 * 86_400), ("much-later", 40)], ["c", "much-later"])
     assert windows.take()[1] == [("too_late", "much-later")]  # the day closed too: counted nowhere
 
 
@@ -130,8 +130,8 @@ def test_hll_records_carry_bounds_that_hold_the_truth():
 
 def test_one_parse_per_frame_whatever_the_number_of_granularities(monkeypatch):
     calls = []
-    parse = counting.parse_frames
-    monkeypatch.setattr(counting, "parse_frames", lambda values: calls.extend(values) or parse(values))
+    parse = counting.parse_batch
+    monkeypatch.setattr(counting, "parse_batch", lambda values: calls.extend(values) or parse(values))
     frames = [f'{{"uid":"u{i % 7}","ts":{1000 + i}}}'.encode() for i in range(500)]
     for names in ("minute", "minute,hour,day,week,month,year"):
         calls.clear()
@@ -196,7 +196,7 @@ def test_a_partition_quiet_after_any_batch_has_every_window_final_and_exact_at_o
     for size in [*cuts, len(frames)]:
         batch = frames[done:done + size]
         done += len(batch)
-        windows.add_many(batch, batch)
+        add_frames(windows, batch, batch)
         windows.close_quiet()
         results += windows.take()[0]
         last = {(r.granularity, r.start): r for r in results}

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tests.core.helpers import brute_force, calendar_start
+from tests.core.helpers import add_frames, brute_force, calendar_start
 from uniqcount.core import userset
 from uniqcount.core.granularities import GRANULARITIES
 from uniqcount.core.merger import Merger, merger_entry, merger_state, restored_merger
@@ -56,7 +56,7 @@ def run_batches(partitions, batches, after_each=lambda: None):
     letters. A batch None: the partition went quiet."""
     results, dead = [], []
     for p, batch in batches:
-        emitted = partitions.close_quiet(p) if batch is None else partitions.add_many(p, batch, batch)
+        emitted = partitions.close_quiet(p) if batch is None else add_frames(partitions, p, batch, batch)
         results += emitted.results + all_partials(partitions)
         dead += emitted.dead
         after_each()
@@ -108,7 +108,7 @@ def merged_run(frames_of, sizes, lateness=5, retention=7 * 86_400, keyed=False, 
         partitions.assign(p)
     merger, read, results = Merger(make().sets, len(frames_of)), 0, []
     for turn, (p, batch) in enumerate(interleaved(frames_of, sizes)):
-        partitions.add_many(p, batch, batch)
+        add_frames(partitions, p, batch, batch)
         checkpoint(partitions, topic, keyed)
         if turn % read_every == 0:
             results += merge(merger, topic.log[read:])
@@ -170,13 +170,13 @@ def test_a_window_is_final_once_every_partition_is_past_it():
     make = maker(lateness=0)
     partitions, topic, merger = PartitionCounters(make, scaled_out=True), Topic(), Merger(make().sets, 2)
     minute = base - base % 60
-    partitions.add_many(0, [("a", base), ("b", base + 70)], "ab")
+    add_frames(partitions, 0, [("a", base), ("b", base + 70)], "ab")
     checkpoint(partitions, topic)
     assert merge(merger, topic.log) == []  # partition 1 is not heard of: it holds everything back
-    partitions.add_many(1, [("c", base + 1), ("a", base + 2)], "ca")
+    add_frames(partitions, 1, [("c", base + 1), ("a", base + 2)], "ca")
     checkpoint(partitions, topic)
     assert merge(merger, topic.log) == []  # its minute is open
-    partitions.add_many(1, [("d", base + 90)], "d")
+    add_frames(partitions, 1, [("d", base + 90)], "d")
     checkpoint(partitions, topic)
     assert minutes(merge(merger, topic.log)) == [(minute, 2, 3, 0)]
 
@@ -185,7 +185,7 @@ def test_an_idle_partition_does_not_hold_the_others_back():
     make = maker(lateness=0)
     partitions, topic, merger = PartitionCounters(make, scaled_out=True), Topic(), Merger(make().sets, 2)
     partitions.assign(1)  # owned, never a frame
-    partitions.add_many(0, [("a", base), ("b", base + 70)], "ab")
+    add_frames(partitions, 0, [("a", base), ("b", base + 70)], "ab")
     checkpoint(partitions, topic)
     assert merge(merger, topic.log) == []
     partitions.advance_idle(1, None)
@@ -193,8 +193,8 @@ def test_an_idle_partition_does_not_hold_the_others_back():
     minute = base - base % 60
     assert minutes(merge(merger, topic.log)) == [(minute, 1, 1, 0)]
     read = len(topic.log)
-    partitions.add_many(1, [("c", base + 3)], "c")  # it wakes: its own minute opens, and holds the others back
-    partitions.add_many(1, [("d", base + 100)], "d")  # and closes: a correction
+    add_frames(partitions, 1, [("c", base + 3)], "c")  # it wakes: its own minute opens, and holds the others back
+    add_frames(partitions, 1, [("d", base + 100)], "d")  # and closes: a correction
     checkpoint(partitions, topic)
     assert minutes(merge(merger, topic.log[read:])) == [(minute, 2, 2, 1)]
 
@@ -208,8 +208,8 @@ def test_an_idle_partitions_open_window_flushed_late_still_corrects_the_answer()
     first, second, topic, merger = (PartitionCounters(make, scaled_out=True), PartitionCounters(make, scaled_out=True),
                                     Topic(), Merger(make().sets, 2))
     hour = base - base % 3600
-    first.add_many(0, [("a", hour + 5), ("b", hour + 70)], "ab")
-    second.add_many(1, [("c", hour + 8), ("d", hour + 75)], "cd")
+    add_frames(first, 0, [("a", hour + 5), ("b", hour + 70)], "ab")
+    add_frames(second, 1, [("c", hour + 8), ("d", hour + 75)], "cd")
     second.advance_idle(1, hour + 80)  # caught up and idle, its hour open
     checkpoint(second, topic)
     first.flush()  # the drain reaches the first consumer
@@ -231,8 +231,8 @@ def test_a_quiet_topic_publishes_every_window_and_a_partition_that_wakes_correct
     make = maker(lateness=0)
     partitions, topic, merger = PartitionCounters(make, scaled_out=True), Topic(), Merger(make().sets, 2)
     hour = base - base % 3600
-    partitions.add_many(0, [("a", hour + 5), ("b", hour + 70)], "ab")
-    partitions.add_many(1, [("c", hour + 8)], "c")
+    add_frames(partitions, 0, [("a", hour + 5), ("b", hour + 70)], "ab")
+    add_frames(partitions, 1, [("c", hour + 8)], "c")
     for p in (0, 1):
         partitions.advance_idle(p, hour + 75)
         partitions.close_quiet(p)
@@ -241,7 +241,7 @@ def test_a_quiet_topic_publishes_every_window_and_a_partition_that_wakes_correct
     assert published == {("minute", hour): (2, 2, 0), ("minute", hour + 60): (1, 1, 0),
                          **{(name, calendar_start(name, hour)): (3, 3, 0) for name in GRANULARITIES if name != "minute"}}
     read = len(topic.log)
-    emitted = partitions.add_many(1, [("d", hour + 80), ("e", hour + 200)], "de")  # it wakes
+    emitted = add_frames(partitions, 1, [("d", hour + 80), ("e", hour + 200)], "de")  # it wakes
     assert emitted.dead == []
     partitions.advance_idle(1, hour + 230)
     partitions.close_quiet(1)
@@ -257,7 +257,7 @@ def test_keyed_partials_carry_counts_and_sum():
     minute = base - base % 60
     assert minutes(merged) == [(minute, 3, 3, 0)]
     topic, partitions = Topic(), PartitionCounters(maker(), scaled_out=True)
-    partitions.add_many(0, frames[0], "ab")
+    add_frames(partitions, 0, frames[0], "ab")
     partitions.flush()
     checkpoint(partitions, topic, keyed=True)
     parts = [parse(k, v) for k, v in topic.log if k.startswith(b"minute:")]
@@ -268,7 +268,7 @@ def test_a_large_exact_window_goes_in_parts_of_at_most_part_hashes(monkeypatch):
     monkeypatch.setattr(userset, "PART_HASHES", 1000)
     users = [(f"u{i}", base) for i in range(2500)]
     topic, partitions = Topic(), PartitionCounters(maker(), scaled_out=True)
-    partitions.add_many(0, users, users)
+    add_frames(partitions, 0, users, users)
     partitions.flush()
     checkpoint(partitions, topic)
     minute = base - base % 60
@@ -295,7 +295,7 @@ def test_a_merger_restored_from_its_entry_and_the_topic_goes_on_as_before(frames
     for p in per_partition:
         partitions.assign(p)
     for p, batch in interleaved(per_partition, sizes):
-        partitions.add_many(p, batch, batch)
+        add_frames(partitions, p, batch, batch)
         checkpoint(partitions, topic)
     partitions.flush()
     checkpoint(partitions, topic)
@@ -382,7 +382,7 @@ def snapshot_restore_and_go_on(frames, owners, sizes, stops, lateness, retention
 def test_users_are_split_into_parts_that_fit_a_record(monkeypatch):
     monkeypatch.setattr(userset, "PART_HASHES", 1000)
     counter = PartitionCounter(0, 3600, 0, ALL[:2], "hour")
-    counter.add_many([(f"u{i}", base) for i in range(2500)] + [("next", base + 60)], [None] * 2501)
+    add_frames(counter, [(f"u{i}", base) for i in range(2500)] + [("next", base + 60)], [None] * 2501)
     entries = Snapshots(counter).full()
     hour = base - base % 3600
     assert sorted(k for k in entries if k.startswith(f"hour/{hour}/")) == [f"hour/{hour}/{n}" for n in range(3)]
@@ -394,18 +394,18 @@ def test_users_are_split_into_parts_that_fit_a_record(monkeypatch):
 def test_snapshots_are_incremental_and_compact():
     counter = PartitionCounter(0, 3600, 0, ALL[:2], "hour")
     snapshots = Snapshots(counter)
-    counter.add_many([(f"u{i}", base) for i in range(1000)], [None] * 1000)
+    add_frames(counter, [(f"u{i}", base) for i in range(1000)], [None] * 1000)
     minute = base - base % 60
     open_minute = f"open-minute/{minute}"
     full = snapshots.take()
     assert set(full.changed) == {"clock", open_minute, f"{open_minute}/0"} and full.dropped == []
     assert len(full.changed[f"{open_minute}/0"]) < 8 * 1000 + 16  # 8 bytes a user
     assert snapshots.take() == ({}, [])  # nothing changed
-    counter.add_many([("u1", base + 1), ("new", base + 2)], [None] * 2)
+    add_frames(counter, [("u1", base + 1), ("new", base + 2)], [None] * 2)
     grown = snapshots.take()  # the header, and a part with the one new user
     assert set(grown.changed) == {"clock", open_minute, f"{open_minute}/1"}
     assert len(grown.changed[f"{open_minute}/1"]) < 8 + 16
-    counter.add_many([("late-comer", base + 61)], [None])  # the minute closes into the minute and hour windows
+    add_frames(counter, [("late-comer", base + 61)], [None])  # the minute closes into the minute and hour windows
     closed = snapshots.take()
     assert sorted(closed.dropped) == [open_minute, f"{open_minute}/0", f"{open_minute}/1"]
     hour = base - base % 3600
@@ -415,7 +415,7 @@ def test_snapshots_are_incremental_and_compact():
 
 def test_an_entry_of_another_format_version_is_refused():
     counter = PartitionCounter(0, 3600, 0, ALL[:1], "hour")
-    counter.add_many([("a", base)], [None])
+    add_frames(counter, [("a", base)], [None])
     entries = Snapshots(counter).full()
     entries["clock"] = b"\x92\x09\x00"  # version 9
     with pytest.raises(FormatError, match="version 9"):

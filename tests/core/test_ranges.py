@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.core.helpers import add_frames
 from uniqcount.core.granularities import GRANULARITIES
 from uniqcount.core.partition import PartitionCounter
 from uniqcount.core.ranges import StoredIndex, answer, tile
@@ -29,7 +30,7 @@ def counted(frames, keeping, exact_up_to="day", batch=50, retention=3 * DAY, res
     index = StoredIndex()
     for n, i in enumerate(range(0, len(frames), batch)):
         chunk = frames[i:i + batch]
-        stored.add(counter.add_many(chunk, chunk).results)
+        stored.add(add_frames(counter, chunk, chunk).results)
         for key, value in stored.take():
             index.add(key, value)
         if n == restart_at:
@@ -157,7 +158,7 @@ def test_small_windows_keep_their_hashes_alone_for_life_and_unite_with_sketched_
     stored = StoredWindows(keep(day=2 * DAY, exact_for=3600, small=320))
     index = StoredIndex()
     for i in range(0, len(frames), 500):
-        stored.add(counter.add_many(frames[i:i + 500], frames[i:i + 500]).results)
+        stored.add(add_frames(counter, frames[i:i + 500], frames[i:i + 500]).results)
         for key, value in stored.take():
             records.append(key)
             index.add(key, value)
@@ -179,6 +180,6 @@ def test_small_windows_keep_their_hashes_alone_for_life_and_unite_with_sketched_
     assert again.small == stored.small and again.exact == stored.exact
 
     late = [("q-late", T0 + 30)] + [(f"late{n}", T0 + 30) for n in range(60)]  # the first minute outgrows 40
-    stored.add(counter.add_many(late, late).results)
+    stored.add(add_frames(counter, late, late).results)
     changed = dict(stored.take())
     assert changed[f"minute:{T0}:hll".encode()] is not None and T0 not in stored.small["minute"]

@@ -10,6 +10,7 @@ from datasketches import hll_sketch, tgt_hll_type
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.core.helpers import add_frames
 from uniqcount.core.counters import hll_relative_standard_error
 from uniqcount.core.granularities import GRANULARITIES
 from uniqcount.core.partition import PartitionCounter
@@ -56,7 +57,7 @@ def rolled(frames, lengths, batch, restart_at=None, settle_after=7200):
     latest = {}
     for n, i in enumerate(range(0, len(frames), batch)):
         chunk = frames[i:i + batch]
-        for result in rolling.add(counter.add_many(chunk, chunk).results):
+        for result in rolling.add(add_frames(counter, chunk, chunk).results):
             latest[(result.granularity, result.start)] = result
         if n == restart_at:
             entry = rolling.entry()

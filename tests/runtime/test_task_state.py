@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from kafka import TopicPartition
 
+from tests.core.helpers import add_frames
 from uniqcount.core.granularities import parse_granularities
 from uniqcount.core.merger import Merger, merger_entry
 from uniqcount.core.partials import Mark
@@ -31,7 +32,7 @@ def task(partition: int = 0) -> CountTask:
 
 
 def add(made: CountTask, *frames: tuple[str, int]) -> None:
-    made.counting.counters.add_many(made.partition, list(frames), [None] * len(frames))
+    add_frames(made.counting.counters, made.partition, list(frames), [None] * len(frames))
 
 
 def topic_after(made: CountTask, position: int | None, topic: dict[str, bytes]) -> dict[str, bytes]:

@@ -10,6 +10,7 @@ import argparse
 
 from kafka.errors import KafkaError
 
+from uniqcount.core import frames
 from uniqcount.kafka_client import kafka_io
 from uniqcount.kafka_client.internals import LibraryMismatch
 from uniqcount.kafka_client.rights import NotAllowed
@@ -48,7 +49,7 @@ def run_input(args: argparse.Namespace, settings: Settings) -> int:
     counting = Counting(settings, Records(args.quiet, sends, settings.output_topic, rolling=rolling_windows(settings)),
                         dead_letters)
     status(f"consumer: reading {source.name}: no offsets and no checkpoints here; a run cut short is run again "
-           "from the start, and what it wrote before stays written")
+           f"from the start, and what it wrote before stays written; {frames.SCANNER}")
     for batch in source.batches():
         counting.process(batch, batch)
         if counting.meter.due():

@@ -1,8 +1,11 @@
 """Unique-user counters of one window: exact, or approximate with Apache DataSketches' HyperLogLog.
 
-Long windows are fed a closed minute at a time (`NewUsers`): an exact window takes the minute's uids
-(a C-level set union), an HLL window takes one sketch of them, built once for every HLL window that
-holds the minute. So the cost per frame does not grow with the number of granularities.
+Users are 64-bit xxh3 hashes of their uids from the parse on (userset.py): the parser hands them out,
+open minutes and windows hold them, snapshots store them, partitions' counters unite them.
+
+Long windows are fed a closed minute at a time (`NewUsers`): an exact window takes the minute's
+hashes (a C-level set union), an HLL window takes one sketch of them, built once for every HLL window
+that holds the minute. So the cost per frame does not grow with the number of granularities.
 
 Exact counters grow with the users (8 bytes each once frozen, see userset.py): fine for a minute or
 an hour, not for a year of users. An HLL sketch has a fixed size (about 2^lg_k bytes with HLL_8)
@@ -10,9 +13,7 @@ whatever the users, gives its own 95% bounds, serialises (checkpoints) and merge
 several partitions of the same window).
 
 Everything a counter holds can be written as bytes (`to_bytes`) and read back: exact sets as their
-64-bit hashes, sketches in DataSketches' compact form. A counter read back holds hashes, not uid
-strings; so that it goes on exactly as the original would, HLL sketches are fed the uids' 64-bit
-hashes too, never the strings.
+64-bit hashes, sketches in DataSketches' compact form; HLL sketches are fed the same hashes.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from typing import Iterable, Sequence, Union, cast
 
 from datasketches import hll_sketch, hll_union, tgt_hll_type
 
-from uniqcount.core.userset import CompactUsers, hashes_bytes, hashes_from, hashes_of, uid_hash
+from uniqcount.core.userset import CompactUsers, hashes_bytes, hashes_from
 
 DEFAULT_LG_K = 14
 _STDDEVS_95 = 2  # DataSketches bounds at 2 standard deviations: about 95.4% confidence
@@ -34,78 +35,57 @@ def hll_relative_standard_error(lg_k: int) -> float:
 
 
 class NewUsers:
-    """The users of one minute, handed to every longer window that holds it: uid strings, plus the
-    hashes of those counted before a restore (`restored`)."""
+    """The users (hashes) of one minute, handed to every longer window that holds it."""
 
-    __slots__ = ("uids", "lg_k", "restored", "_sketch")
+    __slots__ = ("hashes", "lg_k", "_sketch")
 
-    def __init__(self, uids: set[str], lg_k: int = DEFAULT_LG_K, restored: set[int] | None = None):
-        self.uids = uids
+    def __init__(self, hashes: set[int], lg_k: int = DEFAULT_LG_K):
+        self.hashes = hashes
         self.lg_k = lg_k
-        self.restored = restored
         self._sketch: hll_sketch | None = None
-
-    def hashes(self) -> set[int]:
-        hashes = set(hashes_of(self.uids))
-        return hashes | self.restored if self.restored else hashes
 
     def sketch(self) -> hll_sketch:
         """Built on first need, then shared by the day, week, month and year windows."""
         if self._sketch is None:
             self._sketch = sketch = hll_sketch(self.lg_k, tgt_hll_type.HLL_8)
-            for h in hashes_of(self.uids):  # a user in both is counted once: a sketch takes duplicates
-                sketch.update(h)
-            for h in self.restored or ():
+            for h in self.hashes:
                 sketch.update(h)
         return self._sketch
 
 
 class ExactCounter:
-    """An open exact window: the uid strings themselves (shared with the minute sets that fed them),
-    or, once it holds users read back from a snapshot, their hashes."""
+    """An open exact window: its users' hashes, shared with nothing (a minute's set is copied in)."""
 
-    __slots__ = ("uids", "hashed")
+    __slots__ = ("hashed",)
     estimate = "exact"
 
     def __init__(self, hashed: set[int] | None = None) -> None:
-        self.uids: set[str] = set()
-        self.hashed = hashed  # None: every user is in `uids`
+        self.hashed: set[int] = set() if hashed is None else hashed
 
-    def _hashes(self) -> set[int]:
-        if self.hashed is None:
-            self.hashed, self.uids = set(hashes_of(self.uids)), set()
-        return self.hashed
-
-    def add(self, uid: str) -> None:
-        if self.hashed is None:
-            self.uids.add(uid)
-        else:
-            self.hashed.add(uid_hash(uid))
+    def add(self, user: int) -> None:
+        self.hashed.add(user)
 
     def add_users(self, users: NewUsers) -> None:
-        if self.hashed is None and not users.restored:
-            self.uids.update(users.uids)
-        else:
-            self._hashes().update(users.hashes())
+        self.hashed.update(users.hashes)
 
     def count(self) -> int:
-        return len(self.uids) if self.hashed is None else len(self.hashed)
+        return len(self.hashed)
 
     def bounds(self) -> None:
         return None
 
     def hash_set(self) -> set[int]:
-        return set(hashes_of(self.uids)) if self.hashed is None else self.hashed
+        return self.hashed
 
     def add_hashes_to(self, union: set[int]) -> None:
-        union.update(hashes_of(self.uids) if self.hashed is None else self.hashed)
+        union.update(self.hashed)
 
     def frozen(self) -> FrozenExactCounter:
         """Closed: only membership and the count are needed from now on."""
-        return FrozenExactCounter(self.uids, self.hashed or ())
+        return FrozenExactCounter(self.hashed)
 
     def to_bytes(self) -> bytes:
-        return hashes_bytes(self.hash_set())
+        return hashes_bytes(self.hashed)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ExactCounter:
@@ -134,7 +114,7 @@ class FrozenExactCounter(CompactUsers):
 
 
 class HllCounter:
-    """An HLL window. It accumulates in a DataSketches union, which takes uids and whole sketches alike."""
+    """An HLL window. It accumulates in a DataSketches union, which takes hashes and whole sketches alike."""
 
     __slots__ = ("union",)
     estimate = "hll"
@@ -148,8 +128,8 @@ class HllCounter:
     def lg_k(self) -> int:
         return int(self.union.lg_config_k)
 
-    def add(self, uid: str) -> None:
-        self.union.update(uid_hash(uid))
+    def add(self, user: int) -> None:
+        self.union.update(user)
 
     def add_users(self, users: NewUsers) -> None:
         self.union.update(users.sketch())
@@ -212,12 +192,9 @@ def union_of(counters: Sequence[UserCounter], pending: Iterable[NewUsers] = ()) 
             sketch.union.update(users.sketch())
         return sketch.count(), sketch.bounds()
     exact = cast("Sequence[ExactCounter | FrozenExactCounter]", counters)
-    plain = [c for c in exact if isinstance(c, ExactCounter) and c.hashed is None]
-    if len(plain) == len(exact) and not any(users.restored for users in pending):
-        return len(set[str]().union(*(c.uids for c in plain), *(users.uids for users in pending))), None
     union: set[int] = set()
     for users_of_part in exact:
         users_of_part.add_hashes_to(union)
     for users in pending:
-        union.update(users.hashes())
+        union.update(users.hashes)
     return len(union), None

@@ -33,7 +33,7 @@ class ClockEntry(Entry):
     late_frames: int
     rejected: dict[str, int]  # dead letters by reason
     per_set: list[tuple[int, int]]  # per granularity: (too_late, corrections)
-    held: list[tuple[str, int, Any, int]]  # frames the guard holds: (uid, ts, ref, accepted_before)
+    held: list[tuple[int | str, int, Any, int]]  # frames the guard holds: (user, ts, ref, accepted_before)
     flushed: bool = False  # since scale-out (issue 15)
 
 

@@ -39,7 +39,7 @@ def plain(ref: Any) -> Any:
 
 @dataclass(slots=True)
 class Held:
-    uid: str
+    user: int  # the uid's hash
     ts: int
     ref: Any
     accepted_before: int  # frames accepted before this one was held

@@ -7,7 +7,7 @@ call hands back what it emits (`Emitted`), and state.py writes the state out and
 - The watermark is the largest accepted event time minus the allowed lateness (or a later point an
   idle stream was advanced to). A window [start, end) is final once the watermark reaches `end`; it
   is emitted then with revision 0. Lateness 0 is the card's rule: emit when a later minute arrives.
-- On-time frames go into their open minute (a set of uids, the hot path). When the minute closes,
+- On-time frames go into their open minute (a set of uid hashes, userset.py: the hot path). When the minute closes,
   its users join the window of every granularity that holds it (windowset.py), so a frame is parsed
   and looked at once whatever the number of granularities.
 - A frame whose minute was already closed is *late*; each granularity decides on its own: it may fall
@@ -47,13 +47,12 @@ class Emitted(NamedTuple):
 @dataclass(slots=True)
 class OpenMinute:
     start: int
-    users: set[str] = field(default_factory=set)
+    users: set[int] = field(default_factory=set)  # uid hashes
     frames: int = 0
     reported: int = 0  # frames in the last provisional record
-    restored: set[int] | None = None  # hashes of the users counted before a restore
 
     def new_users(self, lg_k: int) -> NewUsers:
-        return NewUsers(self.users, lg_k, self.restored)
+        return NewUsers(self.users, lg_k)
 
 
 class PartitionCounter:
@@ -85,17 +84,18 @@ class PartitionCounter:
         self.results, self.dead = [], []
         return emitted
 
-    def add_many(self, frames: Sequence[tuple[str, int]], refs: Sequence[Any]) -> Emitted:
-        """Decide every (uid, ts) frame; `refs[i]` names frame i in the dead letters. Refs are handed
-        back as given, except for held frames, which keep plain copies (`plain`)."""
+    def add_many(self, users: Sequence[int], times: Sequence[int], refs: Sequence[Any]) -> Emitted:
+        """Decide every frame (its user: the uid's hash, userset.py; its ts); `refs[i]` names frame i
+        in the dead letters. Refs are handed back as given, except for held frames, which keep plain
+        copies (`plain`)."""
         guard, minutes = self.guard, self.minutes
         self.flushed = False
         fast = 0
-        for (uid, ts), ref in zip(frames, refs):
+        for user, ts, ref in zip(users, times, refs):
             minute = minutes.get(ts - ts % MINUTE)
             if minute is not None and not guard.held and ts <= self.max_ts:  # type: ignore[operator]  # an open minute: max_ts is set
                 # the bulk: an open minute, no new maximum, nothing held
-                minute.users.add(uid)
+                minute.users.add(user)
                 minute.frames += 1
                 fast += 1
                 continue
@@ -103,26 +103,26 @@ class PartitionCounter:
             guard.accepted += fast
             fast = 0
             if guard.suspect(ts, self.max_ts):
-                self._hold(Held(uid, ts, plain(ref), guard.accepted))
+                self._hold(Held(user, ts, plain(ref), guard.accepted))
             else:
-                self._accept(uid, ts, ref)
+                self._accept(user, ts, ref)
         self.counted_frames += fast
         guard.accepted += fast
         self._end_batch()
         return self._emitted()
 
-    def _accept(self, uid: str, ts: int, ref: Any) -> None:
+    def _accept(self, user: int, ts: int, ref: Any) -> None:
         start = ts - ts % MINUTE
         minute = self.minutes.get(start)
         if minute is None:
             end = start + MINUTE
             if self.watermark is not None and end <= self.watermark:
-                self._late(uid, ts, ref)
+                self._late(user, ts, ref)
                 self._accepted()
                 return
             minute = self.minutes[start] = OpenMinute(start)
             self._next_end = min(self._next_end, end)
-        minute.users.add(uid)
+        minute.users.add(user)
         minute.frames += 1
         self.counted_frames += 1
         if self.max_ts is None or ts > self.max_ts:
@@ -137,10 +137,10 @@ class PartitionCounter:
             for frame in guard.expired():
                 self._reject("ts_outlier", frame.ref)
 
-    def _late(self, uid: str, ts: int, ref: Any) -> None:
+    def _late(self, user: int, ts: int, ref: Any) -> None:
         """Each granularity decides; the frame counts if any counts it."""
         watermark = self.watermark if self.watermark is not None else -FAR
-        verdicts = {s.add_late(uid, ts, watermark) for s in self.sets}
+        verdicts = {s.add_late(user, ts, watermark) for s in self.sets}
         if Late.COUNTED in verdicts:
             self.late_frames += 1
             self.counted_frames += 1
@@ -175,9 +175,9 @@ class PartitionCounter:
         self._advance(anchor - self.allowed_lateness)
         for frame in held:
             if self.guard.suspect(frame.ts, self.max_ts):
-                self.guard.hold(Held(frame.uid, frame.ts, frame.ref, self.guard.accepted))
+                self.guard.hold(Held(frame.user, frame.ts, frame.ref, self.guard.accepted))
             else:
-                self._accept(frame.uid, frame.ts, frame.ref)
+                self._accept(frame.user, frame.ts, frame.ref)
 
     def _advance(self, watermark: int) -> None:
         if self.watermark is None or watermark > self.watermark:

@@ -44,9 +44,9 @@ class PartitionCounters:
         self.idle.discard(partition)
         self._gathered.pop(partition, None)
 
-    def add_many(self, partition: int, frames: Sequence[tuple[str, int]], refs: Sequence[Any]) -> Emitted:
+    def add_many(self, partition: int, users: Sequence[int], times: Sequence[int], refs: Sequence[Any]) -> Emitted:
         self.idle.discard(partition)
-        return self._out(partition, self.assign(partition).add_many(frames, refs))
+        return self._out(partition, self.assign(partition).add_many(users, times, refs))
 
     def advance_idle(self, partition: int, watermark: int | None) -> Emitted:
         """The edge saw this partition caught up and idle: its event time moves on to `watermark`

@@ -23,7 +23,7 @@ from uniqcount.core.counters import ExactCounter, FrozenExactCounter, HllCounter
 from uniqcount.core.entries import ClockEntry, FormatError, MinuteEntry, UsersPart, WindowEntry, decode, encode
 from uniqcount.core.outliers import Held
 from uniqcount.core.partition import OpenMinute, PartitionCounter
-from uniqcount.core.userset import hashes_bytes, hashes_from, hashes_of, split_hashes
+from uniqcount.core.userset import hashes_bytes, hashes_from, split_hashes, uid_hash
 from uniqcount.core.windowset import Window, WindowSet
 
 CLOCK = "clock"
@@ -40,13 +40,12 @@ def _clock(counter: PartitionCounter) -> bytes:
     return encode(ClockEntry(
         counter.max_ts, counter.watermark, guard.accepted, counter.frames_in, counter.counted_frames,
         counter.late_frames, dict(counter.rejected), [(s.too_late, s.corrections) for s in counter.sets],
-        [(h.uid, h.ts, h.ref, h.accepted_before) for h in guard.held], counter.flushed))
+        [(h.user, h.ts, h.ref, h.accepted_before) for h in guard.held], counter.flushed))
 
 
 class Growing(NamedTuple):
     """Users that only grow (an open minute or exact window): each snapshot writes the new ones."""
-    users: set[Any]
-    hashed: bool  # the set holds 64-bit hashes already (read back from a snapshot), not uids
+    users: set[int]
 
 
 class Whole(NamedTuple):
@@ -65,10 +64,8 @@ class Item(NamedTuple):
 def _items(counter: PartitionCounter) -> dict[str, Item]:
     items = {}
     for start, minute in counter.minutes.items():
-        growing = Growing(minute.users, False) if not minute.restored else \
-            Growing(minute.restored | set(hashes_of(minute.users)), True)
         items[f"open-minute/{start}"] = Item((minute.frames, minute.reported), partial(
-            encode, MinuteEntry(minute.start, minute.frames, minute.reported)), growing)
+            encode, MinuteEntry(minute.start, minute.frames, minute.reported)), Growing(minute.users))
     for windows in counter.sets:
         for kept, group in ((False, windows.open), (True, windows.kept)):
             for start, window in group.items():
@@ -81,7 +78,7 @@ def _items(counter: PartitionCounter) -> dict[str, Item]:
 
 def _users(counter: UserCounter, version: Any) -> Growing | Whole:
     if isinstance(counter, ExactCounter):
-        return Growing(counter.uids, False) if counter.hashed is None else Growing(counter.hashed, True)
+        return Growing(counter.hashed)
     if isinstance(counter, FrozenExactCounter):
         return Whole(version, lambda: split_hashes(counter.to_bytes()))
     return Whole(version, lambda: [counter.to_bytes()])
@@ -91,8 +88,7 @@ def _users(counter: UserCounter, version: Any) -> Growing | Whole:
 class _Written:
     """What the users parts of one item hold so far."""
     parts: int = 0
-    users: set[Any] | None = None  # Growing: the users written (same kind as the item's set)
-    hashed: bool = False
+    users: set[int] | None = None  # Growing: the users written
     version: Any = None  # Whole: the version whose bytes are in part 0
 
 
@@ -121,7 +117,7 @@ class Snapshots:
         for key in [k for k in self.headers if k not in items]:
             del self.headers[key]
             dropped += [key, *self._drop_parts(key)]
-        # a part written again from 0 (a set that went from uids to hashes) is no tombstone: the
+        # a part written again from 0 (a kept window reopened: its users grow again) is no tombstone: the
         # changelog applies tombstones after the values, and would lose it
         return Changes(changed, [key for key in dropped if key not in changed])
 
@@ -139,15 +135,15 @@ class Snapshots:
                     changed[f"{key}/{n}"] = encode(UsersPart(part))
                 self.users[key] = _Written(len(parts), version=users.version)
             return
-        if written is None or written.users is None or written.hashed != users.hashed:
+        if written is None or written.users is None:
             dropped += self._drop_parts(key)  # new, or its kind changed: written again from part 0
-            written = self.users[key] = _Written(0, set(), users.hashed)
+            written = self.users[key] = _Written(0, set())
         seen = written.users
         assert seen is not None
         if len(users.users) == len(seen):  # sets that only grow: the same size, the same users
             return
         new = users.users - seen
-        for part in split_hashes(hashes_bytes(new if users.hashed else hashes_of(new))) if new else ():
+        for part in split_hashes(hashes_bytes(new)) if new else ():
             changed[f"{key}/{written.parts}"] = encode(UsersPart(part))
             written.parts += 1
         seen |= new
@@ -167,7 +163,7 @@ class Snapshots:
             snapshots.headers[key] = item.version
             users = item.users
             snapshots.users[key] = _Written(parts[key], version=users.version) if isinstance(users, Whole) \
-                else _Written(parts[key], set(users.users), users.hashed)
+                else _Written(parts[key], set(users.users))
         return snapshots
 
 
@@ -188,8 +184,8 @@ def restore(counter: PartitionCounter, entries: Mapping[str, bytes],
         users = [decode(part, UsersPart).data for part in parts.get(key, [])]
         if name == "open-minute":
             minute = decode(data, MinuteEntry)
-            counter.minutes[minute.start] = OpenMinute(minute.start, set(), minute.frames, minute.reported,
-                                                       {h for part in users for h in hashes_from(part)})
+            counter.minutes[minute.start] = OpenMinute(minute.start, {h for part in users for h in hashes_from(part)},
+                                                       minute.frames, minute.reported)
         elif name in sets:
             _restore_window(sets[name], decode(data, WindowEntry), users)
         else:
@@ -210,7 +206,8 @@ def _restore_clock(counter: PartitionCounter, clock: ClockEntry, make_ref: Calla
     counter.rejected.update(clock.rejected)
     for windows, (too_late, corrections) in zip(counter.sets, clock.per_set):
         windows.too_late, windows.corrections = too_late, corrections
-    counter.guard.held = [Held(uid, ts, make_ref(ref), before) for uid, ts, ref, before in clock.held]
+    counter.guard.held = [Held(uid_hash(user) if isinstance(user, str) else user, ts, make_ref(ref), before)
+                          for user, ts, ref, before in clock.held]  # a str: a uid, as written before 2026-12
 
 
 def _restore_window(windows: WindowSet, header: WindowEntry, users: list[bytes]) -> None:

@@ -1,9 +1,10 @@
-"""Compact exact user sets: the 64-bit hashes of uids, for closed windows and for snapshots.
+"""Users as the 64-bit xxh3 hashes of their uids, from the parse on; compact sets of them.
 
-An open minute keeps its uids as a Python set of str: the fastest to add to, but about 100 bytes a
-user (5 MB for 50,000 users). Once a window closes, only membership and the count are needed, so it
-keeps the sorted 64-bit xxh3 hashes of its uids: 8 bytes a user, 400 KB for 50,000. Snapshots store
-every exact set the same way, and partitions' sets merge by their hashes.
+The parser hands out each frame's uid hash (core/frames.py; native/frames.c computes the same hash).
+An open minute keeps its users as a Python set of those ints: the fastest to add to, about 60 bytes
+a user (3 MB for 50,000 users). Once a window closes, only membership and the count are needed, so
+it keeps them sorted in an array: 8 bytes a user, 400 KB for 50,000. Snapshots store every exact
+set the same way, and partitions' sets merge by their hashes.
 
 Two different uids collide with probability 2^-64 per pair, so a window of n users loses one user to a
 collision with probability about n^2 / 2^65: 7e-11 for n = 50,000, and for a million windows of
@@ -55,20 +56,14 @@ class CompactUsers:
 
     __slots__ = ("_sorted", "_added")
 
-    def __init__(self, users: Iterable[str] = (), hashes: Iterable[int] = (), sorted_hashes: array[int] | None = None):
+    def __init__(self, hashes: Iterable[int] = (), sorted_hashes: array[int] | None = None):
         """`sorted_hashes`: already sorted and unique (as `to_bytes` writes them), taken as they are."""
-        if sorted_hashes is not None:
-            self._sorted = sorted_hashes
-        else:
-            unique = set(hashes_of(users))
-            unique.update(hashes)
-            self._sorted = array("Q", sorted(unique))
+        if sorted_hashes is None:
+            sorted_hashes = array("Q", sorted(hashes if isinstance(hashes, set) else set(hashes)))
+        self._sorted = sorted_hashes
         self._added: set[int] = set()
 
-    def add(self, uid: str) -> None:
-        self.add_hash(uid_hash(uid))
-
-    def add_hash(self, h: int) -> None:
+    def add(self, h: int) -> None:
         i = bisect_left(self._sorted, h)
         if i == len(self._sorted) or self._sorted[i] != h:
             self._added.add(h)

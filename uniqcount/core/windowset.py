@@ -106,7 +106,7 @@ class WindowSet:
         window.frames += frames
         self._grown.add(start)
 
-    def add_late(self, uid: str, ts: int, watermark: int) -> Late:
+    def add_late(self, user: int, ts: int, watermark: int) -> Late:
         """A frame whose minute already closed."""
         start, end = self.span(ts)
         if end + self.late_retention <= watermark:
@@ -116,14 +116,14 @@ class WindowSet:
         if window is None and end > watermark:
             window = self._reopened(start) or self._open(start, end)
         if window is not None:
-            window.counter.add(uid)
+            window.counter.add(user)
             window.frames += 1
             self._grown.add(start)
             return Late.COUNTED
         kept = self.kept.get(start)
         if kept is None:
             kept = self.kept[start] = Window(start, end, self._counter().frozen())
-        kept.counter.add(uid)
+        kept.counter.add(user)
         kept.frames += 1
         kept.late_frames += 1
         self._dirty.add(start)

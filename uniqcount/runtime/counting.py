@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Sequence
 
-from uniqcount.core.frames import parse_frames
+from uniqcount.core.frames import parse_batch
 from uniqcount.core.partition import Emitted, PartitionCounter
 from uniqcount.core.partition_counters import PartitionCounters
 from uniqcount.core.records import iso_utc
@@ -42,14 +42,14 @@ class Counting:
 
     def process(self, values: list[bytes], refs: list[Any], partition: int = 0) -> None:
         """`refs[i]` is what a dead letter of values[i] is made from (the bytes, or the Kafka record)."""
-        pairs, bad = parse_frames(values)
+        users, times, bad = parse_batch(values)
         kept, dead = refs, [(reason, refs[index]) for index, reason in bad]
         if bad:
             invalid = {index for index, _ in bad}
             kept = [ref for index, ref in enumerate(refs) if index not in invalid]
         self.counters.assign(partition).received(len(values), [reason for _, reason in bad])
         self.meter.add(len(values), sum(map(len, values)))
-        self._emit(self.counters.add_many(partition, pairs, kept), dead)
+        self._emit(self.counters.add_many(partition, users, times, kept), dead)
         if self.early.due():
             self.emit_provisional()
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from kafka import TopicPartition
 
+from uniqcount.core import frames
 from uniqcount.core.sketches import Keeping, StoredWindows, small_bytes
 from uniqcount.kafka_client import kafka_io, record_batches, rights
 from uniqcount.kafka_client.kafka_io import partials_topic, sketches_topic
@@ -96,7 +97,7 @@ def run_kafka(args: argparse.Namespace, settings: Settings, collector: metrics.R
     status(f"consumer: exactly once into {settings.output_topic} and {settings.dlq_topic} (read them with "
            f"read_committed): a checkpoint every {settings.checkpoint_seconds:g} s commits records, dead letters, "
            f"state ({state}) and offsets in one transaction (id {transactional_id})")
-    status(f"consumer: {record_batches.DECODER}")
+    status(f"consumer: {record_batches.DECODER}; {frames.SCANNER}")
     if scaled_out and settings.emit_early_every:
         status(f"consumer: EMIT_EARLY_EVERY={settings.emit_early_every:g} is for a topic of one partition: of "
                f"{partitions}, the merger publishes final records and corrections only")

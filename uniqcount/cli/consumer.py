@@ -15,7 +15,7 @@ from uniqcount.kafka_client import kafka_io
 from uniqcount.kafka_client.internals import LibraryMismatch
 from uniqcount.kafka_client.rights import NotAllowed
 from uniqcount.kafka_client.sends import SendFailed
-from uniqcount.runtime import config, metrics
+from uniqcount.runtime import collector, config, metrics
 from uniqcount.runtime.committer import FencedOut, TransactionsRefused
 from uniqcount.runtime.config import Settings
 from uniqcount.runtime.consumer_loop import PartitionsChanged
@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = config.from_args(args)
     if settings.rolling and "minute" not in [g.name for g in settings.granularities]:
         return error("ROLLING needs minutes counted: add minute to GRANULARITIES, or empty ROLLING")
+    collector.set_for_counting()
     try:
         if args.input:
             return run_input(args, settings)

@@ -76,6 +76,30 @@ def test_what_the_scan_reads_itself(value):
     agree([value])
 
 
+@pytest.mark.parametrize("lead", range(0, 34))
+def test_runs_of_backslashes_across_the_16_byte_steps(lead):
+    """Strings are searched 16 bytes a step for their next quote, backslash or control byte: runs of
+    backslashes of every length ending at every offset, escaping a quote (the string goes on) or not
+    (it ends there)."""
+    values = []
+    for run in range(1, 40):
+        text = "x" * lead + "\\" * run  # `run` backslashes: an odd run escapes the byte after it
+        values += [f'{{"uid":"a","ts":1,"s":"{text}"}}'.encode(),
+                   f'{{"uid":"a","ts":1,"s":"{text}\\"}}'.encode(),
+                   f'{{"uid":"a","ts":1,"s":"{text}\\"","t":"y"}}'.encode(),
+                   f'{{"s":"{text}n{"y" * 20}\\q","uid":"a","ts":1}}'.encode()]  # a bad escape past the first step
+    agree(values)
+    assert [sure(value) for value in values] == [valid_json(value) for value in values]  # plain uid/ts: sure iff JSON
+
+
+def valid_json(value: bytes) -> bool:
+    try:
+        json.loads(value)
+    except ValueError:
+        return False
+    return True
+
+
 WHITESPACE = st.sampled_from(["", " ", "\n", "\t ", "\r\n"])
 
 

@@ -5,7 +5,9 @@ same topic in the same run, each checked against uniqcount's exact minutes.
 2. consumer.py through Kafka, six granularities, then minutes only;
 3. the published approach (bench/baseline.py: kafka-python, json.loads, a set per minute);
 4. Bytewax (bench/peers/bytewax_flow.py: KafkaSource, json.loads, an event-time tumbling minute
-   folding a set), in a virtualenv of its own made on first use (bench/peers/requirements.txt).
+   folding a set), in a virtualenv of its own made on first use (bench/peers/requirements.txt);
+5. Flink SQL (bench/peers/flink_sql.py: a Kafka table, TUMBLE, COUNT DISTINCT, parallelism 1), in
+   another (bench/peers/flink-requirements.txt), with its jars from Maven Central (FLINK_JARS).
 
 Each runs `--repeat` times (3): the best run counts, the median is listed. The ratios go to
 bench/results/peers.json and to the "Side by side" section of docs/PERFORMANCE.md.
@@ -14,11 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -30,26 +34,50 @@ from uniqcount.runtime.config import load
 
 PERFORMANCE = REPO / "docs" / "PERFORMANCE.md"
 PEERS = REPO / "bench" / "peers"
-VENV = REPO / "bench" / "cache" / "peers-venv"
+CACHE = REPO / "bench" / "cache"
+MAVEN = "https://repo1.maven.org/maven2"
+# the Kafka SQL connector for Flink 2.2, and the zstd codec it leaves out (the topic is zstd)
+FLINK_JARS = [("org.apache.flink", "flink-sql-connector-kafka", "5.0.0-2.2"), ("com.github.luben", "zstd-jni", "1.5.6-10")]
 
 
-def peers_python() -> str:
-    """The peers' virtualenv's Python, made or brought up to bench/peers/requirements.txt first."""
-    requirements = PEERS / "requirements.txt"
-    python, stamp = VENV / "bin" / "python", VENV / ".requirements.sha256"
+def peer_python(requirements: Path, venv: Path) -> str:
+    """The Python of a peer's virtualenv, made or brought up to its requirements file first."""
+    python, stamp = venv / "bin" / "python", venv / ".requirements.sha256"
     want = hashlib.sha256(requirements.read_bytes()).hexdigest()
     if not python.exists() or not stamp.exists() or stamp.read_text() != want:
-        print(f"bench: installing the peers ({requirements.relative_to(REPO)}) into {VENV.relative_to(REPO)} ...",
-              file=sys.stderr)
-        made = subprocess.run([sys.executable, "-m", "venv", str(VENV)], capture_output=True, text=True)
+        print(f"bench: installing {requirements.relative_to(REPO)} into {venv.relative_to(REPO)} ...", file=sys.stderr)
+        made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True)
         installed = made.returncode == 0 and subprocess.run(
             [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", str(requirements)],
             capture_output=True, text=True).returncode == 0
         if not installed:
-            raise SystemExit(f"error: bench: could not install the peers into {VENV}: see pip's own run of "
+            raise SystemExit(f"error: bench: could not install the peers into {venv}: see pip's own run of "
                              f"{python} -m pip install -r {requirements}")
         stamp.write_text(want)
     return str(python)
+
+
+def maven_jar(group: str, artifact: str, version: str) -> Path:
+    """A jar from Maven Central into bench/cache/jars, checked against the SHA-1 Maven Central lists."""
+    path = CACHE / "jars" / f"{artifact}-{version}.jar"
+    if not path.exists():
+        url = f"{MAVEN}/{group.replace('.', '/')}/{artifact}/{version}/{path.name}"
+        print(f"bench: downloading {url} ...", file=sys.stderr)
+        try:
+            data = urllib.request.urlopen(url, timeout=120).read()
+            listed = urllib.request.urlopen(url + ".sha1", timeout=60).read().decode().split()[0]
+        except OSError as exc:
+            raise SystemExit(f"error: bench: could not download {url}: {exc}") from None
+        if hashlib.sha1(data).hexdigest() != listed:
+            raise SystemExit(f"error: bench: {url} does not match its SHA-1 on Maven Central")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return path
+
+
+def peer_minutes(path: Path) -> dict[int, int]:
+    """{minute start: users} a peer wrote as JSON lines."""
+    return {r["minute"]: r["users"] for r in map(json.loads, path.read_text().splitlines())}
 
 
 def minutes_of(records: list[dict]) -> dict[int, int]:
@@ -80,13 +108,15 @@ def row(result: dict, check: str, ours: float) -> list[str]:
 def main(repeat: int = 3) -> int:
     settings = load()
     sample = str(ensure_sample(settings))
-    peer_python = peers_python()
+    bytewax_python = peer_python(PEERS / "requirements.txt", CACHE / "peers-venv")
+    flink_python = peer_python(PEERS / "flink-requirements.txt", CACHE / "flink-venv")
+    flink_jars = os.pathsep.join(str(maven_jar(*jar)) for jar in FLINK_JARS)
     run = uuid.uuid4().hex[:8]
     topic, output = f"peers-{run}", f"peers-out-{run}"
     kafka = {"TOPIC": topic, "OUTPUT_TOPIC": output, "DLQ_TOPIC": f"peers-dlq-{run}", "STATUS_INTERVAL": "0"}
     py = sys.executable
     try:
-        step("producer: gzipped sample -> Kafka", [py, str(REPO / "producer.py"), "--input", sample], kafka)
+        loaded = step("producer: gzipped sample -> Kafka", [py, str(REPO / "producer.py"), "--input", sample], kafka)
         ours = step("uniqcount consumer.py: Kafka -> Kafka, six granularities",
                     [py, str(REPO / "consumer.py"), "--exit-at-end", "--quiet"], {**kafka, "CONSUMER_GROUP": run},
                     repeat)
@@ -101,19 +131,26 @@ def main(repeat: int = 3) -> int:
             settings.bootstrap_servers, f"{output}-baseline"))}  # the last run's, after the earlier ones
         written = Path(tempfile.mkdtemp()) / "bytewax-minutes.jsonl"
         bytewax = step("Bytewax 0.21.1: KafkaSource, json.loads, event-time minute folding a set",
-                       [peer_python, str(PEERS / "bytewax_flow.py")], {**kafka, "MINUTES_FILE": str(written)}, repeat)
-        bytewax_minutes = {r["minute"]: r["users"] for r in map(json.loads, written.read_text().splitlines())}
+                       [bytewax_python, str(PEERS / "bytewax_flow.py")], {**kafka, "MINUTES_FILE": str(written)}, repeat)
+        bytewax_minutes = peer_minutes(written)
+        written = written.with_name("flink-minutes.jsonl")
+        flink = step("Flink SQL 2.2.1: Kafka table, TUMBLE a minute, COUNT(DISTINCT uid), parallelism 1",
+                     [flink_python, str(PEERS / "flink_sql.py")],
+                     {**kafka, "MINUTES_FILE": str(written), "FLINK_JARS": flink_jars,
+                      "TOPIC_MB": str(loaded["seconds"] * loaded["mb_per_s"])}, repeat)
+        flink_minutes = peer_minutes(written)
     finally:
         delete_run_topics(settings.bootstrap_servers, run)
     best = ours["frames_per_s"]
     rows = [row(ours, f"exact ({len(exact)} minutes, tested)", best),
             row(minutes_only, "as above", best),
             row(baseline, agreement(baseline_minutes, exact), best),
-            row(bytewax, agreement(bytewax_minutes, exact), best)]
+            row(bytewax, agreement(bytewax_minutes, exact), best),
+            row(flink, agreement(flink_minutes, exact), best)]
     report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(), "sample": sample,
               "command": f"./run.sh bench --peers --repeat {repeat}",
-              "results": [ours, minutes_only, baseline, bytewax],
-              "ratios": {"bytewax": round(best / bytewax["frames_per_s"], 2),
+              "results": [ours, minutes_only, baseline, bytewax, flink],
+              "ratios": {"bytewax": round(best / bytewax["frames_per_s"], 2), "flink": round(best / flink["frames_per_s"], 2),
                          "baseline": round(best / baseline["frames_per_s"], 2)}}
     write_result("peers.json", report)
     m = report["machine"]

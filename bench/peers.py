@@ -113,7 +113,8 @@ def main(repeat: int = 3) -> int:
     flink_jars = os.pathsep.join(str(maven_jar(*jar)) for jar in FLINK_JARS)
     run = uuid.uuid4().hex[:8]
     topic, output = f"peers-{run}", f"peers-out-{run}"
-    kafka = {"TOPIC": topic, "OUTPUT_TOPIC": output, "DLQ_TOPIC": f"peers-dlq-{run}", "STATUS_INTERVAL": "0"}
+    kafka = {"BOOTSTRAP_SERVERS": settings.bootstrap_servers, "TOPIC": topic, "OUTPUT_TOPIC": output,
+             "DLQ_TOPIC": f"peers-dlq-{run}", "STATUS_INTERVAL": "0"}  # the peers read no config.env
     py = sys.executable
     try:
         loaded = step("producer: gzipped sample -> Kafka", [py, str(REPO / "producer.py"), "--input", sample], kafka)

@@ -247,7 +247,7 @@ static int read_ts(Cursor *c, long long *ts) {
 }
 
 /* 1 and (hash, ts) when the frame is sure, else 0. */
-static int scan_frame(const unsigned char *p, size_t n, uint64_t *hash, long long *ts) {
+int scan_frame(const unsigned char *p, size_t n, uint64_t *hash, long long *ts) {
     Cursor c = {p, n, 0};
     int has_uid = 0, has_ts = 0, escaped;
     skip_space(&c);

@@ -1,6 +1,7 @@
 """The batch-at-a-time record reader against kafka-python's own: built batches, then a real broker."""
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -11,10 +12,14 @@ from kafka.consumer.fetcher import Fetcher
 from kafka.errors import CorruptRecordError
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
+from uniqcount.core.frames import parse_batch, resolved
 from uniqcount.kafka_client import record_batches
 from uniqcount.kafka_client.record_batches import (
+    ColumnRecords,
     Record,
+    RecordColumns,
     _decode,
+    _prepared,
     decode_records,
     fast_fetch,
     native_decode_records,
@@ -211,12 +216,22 @@ def test_the_compiled_decoder_is_the_one_in_use():
     assert record_batches.DECODE is native_decode_records and "in C" in record_batches.DECODER
 
 
+def columns_decode(buffer: memoryview, pos: int, count: int, base: int, topic: str, partition: int) -> list[Record]:
+    """The records of RecordColumns (native/batches.c: scan_batch), made one by one."""
+    columns = RecordColumns.scanned(buffer, pos, count, base, topic, partition)
+    return [columns.record(i) for i in range(len(columns))]
+
+
+compiled_twins = pytest.mark.parametrize("twin", [native_decode_records, columns_decode], ids=["records", "columns"])
+
+
 @needs_native
+@compiled_twins
 @settings(max_examples=300, deadline=None)
 @given(messages=st.lists(message, min_size=1, max_size=20), cut=st.integers(0, 1 << 16),
        flips=st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(1, 255)), max_size=3),
        count_change=st.sampled_from([0, 0, 0, -1, 1, 1000]))
-def test_the_compiled_twin_gives_the_pythons_records_and_verdicts(messages, cut, flips, count_change):
+def test_the_compiled_twin_gives_the_pythons_records_and_verdicts(twin, messages, cut, flips, count_change):
     """On built batches, and on the same bodies cut short, with bytes flipped or the count wrong:
     the same records, or both call it corrupt."""
     buffer, pos, count, base = body_of(built(messages))
@@ -225,14 +240,38 @@ def test_the_compiled_twin_gives_the_pythons_records_and_verdicts(messages, cut,
         data[pos + at % (len(data) - pos)] ^= mask
     body = memoryview(bytes(data[:len(data) - cut % (len(data) - pos + 1)]))
     count = max(0, count + count_change)
-    assert verdict(native_decode_records, body, pos, count, base) == verdict(decode_records, body, pos, count, base)
+    assert verdict(twin, body, pos, count, base) == verdict(decode_records, body, pos, count, base)
     if not flips and not cut % (len(data) - pos + 1) and not count_change:
-        assert verdict(native_decode_records, body, pos, count, base) == [("t", 3, *r) for r in library(built(messages))]
+        assert verdict(twin, body, pos, count, base) == [("t", 3, *r) for r in library(built(messages))]
 
 
 @needs_native
+@compiled_twins
 @settings(max_examples=300, deadline=None)
 @given(noise=st.binary(max_size=200), count=st.integers(0, 40), base=st.integers(0, 1 << 40))
-def test_the_twins_agree_on_arbitrary_bytes(noise, count, base):
+def test_the_twins_agree_on_arbitrary_bytes(twin, noise, count, base):
     body = memoryview(noise)
-    assert verdict(native_decode_records, body, 0, count, base) == verdict(decode_records, body, 0, count, base)
+    assert verdict(twin, body, 0, count, base) == verdict(decode_records, body, 0, count, base)
+
+
+frame = st.builds(lambda uid, ts: json.dumps({"n": {"uid": 1}, "uid": uid, "ts": ts}).encode(),
+                  st.text(max_size=6), st.integers(-1, 2**38) | st.integers(0, 2**33).map(str))
+frame_message = st.tuples(st.integers(1, 3), st.just(0), payload, frame | payload, st.just([]))
+
+
+@needs_native
+@settings(max_examples=200, deadline=None)
+@given(messages=st.lists(frame_message, min_size=1, max_size=20), start=st.integers(0, 25),
+       codec=st.sampled_from(sorted(CODECS)))
+def test_columns_give_the_decoders_records_and_the_parsers_verdicts(messages, start, codec):
+    """A batch prepared as the fetcher's thread prepares it (CRC, inflated, scanned), whole and cut (a
+    poll's cut, a fetch from inside the batch): the library's records, and each value's user and ts
+    or reason as parse_batch gives them from the records' values."""
+    prepared = _prepared(DefaultRecordBatch(built(messages, codec)), TopicPartition("t", 3), True, True)
+    columns = prepared[start:]
+    records = [Record("t", 3, *r) for r in library(built(messages, codec))][start:]
+    assert [columns.record(i) for i in range(len(columns))] == records
+    assert list(ColumnRecords(columns)) == records and columns.value_bytes == sum(len(r.value or b"") for r in records)
+    expected = parse_batch([r.value or b"" for r in records])
+    got = resolved(columns.users, columns.times, columns.unsure, columns.value)
+    assert (list(got.users), list(got.times), got.bad) == (list(expected.users), list(expected.times), expected.bad)

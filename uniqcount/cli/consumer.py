@@ -48,9 +48,8 @@ def run_input(args: argparse.Namespace, settings: Settings) -> int:
         sends = kafka_io.checked_sends(producer, settings, [settings.output_topic])
     counting = Counting(settings, Records(args.quiet, sends, settings.output_topic, rolling=rolling_windows(settings)),
                         dead_letters)
-    status(f"consumer: {frames.SCANNER}")
     status(f"consumer: reading {source.name}: no offsets and no checkpoints here; a run cut short is run again "
-           "from the start, and what it wrote before stays written")
+           f"from the start, and what it wrote before stays written; {frames.SCANNER}")
     for batch in source.batches():
         counting.process(batch, batch)
         if counting.meter.due():

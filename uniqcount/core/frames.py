@@ -12,7 +12,7 @@ verdict and reason are always this module's.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, NamedTuple, Sequence
+from typing import Annotated, Any, Callable, NamedTuple, Sequence
 
 import msgspec
 
@@ -171,14 +171,19 @@ def parse_batch(values: Sequence[bytes]) -> Parsed:
 def scan_batch(values: Sequence[bytes]) -> Parsed:
     """The C scan (native/frames.c), and parse_frame for each frame it was unsure of."""
     hashes, times, unsure = scan_frames(values)
-    users, stamps = memoryview(hashes).cast("Q"), memoryview(times).cast("q")
+    return resolved(memoryview(hashes).cast("Q"), memoryview(times).cast("q"), unsure, values.__getitem__)
+
+
+def resolved(users: Sequence[int], times: Sequence[int], unsure: list[int], value: Callable[[int], bytes]) -> Parsed:
+    """A batch the C scan read (its users and times), with each frame it was unsure of (`unsure`,
+    whose bytes are value(i)) parsed here: its user and ts, or its reason."""
     if not unsure:
-        return Parsed(users, stamps, [])
-    user_list, time_list = users.tolist(), stamps.tolist()
+        return Parsed(users, times, [])
+    user_list, time_list = list(users), list(times)
     bad = []
     for index in unsure:
         try:
-            uid, time_list[index] = parse_frame(values[index])
+            uid, time_list[index] = parse_frame(value(index))
             user_list[index] = uid_hash(uid)
         except InvalidFrame as exc:
             bad.append((index, exc.reason))

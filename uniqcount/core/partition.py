@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import count
 from statistics import median_low
 from typing import Any, NamedTuple, Sequence
 
@@ -91,7 +92,7 @@ class PartitionCounter:
         guard, minutes = self.guard, self.minutes
         self.flushed = False
         fast = 0
-        for user, ts, ref in zip(users, times, refs):
+        for index, user, ts in zip(count(), users, times):  # refs[index] only when needed: refs may be made on demand
             minute = minutes.get(ts - ts % MINUTE)
             if minute is not None and not guard.held and ts <= self.max_ts:  # type: ignore[operator]  # an open minute: max_ts is set
                 # the bulk: an open minute, no new maximum, nothing held
@@ -103,9 +104,9 @@ class PartitionCounter:
             guard.accepted += fast
             fast = 0
             if guard.suspect(ts, self.max_ts):
-                self._hold(Held(user, ts, plain(ref), guard.accepted))
+                self._hold(Held(user, ts, plain(refs[index]), guard.accepted))
             else:
-                self._accept(user, ts, ref)
+                self._accept(user, ts, refs[index])
         self.counted_frames += fast
         guard.accepted += fast
         self._end_batch()

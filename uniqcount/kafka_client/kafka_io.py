@@ -126,10 +126,11 @@ def close_producer(producer: KafkaProducer, timeout: float) -> None:
     producer.close(timeout=0)
 
 
-def consumer(settings: KafkaSettings) -> KafkaConsumer:
-    """Records come as record_batches.Record (offset, key, value), decoded a batch at a time. Only
-    committed ones (read_committed): the input may be written by transactional producers, and a
-    committed offset fetched waits for a transaction under way to end (KIP-447)."""
+def consumer(settings: KafkaSettings, frames_topic: str | None = None) -> KafkaConsumer:
+    """Records come as record_batches.Record (offset, key, value), decoded a batch at a time; those of
+    `frames_topic` as RecordColumns where native/ is built. Only committed ones (read_committed): the
+    input may be written by transactional producers, and a committed offset fetched waits for a
+    transaction under way to end (KIP-447)."""
     return rejoins_until_joined(fast_fetch(KafkaConsumer(
         **options(settings),
         metadata_max_age_ms=METADATA_MAX_AGE_MS,
@@ -142,7 +143,7 @@ def consumer(settings: KafkaSettings) -> KafkaConsumer:
         max_poll_records=settings.max_poll_records,
         session_timeout_ms=settings.session_timeout_ms,
         reconnect_backoff_max_ms=2000,  # back within 2 s of a broker's return, not 30
-    )))
+    ), frozenset([frames_topic] if frames_topic else [])))
 
 
 def rejoins_until_joined(consumer: KafkaConsumer) -> KafkaConsumer:

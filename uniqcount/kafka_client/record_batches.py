@@ -20,8 +20,11 @@ decompressed buffer are internals; tests/kafka_client/test_record_batches.py che
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, NamedTuple, Sequence
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Iterator, NamedTuple, Sequence, Union
 
+import zstandard
 from kafka import codec
 from kafka.codec import gzip_encode, lz4_encode, snappy_encode, zstd_encode
 from kafka.consumer.fetcher import Fetcher
@@ -184,39 +187,173 @@ def decode_records(buf: memoryview, pos: int, count: int, base_offset: int, topi
     return out
 
 
+class RecordColumns:
+    """The records of one v2 batch as columns (native/batches.c: scan_batch), each value's user and
+    ts found in the same call (as frames.scan_batch finds them): the consumer makes no Python object
+    per frame. A Record is made only for a frame that needs one (a dead letter, a held frame); `value`
+    gives the bytes of a frame the scan left to Python (`unsure`)."""
+
+    __slots__ = ("topic", "partition", "view", "offsets", "keys", "values", "users", "times", "unsure", "value_bytes")
+
+    def __init__(self, topic: str, partition: int, view: memoryview, offsets: Any, keys: Any, values: Any,
+                 users: Any, times: Any, unsure: list[int], value_bytes: int):
+        """offsets, users, times: a 64-bit int per record; keys, values: (start in `view`, length or -1) a record."""
+        self.topic, self.partition, self.view = topic, partition, view
+        self.offsets, self.keys, self.values, self.users, self.times = offsets, keys, values, users, times
+        self.unsure, self.value_bytes = unsure, value_bytes
+
+    @classmethod
+    def scanned(cls, view: memoryview, pos: int, count: int, base_offset: int, topic: str, partition: int
+                ) -> RecordColumns:
+        try:
+            offsets, keys, values, users, times, unsure, value_bytes = uniqcount_native.scan_batch(
+                view, pos, count, base_offset)
+        except ValueError as exc:
+            raise CorruptRecordError(str(exc)) from None
+        return cls(topic, partition, view, memoryview(offsets).cast("q"), memoryview(keys).cast("q"),
+                   memoryview(values).cast("q"), memoryview(users).cast("Q"), memoryview(times).cast("q"), unsure,
+                   value_bytes)
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getitem__(self, part: slice) -> RecordColumns:
+        """The records of a range (a poll's cut, a fetch from inside the batch)."""
+        start, stop, _ = part.indices(len(self))
+        values = self.values[2 * start:2 * stop]
+        return RecordColumns(self.topic, self.partition, self.view, self.offsets[start:stop], self.keys[2 * start:2 * stop],
+                             values, self.users[start:stop], self.times[start:stop],
+                             [i - start for i in self.unsure if start <= i < stop], sum(max(n, 0) for n in values[1::2]))
+
+    def _slice(self, spans: Any, i: int) -> memoryview | None:
+        start, length = spans[2 * i], spans[2 * i + 1]
+        return None if length < 0 else self.view[start:start + length]
+
+    def record(self, i: int) -> Record:
+        return Record(self.topic, self.partition, self.offsets[i], self._slice(self.keys, i), self._slice(self.values, i))
+
+    def value(self, i: int) -> bytes | memoryview:
+        """Record i's value; b"" for none (a tombstone)."""
+        return self._slice(self.values, i) or b""
+
+    def first_at(self, offset: int) -> int:
+        """The index of the first record at or after `offset`."""
+        return next((i for i, o in enumerate(self.offsets) if o >= offset), len(self))
+
+
+class ColumnRecords(Sequence[Record]):
+    """Record i of a RecordColumns, made when asked for: the refs of its frames (dead letters, held)."""
+
+    __slots__ = ("columns",)
+
+    def __init__(self, columns: RecordColumns):
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def __getitem__(self, i: int) -> Record:  # type: ignore[override]  # no slices: refs are taken one by one
+        if not 0 <= i < len(self.columns):
+            raise IndexError(i)
+        return self.columns.record(i)
+
+
+def inflate(batch: DefaultRecordBatch) -> None:
+    """batch._maybe_uncompress, but a zstd batch of one frame that states its size (as kafka-python's
+    and librdkafka's producers write them) inflated in one call, without the GIL and without the
+    library's copy; any other zstd batch (several frames, no size) and the other codecs as the
+    library does."""
+    if not batch._decompressed and batch.compression_type == DefaultRecordBatch.CODEC_ZSTD:
+        try:
+            batch._buffer = zstandard.ZstdDecompressor().decompress(memoryview(batch._buffer)[batch._pos:],
+                                                                    allow_extra_data=False)
+        except zstandard.ZstdError:
+            pass
+        else:
+            batch._pos, batch._decompressed = 0, True
+    batch._maybe_uncompress()
+
+
+_PREPARER = ThreadPoolExecutor(1, thread_name_prefix="uniqcount-batches")
+AHEAD = 2  # batches prepared ahead of the one being counted
+
+Prepared = Union[RecordColumns, CorruptRecordError, None]
+
+
+def _prepared(batch: DefaultRecordBatch, tp: TopicPartition, check_crcs: bool, columns: bool) -> Prepared:
+    """A batch checked, inflated and (of a columns topic) scanned: its RecordColumns, the error of a
+    batch that does not decode (raised only if it is counted: an aborted one is not), or None."""
+    if check_crcs and not batch.validate_crc():
+        raise CorruptRecordError(f"record batch for {tp} at offset {batch.base_offset} failed its CRC check")
+    if batch.magic != 2 or batch.is_control_batch:
+        return None
+    inflate(batch)
+    if not columns:
+        return None
+    try:
+        return RecordColumns.scanned(memoryview(batch._buffer), batch._pos, batch.records_count, batch.base_offset,
+                                     tp.topic, tp.partition)
+    except CorruptRecordError as exc:
+        return exc
+
+
+def _prepared_ahead(records: Any, tp: TopicPartition, check_crcs: bool, columns: bool
+                    ) -> Iterator[tuple[DefaultRecordBatch, Prepared]]:
+    """The fetch's batches in order, each prepared (`_prepared`) by a thread of its own up to AHEAD
+    batches before it is needed: zstd and the scan let go of the GIL, so they run beside the counting
+    of the batch before, on the other core. A CRC error is raised here, at its batch."""
+    ahead: deque[tuple[DefaultRecordBatch, Future[Prepared]]] = deque()
+    batch = records.next_batch()
+    while batch is not None or ahead:
+        while batch is not None and len(ahead) < AHEAD:
+            ahead.append((batch, _PREPARER.submit(_prepared, batch, tp, check_crcs, columns)))
+            batch = records.next_batch()
+        ready, done = ahead.popleft()
+        yield ready, done.result()
+
+
 class FastPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
     """One fetched partition's records, handed out by `take` in slices of decoded batches: no
-    generator step per record."""
+    generator step per record. Of the topics in `columns_for` (the frames), a batch comes as one
+    RecordColumns where uniqcount_native is built, not as Records."""
+
+    columns_for: frozenset[str] = frozenset()
 
     def __init__(self, fetch_offset: int, tp: TopicPartition, records: Any, **options: Any):
         super().__init__(fetch_offset, tp, records, **options)
         plain = not (options.get("key_deserializer") or options.get("value_deserializer"))
         self._committed_only = self.isolation_level == IsolationLevel.READ_COMMITTED
         self._batches = self._decoded_batches(tp, records) if plain else None
-        self._pending: list[Record] = []
+        self._pending: list[Record] | RecordColumns = []
         self._pending_end = fetch_offset  # where the next fetch starts once _pending is taken
 
-    def _decoded_batches(self, tp: TopicPartition, records: Any) -> Iterator[tuple[list[Record], int]]:
+    def _decoded_batches(self, tp: TopicPartition, records: Any) -> Iterator[tuple[list[Record] | RecordColumns, int]]:
         """(records at or after the fetch offset, next offset) per batch; control batches give none."""
         topic, partition = tp.topic, tp.partition
-        batch = records.next_batch()
-        while batch is not None:
-            if self.check_crcs and not batch.validate_crc():
-                raise CorruptRecordError(f"record batch for {tp} at offset {batch.base_offset} failed its CRC check")
+        columns = uniqcount_native is not None and topic in self.columns_for
+        for batch, prepared in _prepared_ahead(records, tp, self.check_crcs, columns):
+            decoded: list[Record] | RecordColumns
             if batch.magic != 2:
-                decoded = [Record(topic, partition, r.offset, r.key, r.value) for r in batch]
-                next_offset = decoded[-1].offset + 1 if decoded else self._pending_end
+                old = [Record(topic, partition, r.offset, r.key, r.value) for r in batch]
+                decoded, next_offset = old, old[-1].offset + 1 if old else self._pending_end
             else:
                 self.leader_epoch = batch.leader_epoch
                 aborted = self._aborted(batch)  # first: a control batch may be the abort marker that ends a run
-                decoded = [] if aborted or batch.is_control_batch else _decode(batch, topic, partition)
+                if aborted or batch.is_control_batch:
+                    decoded = []
+                elif isinstance(prepared, CorruptRecordError):
+                    raise prepared
+                else:
+                    decoded = prepared if prepared is not None else _decode(batch, topic, partition)
                 next_offset = batch.next_offset  # v2 keeps it even when compaction removed the last record
-            if decoded and decoded[0].offset < self.fetch_offset:  # a fetch from inside a batch
+            if isinstance(decoded, RecordColumns):
+                if len(decoded) and decoded.offsets[0] < self.fetch_offset:  # a fetch from inside a batch
+                    decoded = decoded[decoded.first_at(self.fetch_offset):]
+            elif decoded and decoded[0].offset < self.fetch_offset:
                 decoded = [r for r in decoded if r.offset >= self.fetch_offset]
             self.records_read += len(decoded)
             self.bytes_read += batch.size_in_bytes
             yield decoded, next_offset
-            batch = records.next_batch()
 
     def _aborted(self, batch: DefaultRecordBatch) -> bool:
         """Under read_committed: a batch of a transaction that was aborted, as the library decides it
@@ -233,8 +370,9 @@ class FastPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
         if self._batches is None:
             return super().take(n)
         self._maybe_raise_next_inline_exception()
-        taken: list[Record] = []
-        while self.record_iterator is not None and (n is None or len(taken) < n):
+        taken: list[Any] = []  # Records, or RecordColumns (each counts as its records)
+        count = 0
+        while self.record_iterator is not None and (n is None or count < n):
             if not self._pending:
                 self.next_fetch_offset = self._pending_end
                 try:
@@ -247,10 +385,19 @@ class FastPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
                     self._next_inline_exception = exc
                     break
                 continue
-            want = len(self._pending) if n is None else n - len(taken)
-            part, self._pending = self._pending[:want], self._pending[want:]
-            taken += part
-            self.next_fetch_offset = part[-1].offset + 1 if self._pending else self._pending_end
+            want = len(self._pending) if n is None else n - count
+            if want >= len(self._pending):  # the whole batch: no cut (a cut of columns sums its values' sizes)
+                part, self._pending = self._pending, []
+            else:
+                part, self._pending = self._pending[:want], self._pending[want:]
+            if isinstance(part, RecordColumns):
+                taken.append(part)
+                last = part.offsets[-1]
+            else:
+                taken += part
+                last = part[-1].offset
+            count += len(part)
+            self.next_fetch_offset = last + 1 if self._pending else self._pending_end
         return taken
 
 
@@ -296,11 +443,13 @@ def require_codecs() -> None:
                               f"{', '.join(missing.values())} not installed (pip install -r requirements.txt)")
 
 
-def fast_fetch(consumer: Any) -> Any:
-    """Give `consumer` (a KafkaConsumer) the batch-at-a-time reader; returns it."""
+def fast_fetch(consumer: Any, columns_for: frozenset[str] = frozenset()) -> Any:
+    """Give `consumer` (a KafkaConsumer) the batch-at-a-time reader; returns it. The batches of the
+    topics in `columns_for` come as RecordColumns (where uniqcount_native is built)."""
     require_codecs()
     require(consumer, ["_fetcher.PartitionRecords"], "the fast record-batch reader")
     require(consumer._fetcher.PartitionRecords, PARTITION_RECORDS_PARTS, "the fast record-batch reader")
     require(DefaultRecordBatch, BATCH_PARTS, "the fast record-batch reader")
-    consumer._fetcher.PartitionRecords = FastPartitionRecords
+    consumer._fetcher.PartitionRecords = type("FastPartitionRecords", (FastPartitionRecords,),
+                                              {"columns_for": columns_for}) if columns_for else FastPartitionRecords
     return consumer

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Sequence
 
-from uniqcount.core.frames import parse_batch
+from uniqcount.core.frames import Parsed, parse_batch, resolved
 from uniqcount.core.partition import Emitted, PartitionCounter
 from uniqcount.core.partition_counters import PartitionCounters
 from uniqcount.core.records import iso_utc
@@ -40,15 +40,24 @@ class Counting:
         return PartitionCounter(s.allowed_lateness, s.late_retention, s.outlier_jump,
                                 s.granularities, s.exact_up_to, s.hll_lg_k)
 
-    def process(self, values: list[bytes], refs: list[Any], partition: int = 0) -> None:
+    def process(self, values: list[bytes], refs: Sequence[Any], partition: int = 0) -> None:
         """`refs[i]` is what a dead letter of values[i] is made from (the bytes, or the Kafka record)."""
-        users, times, bad = parse_batch(values)
+        self._count(parse_batch(values), refs, sum(map(len, values)), partition)
+
+    def process_columns(self, columns: Any, refs: Sequence[Any], partition: int) -> None:
+        """A Kafka batch as columns (kafka_client/record_batches.py: RecordColumns): its users and
+        times found already, `refs[i]` made only when asked for."""
+        self._count(resolved(columns.users, columns.times, columns.unsure, columns.value), refs, columns.value_bytes,
+                    partition)
+
+    def _count(self, parsed: Parsed, refs: Sequence[Any], nbytes: int, partition: int) -> None:
+        users, times, bad = parsed
         kept, dead = refs, [(reason, refs[index]) for index, reason in bad]
         if bad:
             invalid = {index for index, _ in bad}
-            kept = [ref for index, ref in enumerate(refs) if index not in invalid]
-        self.counters.assign(partition).received(len(values), [reason for _, reason in bad])
-        self.meter.add(len(values), sum(map(len, values)))
+            kept = [refs[index] for index in range(len(refs)) if index not in invalid]
+        self.counters.assign(partition).received(len(refs), [reason for _, reason in bad])
+        self.meter.add(len(refs), nbytes)
         self._emit(self.counters.add_many(partition, users, times, kept), dead)
         if self.early.due():
             self.emit_provisional()

@@ -50,7 +50,7 @@ def run_kafka(args: argparse.Namespace, settings: Settings, collector: metrics.R
     kafka_io.require_broker(settings)
     requests, events = Requests(), GroupEvents()
     outage = Outage("consumer", settings.broker_wait_seconds)
-    consumer = kafka_io.consumer(settings)
+    consumer = kafka_io.consumer(settings, settings.topic)
     partitions = len(consumer.partitions_for_topic(settings.topic) or ())  # 0: not there yet
     scaled_out = partitions > 1  # the merger makes the records (merger_task.py)
     me = identity(settings.consumer_group, settings.instance_id)

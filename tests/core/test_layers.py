@@ -12,7 +12,7 @@ from uniqcount import REPO
 PACKAGE = REPO / "uniqcount"
 LAYERS = ["core", "kafka_client", "runtime", "web", "cli", "devtools"]  # each may import those before it
 CORE_MAY_IMPORT = {"__future__", "array", "bisect", "collections", "dataclasses", "datetime", "enum",
-                   "functools", "math", "re", "heapq", "statistics", "struct", "typing", "msgspec", "xxhash", "datasketches", "numpy",
+                   "functools", "itertools", "math", "re", "heapq", "statistics", "struct", "typing", "msgspec", "xxhash", "datasketches", "numpy",
                    "sys.getsizeof",  # sys for its memory figure only, never its streams
                    "uniqcount_native"}  # native/: this project's C (frames.c scans bytes, no I/O)
 IO_CALLS = {"open", "print", "input", "exec", "eval", "__import__"}

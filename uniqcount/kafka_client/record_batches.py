@@ -5,7 +5,10 @@ for it: on this machine it cannot hand out more than ~100k records/s of the cano
 even when they are thrown away. The consumer needs only offset, key and value, so `fast_fetch`
 gives one consumer's fetcher a partition reader that decodes each batch in one tight loop into
 `Record`s (a bare drain of the canonical topic: 101k records/s through the library's reader,
-220–240k through this one). Everything around it stays kafka-python's: fetching, positions, the
+220–240k through this one). The input topic's batches (`columns_for`) come as `RecordColumns`
+instead, each prepared by a thread of its own ahead of its turn (CRC, zstd, then one C call that
+walks the records and scans the frames with the GIL let go): the main thread counts while the next
+batch is prepared. Everything around it stays kafka-python's: fetching, positions, the
 batch-level CRC check (v2 records have no CRC of their own), metrics. Control batches are skipped,
 and under read_committed so are the batches of aborted transactions, by the library's own
 bookkeeping (the aborted transactions the fetch response lists, and the abort markers). Anything

@@ -236,14 +236,17 @@ def assert_ranges(bootstrap: str, env: dict, lines: list[bytes]) -> None:
     assert record == answer(index, 1468402200, 1468429200) and record["windows"][0] == "minute:1468402200"
 
 
-def owner(*logs: Path) -> int:
-    """Which consumer counts the partition now: the one restored last and not moved off since."""
-    def last(text: str, line: str) -> int:
-        return text.rfind(line)
-    texts = [log.read_text() for log in logs]
-    owners = [i for i, text in enumerate(texts)
-              if last(text, "restored partition(s) 0") > last(text, "partitions moved to another consumer")]
-    assert len(owners) == 1, texts
+def owner(*logs: Path, timeout: float = 30) -> int:
+    """Which consumer counts the partition now: the one restored last and neither moved off nor
+    rewound since (a rewind restores what is still owned; one that lost the partition meanwhile
+    restores nothing). Waited for: a rewind under way has said it and not yet restored."""
+    def owns(text: str) -> bool:
+        off = max(text.rfind("partitions moved to another consumer"), text.rfind("going on from the last checkpoint"))
+        return text.rfind("restored partition(s) 0") > off
+    deadline = time.monotonic() + timeout
+    while len(owners := [i for i, log in enumerate(logs) if owns(log.read_text())]) != 1:
+        assert time.monotonic() < deadline, [log.read_text()[-3000:] for log in logs]
+        time.sleep(0.2)
     return owners[0]
 
 

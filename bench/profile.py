@@ -19,7 +19,7 @@ from collections import Counter
 STAGES = [  # (stage, path fragments of its frames), innermost match wins
     ("zstd/lz4/gzip: inflating (consumer) or compressing (producer)", ("kafka/codec.py", "isal/", "zstandard")),
     ("Kafka record batches: decoding (consumer) or building (producer)", ("uniqcount/kafka_client/record_batches.py",
-                                                                      "kafka/record/")),
+                                                                      "uniqcount/kafka_client/fetch.py", "kafka/record/")),
     ("JSON parsing (uid/ts)", ("uniqcount/core/frames.py",)),
     ("windows and counters", ("uniqcount/core/partition.py", "uniqcount/core/windowset.py", "uniqcount/core/counters.py",
                               "uniqcount/core/userset.py", "uniqcount/core/outliers.py")),

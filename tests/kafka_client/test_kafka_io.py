@@ -9,10 +9,11 @@ from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
 from kafka.admin import NewPartitions, NewTopic
 from kafka.consumer.fetcher import Fetcher
 
-from uniqcount.kafka_client import kafka_io, record_batches
+from uniqcount.kafka_client import fetch, kafka_io
 from uniqcount.kafka_client.block_producer import BlockSender
+from uniqcount.kafka_client.fetch import FastPartitionRecords, fast_fetch
 from uniqcount.kafka_client.internals import LibraryMismatch
-from uniqcount.kafka_client.record_batches import FastPartitionRecords, Record, fast_fetch
+from uniqcount.kafka_client.record_batches import Record
 from uniqcount.kafka_client.transactions import Transactions
 from uniqcount.runtime import config
 
@@ -55,15 +56,16 @@ def test_a_missing_internal_is_one_line_naming_it():
     class Consumer:  # a kafka-python whose fetcher has no PartitionRecords
         _fetcher = object()
 
-    with pytest.raises(LibraryMismatch, match=r"has no _fetcher.PartitionRecords, which the fast record-batch "
-                                              r"reader needs: uniqcount is written for kafka-python 3.0.12"):
+    with pytest.raises(LibraryMismatch, match=r"has no _fetcher.PartitionRecords, _fetcher.fetch_records, "
+                                              r"_fetcher.send_fetches, which the fast record-batch reader needs: "
+                                              r"uniqcount is written for kafka-python 3.0.12"):
         fast_fetch(Consumer())
     assert "_fetcher.PartitionRecords" not in vars(Fetcher)  # nothing was patched on the library itself
 
 
 def test_a_missing_codec_library_is_one_line_naming_the_package(monkeypatch):
     """Without python-snappy, a consumer stopped at the first snappy batch another client wrote."""
-    monkeypatch.setitem(record_batches.CODEC_PACKAGES, "snappy", (lambda: False, "python-snappy"))
+    monkeypatch.setitem(fetch.CODEC_PACKAGES, "snappy", (lambda: False, "python-snappy"))
     with pytest.raises(LibraryMismatch, match=r"^kafka-python cannot read snappy batches here: python-snappy not "
                                               r"installed \(pip install -r requirements.txt\)$"):
         fast_fetch(object())

@@ -14,14 +14,13 @@ from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchB
 
 from uniqcount.core.frames import parse_batch, resolved
 from uniqcount.kafka_client import record_batches
+from uniqcount.kafka_client.fetch import _prepared, fast_fetch
 from uniqcount.kafka_client.record_batches import (
     ColumnRecords,
     Record,
     RecordColumns,
     _decode,
-    _prepared,
     decode_records,
-    fast_fetch,
     native_decode_records,
     uniqcount_native,
 )

@@ -9,10 +9,10 @@ from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import AuthorizationError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from uniqcount.kafka_client import rights, sign_in
+from uniqcount.kafka_client.fetch import fast_fetch
 from uniqcount.kafka_client.internals import require
 from uniqcount.kafka_client.metadata import METADATA_MAX_AGE_MS
 from uniqcount.kafka_client.probe import any_answers, why_not
-from uniqcount.kafka_client.record_batches import fast_fetch
 from uniqcount.kafka_client.security import Brokers, ConnectionSettings, address, options, tls_context
 from uniqcount.kafka_client.sends import Sends
 from uniqcount.kafka_client.state_topic import MAX_ENTRY_BYTES, state_topic

@@ -2,37 +2,25 @@
 
 kafka-python reads every record through a dozen property calls and builds a 13-field ConsumerRecord
 for it: on this machine it cannot hand out more than ~100k records/s of the canonical 2 KB frames
-even when they are thrown away. The consumer needs only offset, key and value, so `fast_fetch`
-gives one consumer's fetcher a partition reader that decodes each batch in one tight loop into
-`Record`s (a bare drain of the canonical topic: 101k records/s through the library's reader,
-220–240k through this one). The input topic's batches (`columns_for`) come as `RecordColumns`
-instead, each prepared by a thread of its own ahead of its turn (CRC, zstd, then one C call that
-walks the records and scans the frames with the GIL let go): the main thread counts while the next
-batch is prepared. Everything around it stays kafka-python's: fetching, positions, the
-batch-level CRC check (v2 records have no CRC of their own), metrics. Control batches are skipped,
-and under read_committed so are the batches of aborted transactions, by the library's own
-bookkeeping (the aborted transactions the fetch response lists, and the abort markers). Anything
-unusual takes the library's own path: deserializers, and old message formats (v0/v1, batch by batch).
+even when they are thrown away. The consumer needs only offset, key and value: `decode_records` (and
+its C twin, native/batches.c) walks a batch in one tight loop into `Record`s (a bare drain of the
+canonical topic: 101k records/s through the library's reader, 220–240k through this one), and
+`RecordColumns` holds an input batch as columns, each frame's uid hash and ts found by the same C
+call with the GIL let go. fetch.py is where kafka-python's fetcher is given them.
 
 The producer's side is `encode_records`, `compressed` and `build_batch`: the records of a whole
 block of values in one loop (~0.7 µs a record against ~2.4 µs through kafka-python's builder);
 block_producer.py hands the result to KafkaProducer's own sender.
 
-Written against kafka-python 3.0.12 (pinned): `Fetcher.PartitionRecords` and the batch's
-decompressed buffer are internals; tests/kafka_client/test_record_batches.py checks them against the library.
+Written against kafka-python 3.0.12 (pinned): the batch's decompressed buffer is an internal;
+tests/kafka_client/test_record_batches.py checks the decoders against the library.
 """
 from __future__ import annotations
 
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Iterator, NamedTuple, Sequence, Union
+from typing import Any, NamedTuple, Sequence
 
-import zstandard
-from kafka import codec
 from kafka.codec import gzip_encode, lz4_encode, snappy_encode, zstd_encode
-from kafka.consumer.fetcher import Fetcher
 from kafka.errors import CorruptRecordError
-from kafka.protocol.consumer.offsets import IsolationLevel
 from kafka.record.default_records import DefaultRecordBatch
 
 try:  # the compiled twin of decode_records (native/, built by pip from requirements.txt)
@@ -40,9 +28,6 @@ try:  # the compiled twin of decode_records (native/, built by pip from requirem
 except ImportError:
     uniqcount_native = None
 from kafka.record.util import calc_crc32c, encode_varint
-from kafka.structs import TopicPartition
-
-from uniqcount.kafka_client.internals import LibraryMismatch, require
 
 HEADER = DefaultRecordBatch.HEADER_STRUCT
 RECORD_OVERHEAD = 13  # most bytes a record adds to its value below 2 MB: three varints, four fixed bytes
@@ -261,149 +246,6 @@ class ColumnRecords(Sequence[Record]):
         return self.columns.record(i)
 
 
-def inflate(batch: DefaultRecordBatch) -> None:
-    """batch._maybe_uncompress, but a zstd batch of one frame that states its size (as kafka-python's
-    and librdkafka's producers write them) inflated in one call, without the GIL and without the
-    library's copy; any other zstd batch (several frames, no size) and the other codecs as the
-    library does."""
-    if not batch._decompressed and batch.compression_type == DefaultRecordBatch.CODEC_ZSTD:
-        try:
-            batch._buffer = zstandard.ZstdDecompressor().decompress(memoryview(batch._buffer)[batch._pos:],
-                                                                    allow_extra_data=False)
-        except zstandard.ZstdError:
-            pass
-        else:
-            batch._pos, batch._decompressed = 0, True
-    batch._maybe_uncompress()
-
-
-_PREPARER = ThreadPoolExecutor(1, thread_name_prefix="uniqcount-batches")
-AHEAD = 2  # batches prepared ahead of the one being counted
-
-Prepared = Union[RecordColumns, CorruptRecordError, None]
-
-
-def _prepared(batch: DefaultRecordBatch, tp: TopicPartition, check_crcs: bool, columns: bool) -> Prepared:
-    """A batch checked, inflated and (of a columns topic) scanned: its RecordColumns, the error of a
-    batch that does not decode (raised only if it is counted: an aborted one is not), or None."""
-    if check_crcs and not batch.validate_crc():
-        raise CorruptRecordError(f"record batch for {tp} at offset {batch.base_offset} failed its CRC check")
-    if batch.magic != 2 or batch.is_control_batch:
-        return None
-    inflate(batch)
-    if not columns:
-        return None
-    try:
-        return RecordColumns.scanned(memoryview(batch._buffer), batch._pos, batch.records_count, batch.base_offset,
-                                     tp.topic, tp.partition)
-    except CorruptRecordError as exc:
-        return exc
-
-
-def _prepared_ahead(records: Any, tp: TopicPartition, check_crcs: bool, columns: bool
-                    ) -> Iterator[tuple[DefaultRecordBatch, Prepared]]:
-    """The fetch's batches in order, each prepared (`_prepared`) by a thread of its own up to AHEAD
-    batches before it is needed: zstd and the scan let go of the GIL, so they run beside the counting
-    of the batch before, on the other core. A CRC error is raised here, at its batch."""
-    ahead: deque[tuple[DefaultRecordBatch, Future[Prepared]]] = deque()
-    batch = records.next_batch()
-    while batch is not None or ahead:
-        while batch is not None and len(ahead) < AHEAD:
-            ahead.append((batch, _PREPARER.submit(_prepared, batch, tp, check_crcs, columns)))
-            batch = records.next_batch()
-        ready, done = ahead.popleft()
-        yield ready, done.result()
-
-
-class FastPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
-    """One fetched partition's records, handed out by `take` in slices of decoded batches: no
-    generator step per record. Of the topics in `columns_for` (the frames), a batch comes as one
-    RecordColumns where uniqcount_native is built, not as Records."""
-
-    columns_for: frozenset[str] = frozenset()
-
-    def __init__(self, fetch_offset: int, tp: TopicPartition, records: Any, **options: Any):
-        super().__init__(fetch_offset, tp, records, **options)
-        plain = not (options.get("key_deserializer") or options.get("value_deserializer"))
-        self._committed_only = self.isolation_level == IsolationLevel.READ_COMMITTED
-        self._batches = self._decoded_batches(tp, records) if plain else None
-        self._pending: list[Record] | RecordColumns = []
-        self._pending_end = fetch_offset  # where the next fetch starts once _pending is taken
-
-    def _decoded_batches(self, tp: TopicPartition, records: Any) -> Iterator[tuple[list[Record] | RecordColumns, int]]:
-        """(records at or after the fetch offset, next offset) per batch; control batches give none."""
-        topic, partition = tp.topic, tp.partition
-        columns = uniqcount_native is not None and topic in self.columns_for
-        for batch, prepared in _prepared_ahead(records, tp, self.check_crcs, columns):
-            decoded: list[Record] | RecordColumns
-            if batch.magic != 2:
-                old = [Record(topic, partition, r.offset, r.key, r.value) for r in batch]
-                decoded, next_offset = old, old[-1].offset + 1 if old else self._pending_end
-            else:
-                self.leader_epoch = batch.leader_epoch
-                aborted = self._aborted(batch)  # first: a control batch may be the abort marker that ends a run
-                if aborted or batch.is_control_batch:
-                    decoded = []
-                elif isinstance(prepared, CorruptRecordError):
-                    raise prepared
-                else:
-                    decoded = prepared if prepared is not None else _decode(batch, topic, partition)
-                next_offset = batch.next_offset  # v2 keeps it even when compaction removed the last record
-            if isinstance(decoded, RecordColumns):
-                if len(decoded) and decoded.offsets[0] < self.fetch_offset:  # a fetch from inside a batch
-                    decoded = decoded[decoded.first_at(self.fetch_offset):]
-            elif decoded and decoded[0].offset < self.fetch_offset:
-                decoded = [r for r in decoded if r.offset >= self.fetch_offset]
-            self.records_read += len(decoded)
-            self.bytes_read += batch.size_in_bytes
-            yield decoded, next_offset
-
-    def _aborted(self, batch: DefaultRecordBatch) -> bool:
-        """Under read_committed: a batch of a transaction that was aborted, as the library decides it
-        (an abort marker ends its producer's aborted run; the marker itself is a control batch)."""
-        if not self._committed_only or not batch.has_producer_id():
-            return False
-        self._consume_aborted_transactions_up_to(batch.last_offset)
-        if self._contains_abort_marker(batch):
-            self.aborted_producer_ids.discard(batch.producer_id)
-            return False
-        return self._is_batch_aborted(batch)
-
-    def take(self, n: int | None = None) -> list[Any]:
-        if self._batches is None:
-            return super().take(n)
-        self._maybe_raise_next_inline_exception()
-        taken: list[Any] = []  # Records, or RecordColumns (each counts as its records)
-        count = 0
-        while self.record_iterator is not None and (n is None or count < n):
-            if not self._pending:
-                self.next_fetch_offset = self._pending_end
-                try:
-                    self._pending, self._pending_end = next(self._batches)
-                except StopIteration:
-                    self.drain()
-                except Exception as exc:  # as the library does: records taken first, the error next time
-                    if not taken:
-                        raise
-                    self._next_inline_exception = exc
-                    break
-                continue
-            want = len(self._pending) if n is None else n - count
-            if want >= len(self._pending):  # the whole batch: no cut (a cut of columns sums its values' sizes)
-                part, self._pending = self._pending, []
-            else:
-                part, self._pending = self._pending[:want], self._pending[want:]
-            if isinstance(part, RecordColumns):
-                taken.append(part)
-                last = part.offsets[-1]
-            else:
-                taken += part
-                last = part[-1].offset
-            count += len(part)
-            self.next_fetch_offset = last + 1 if self._pending else self._pending_end
-        return taken
-
-
 def native_decode_records(buf: memoryview, pos: int, count: int, base_offset: int, topic: str, partition: int
                           ) -> list[Record]:
     """decode_records in one C call (native/batches.c): 1.12x the consumer through Kafka (docs/PERFORMANCE.md)."""
@@ -425,34 +267,3 @@ def _decode(batch: DefaultRecordBatch, topic: str, partition: int) -> list[Recor
     except IndexError:
         raise CorruptRecordError(f"record batch for {topic}-{partition} at offset {batch.base_offset} "
                                  "ends inside a record") from None
-
-
-PARTITION_RECORDS_PARTS = ["take", "drain", "_maybe_raise_next_inline_exception", "__init__",
-                           "_consume_aborted_transactions_up_to", "_contains_abort_marker", "_is_batch_aborted"]
-BATCH_PARTS = ["_maybe_uncompress", "HEADER_STRUCT", "is_control_batch", "validate_crc", "next_offset",
-               "has_producer_id", "producer_id", "is_transactional", "last_offset"]
-
-
-CODEC_PACKAGES = {"snappy": (codec.has_snappy, "python-snappy"), "lz4": (codec.has_lz4, "lz4"),
-                  "zstd": (codec.has_zstd, "zstandard")}  # gzip is the standard library's
-
-
-def require_codecs() -> None:
-    """Every codec a topic may use can be read: another client's producer chooses it, batch by batch
-    (a missing one used to stop the consumer at the first such batch, deep in the fetcher)."""
-    missing = {name: package for name, (present, package) in CODEC_PACKAGES.items() if not present()}
-    if missing:
-        raise LibraryMismatch(f"kafka-python cannot read {', '.join(missing)} batches here: "
-                              f"{', '.join(missing.values())} not installed (pip install -r requirements.txt)")
-
-
-def fast_fetch(consumer: Any, columns_for: frozenset[str] = frozenset()) -> Any:
-    """Give `consumer` (a KafkaConsumer) the batch-at-a-time reader; returns it. The batches of the
-    topics in `columns_for` come as RecordColumns (where uniqcount_native is built)."""
-    require_codecs()
-    require(consumer, ["_fetcher.PartitionRecords"], "the fast record-batch reader")
-    require(consumer._fetcher.PartitionRecords, PARTITION_RECORDS_PARTS, "the fast record-batch reader")
-    require(DefaultRecordBatch, BATCH_PARTS, "the fast record-batch reader")
-    consumer._fetcher.PartitionRecords = type("FastPartitionRecords", (FastPartitionRecords,),
-                                              {"columns_for": columns_for}) if columns_for else FastPartitionRecords
-    return consumer

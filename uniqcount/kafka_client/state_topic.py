@@ -13,8 +13,8 @@ from typing import Any, Iterable
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaTimeoutError
 
+from uniqcount.kafka_client.fetch import fast_fetch
 from uniqcount.kafka_client.metadata import METADATA_MAX_AGE_MS
-from uniqcount.kafka_client.record_batches import fast_fetch
 from uniqcount.kafka_client.security import Brokers, options
 
 MAX_ENTRY_BYTES = 8 << 20  # the topic's max.message.bytes: the largest entry (state.py) is 2 MiB

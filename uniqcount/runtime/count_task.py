@@ -5,6 +5,7 @@ Paid per checkpoint, never per frame."""
 from __future__ import annotations
 
 import time
+from itertools import groupby
 from typing import Any, Iterable, Sequence
 
 import msgspec
@@ -12,7 +13,8 @@ import msgspec
 from uniqcount.core.partials import Mark, mark_record, window_records
 from uniqcount.core.partition import PartitionCounter
 from uniqcount.core.state import Snapshots, restore
-from uniqcount.kafka_client.record_batches import ColumnRecords, Record, RecordColumns
+from uniqcount.kafka_client.fetch import BatchAhead
+from uniqcount.kafka_client.record_batches import ColumnRecords, Record
 from uniqcount.runtime import published as kept
 from uniqcount.runtime.committer import Change
 from uniqcount.runtime.counting import Counting
@@ -65,14 +67,17 @@ class CountTask:
         return None
 
     def process(self, records: list[Any]) -> None:
-        """A poll's records of its partition: RecordColumns (a batch each, native/ built), or Records."""
-        if type(records[0]) is RecordColumns:
-            for columns in records:
-                self.counting.process_columns(columns, ColumnRecords(columns), self.partition)
-        else:
-            if type(records[0]) is not Record:  # kafka-python's own path (deserializers): no library objects in the core
-                records = [Record(r.topic, r.partition, r.offset, r.key, r.value) for r in records]
-            self.counting.process([r.value or b"" for r in records], records, self.partition)  # None: a tombstone
+        """A poll's records of its partition: BatchAheads (a batch each, native/ built), or Records
+        (an old-format batch among BatchAheads comes as Records: each run by its own path)."""
+        for kind, run in groupby(records, key=type):
+            if kind is BatchAhead:
+                for batch in run:
+                    columns = batch.columns()
+                    self.counting.process_columns(columns, ColumnRecords(columns), self.partition)
+            else:
+                found: list[Any] = list(run) if kind is Record else [  # kafka-python's own (deserializers): not in the core
+                    Record(r.topic, r.partition, r.offset, r.key, r.value) for r in run]
+                self.counting.process([r.value or b"" for r in found], found, self.partition)  # None: a tombstone
         self.last_frame = time.monotonic()
         self.watermark_at_last_frame, self.frame_watermark_known = self.counter.watermark, True
 

@@ -8,6 +8,7 @@ static PyMethodDef methods[] = {
     {"decode_records", decode_records, METH_VARARGS, "The records of an uncompressed v2 batch body."},
     {"scan_batch", scan_batch, METH_VARARGS, "decode_records as columns, each value scanned as scan_frames does."},
     {"scan_frames", scan_frames, METH_O, "The top-level uid hash and ts of each JSON frame, or unsure."},
+    {"scan_lines", scan_lines, METH_VARARGS, "The JSON lines of head + block as columns, each scanned as scan_frames does."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -29,6 +29,9 @@ RUN_ELSEWHERE = {
     "./run.sh test": ".ci/run",
     "./run.sh lint": ".ci/run",
     "./run.sh bench --repeat 1": ".ci/run",
+    "./run.sh bench --peers --repeat 3": "by hand (its peers' virtualenvs and Maven jars are ~1.5 GB, a run ~10 "
+    "minutes; its tables are docs/PERFORMANCE.md's 'Side by side'); tests/bench/test_bench_peers.py checks its "
+    "comparison of each peer's minutes",
     "./run.sh broker start": "tests/devtools/test_broker.py::test_acknowledged_messages_survive_stop_and_crash",
     "./run.sh broker status": "tests/devtools/test_broker.py::test_acknowledged_messages_survive_stop_and_crash",
     "./run.sh broker logs": "tests/devtools/test_broker.py::test_acknowledged_messages_survive_stop_and_crash",

@@ -1,23 +1,72 @@
 """Reading frames from a file or stdin: plain or gzip (told by magic bytes, not by name).
 
 Gzip is inflated by ISA-L (`isal`) in a thread of its own, beside the parsing: 1.3 s for the
-canonical 1.9 GB sample against 4.3 s with the standard gzip module. Lines are cut from blocks of
-up to 256 KB by one bytes.split each, not read one at a time (7.6 s through GzipFile's line
-iterator); blocks that small are still in the CPU cache when the parser reads them (consumer file
-mode: ~155k frames/s with 256 KB blocks, ~120k with 4 MB).
+canonical 1.9 GB sample against 4.3 s with the standard gzip module. Blocks of up to 256 KB are read
+at a time, not lines (7.6 s through GzipFile's line iterator); blocks that small are still in the
+CPU cache when the parser reads them (consumer file mode: ~155k frames/s with 256 KB blocks, ~120k
+with 4 MB). Where uniqcount_native is built, `frames` hands each block's whole lines to two threads
+that cut and scan them in one C call without the GIL (`LineColumns`), AHEAD blocks before the one
+being counted; otherwise the lines are cut by one bytes.split a block and parsed on the main thread.
 """
 from __future__ import annotations
 
 import gzip
 import io
 import sys
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Sequence, Union
 
 from isal import igzip_threaded
 from isal.igzip_lib import IsalError
 
+try:  # the compiled line scanner (native/lines.c, built by pip from requirements.txt)
+    from uniqcount_native import scan_lines
+except ImportError:
+    scan_lines = None
+
 GZIP_MAGIC = b"\x1f\x8b"
+AHEAD = 4  # blocks being scanned beyond the one being counted
+_SCANNERS = ThreadPoolExecutor(2, thread_name_prefix="uniqcount-lines")
+
+
+class LineColumns:
+    """The whole lines of a block (after the end of the block before) as columns (native/lines.c:
+    scan_lines), each non-blank line's user and ts found in the same call; `value` gives a line
+    (the one the two blocks share is `first`), as a line the scan left to Python (`unsure`) needs."""
+
+    __slots__ = ("block", "first", "values", "users", "times", "unsure", "blank", "value_bytes")
+
+    def __init__(self, head: bytes, block: memoryview | bytes):
+        values, users, times, self.unsure, self.blank, self.value_bytes, self.first = scan_lines(head, block)
+        self.block = block
+        self.values = memoryview(values).cast("q")
+        self.users, self.times = memoryview(users).cast("Q"), memoryview(times).cast("q")
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def value(self, i: int) -> bytes:
+        start, length = self.values[2 * i], self.values[2 * i + 1]
+        return bytes(self.block[start:start + length]) if start >= 0 else self.first[:length]
+
+
+class LineRefs(Sequence[bytes]):
+    """Line i of a LineColumns, made when asked for: what a dead letter or a held frame is made of."""
+
+    __slots__ = ("columns",)
+
+    def __init__(self, columns: LineColumns):
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def __getitem__(self, i: int) -> bytes:  # type: ignore[override]  # no slices: refs are taken one by one
+        if not 0 <= i < len(self.columns):
+            raise IndexError(i)
+        return self.columns.value(i)
 
 
 class InputError(Exception):
@@ -56,6 +105,43 @@ class Input:
         without line terminators; blank lines are skipped and counted."""
         for _, kept in self.numbered_batches(size, limit):
             yield kept
+
+    def frames(self, size: int = 1 << 18) -> Iterator[Union[LineColumns, list[bytes]]]:
+        """Each block's non-blank lines: as LineColumns where uniqcount_native is built, else as
+        batches() gives them."""
+        if scan_lines is None:
+            yield from self.batches(size)
+            return
+        ahead: deque[Future[LineColumns]] = deque()
+        try:
+            for head, block in self._whole_lines(size):
+                ahead.append(_SCANNERS.submit(LineColumns, head, block))
+                if len(ahead) > AHEAD:
+                    yield self._counted(ahead.popleft())
+        except (gzip.BadGzipFile, IsalError, EOFError, OSError) as exc:  # type: ignore[misc]
+            raise InputError(f"{self.name}: unreadable input ({exc})") from None
+        while ahead:
+            yield self._counted(ahead.popleft())
+
+    def _counted(self, scanning: Future[LineColumns]) -> LineColumns:
+        columns = scanning.result()
+        self.blank_lines += columns.blank
+        return columns
+
+    def _whole_lines(self, size: int) -> Iterator[tuple[bytes, memoryview | bytes]]:
+        """(the end of the blocks before, cut inside a line; a view of this block to its last newline):
+        the same lines `_lines` cuts, without joining the two (native/lines.c copies the one line
+        they share)."""
+        rest = b""
+        while data := self.stream.read1(size):
+            end = data.rfind(b"\n") + 1
+            if not end:
+                rest += data
+                continue
+            yield rest, memoryview(data)[:end]
+            rest = data[end:]
+        if rest:
+            yield b"", rest
 
     def numbered_batches(self, size: int = 1 << 18, limit: int | None = None
                          ) -> Iterator[tuple[Sequence[int], list[bytes]]]:

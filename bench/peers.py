@@ -7,7 +7,10 @@ same topic in the same run, each checked against uniqcount's exact minutes.
 4. Bytewax (bench/peers/bytewax_flow.py: KafkaSource, json.loads, an event-time tumbling minute
    folding a set), in a virtualenv of its own made on first use (bench/peers/requirements.txt);
 5. Flink SQL (bench/peers/flink_sql.py: a Kafka table, TUMBLE, COUNT DISTINCT, parallelism 1), in
-   another (bench/peers/flink-requirements.txt), with its jars from Maven Central (FLINK_JARS).
+   another (bench/peers/flink-requirements.txt), with its jars from Maven Central (FLINK_JARS);
+6. file mode: consumer.py --input on the gzipped sample (six granularities, then minutes only) beside
+   ClickHouse in process (bench/peers/chdb_file.py: JSONEachRow, uniqExact per minute, 2 threads),
+   in a third virtualenv (bench/peers/chdb-requirements.txt).
 
 Each runs `--repeat` times (3): the best run counts, the median is listed. The ratios go to
 bench/results/peers.json and to the "Side by side" section of docs/PERFORMANCE.md.
@@ -110,6 +113,7 @@ def main(repeat: int = 3) -> int:
     sample = str(ensure_sample(settings))
     bytewax_python = peer_python(PEERS / "requirements.txt", CACHE / "peers-venv")
     flink_python = peer_python(PEERS / "flink-requirements.txt", CACHE / "flink-venv")
+    chdb_python = peer_python(PEERS / "chdb-requirements.txt", CACHE / "chdb-venv")
     flink_jars = os.pathsep.join(str(maven_jar(*jar)) for jar in FLINK_JARS)
     run = uuid.uuid4().hex[:8]
     topic, output = f"peers-{run}", f"peers-out-{run}"
@@ -140,6 +144,17 @@ def main(repeat: int = 3) -> int:
                      {**kafka, "MINUTES_FILE": str(written), "FLINK_JARS": flink_jars,
                       "TOPIC_MB": str(loaded["seconds"] * loaded["mb_per_s"])}, repeat)
         flink_minutes = peer_minutes(written)
+        from_file = step("uniqcount consumer.py --input: gzipped file, six granularities",
+                         [py, str(REPO / "consumer.py"), "--input", sample, "--quiet"], {}, repeat)
+        file_minutes_only = step("uniqcount consumer.py --input: gzipped file, minutes only",
+                                 [py, str(REPO / "consumer.py"), "--input", sample, "--quiet", "--granularities", "minute"],
+                                 {}, repeat)
+        written = written.with_name("chdb-minutes.jsonl")
+        chdb = step("ClickHouse (chDB 4.4): file(), JSONEachRow, uniqExact per minute, 2 threads",
+                    [chdb_python, str(PEERS / "chdb_file.py")],
+                    {"INPUT": sample, "MINUTES_FILE": str(written), "THREADS": "2",
+                     "INPUT_MB": str(loaded["seconds"] * loaded["mb_per_s"])}, repeat)
+        chdb_minutes = peer_minutes(written)
     finally:
         delete_run_topics(settings.bootstrap_servers, run)
     best = ours["frames_per_s"]
@@ -148,18 +163,24 @@ def main(repeat: int = 3) -> int:
             row(baseline, agreement(baseline_minutes, exact), best),
             row(bytewax, agreement(bytewax_minutes, exact), best),
             row(flink, agreement(flink_minutes, exact), best)]
+    file_best = from_file["frames_per_s"]
+    file_rows = [row(from_file, "the same records as through Kafka (tested)", file_best),
+                 row(file_minutes_only, "as above", file_best),
+                 row(chdb, agreement(chdb_minutes, exact), file_best)]
     report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(), "sample": sample,
               "command": f"./run.sh bench --peers --repeat {repeat}",
-              "results": [ours, minutes_only, baseline, bytewax, flink],
+              "results": [ours, minutes_only, baseline, bytewax, flink, from_file, file_minutes_only, chdb],
               "ratios": {"bytewax": round(best / bytewax["frames_per_s"], 2), "flink": round(best / flink["frames_per_s"], 2),
-                         "baseline": round(best / baseline["frames_per_s"], 2)}}
+                         "baseline": round(best / baseline["frames_per_s"], 2),
+                         "chdb_file": round(file_best / chdb["frames_per_s"], 2)}}
     write_result("peers.json", report)
     m = report["machine"]
+    columns = ["what", "frames/s (best)", "median", "MB/s", "peak RSS", "uniqcount six granularities / it",
+               "minutes against uniqcount's exact ones", "command"]
     text = (f"Measured {report['date']} with `{report['command']}` on {m['cores']} cores ({m['cpu']}), Python "
             f"{m['python']}; broker on the same machine; the canonical sample in one topic of one partition.\n\n"
-            + markdown_table(["what", "frames/s (best)", "median", "MB/s", "peak RSS",
-                              "uniqcount six granularities / it", "minutes against uniqcount's exact ones",
-                              "command"], rows))
+            + markdown_table(columns, rows) + "\n\nThe same sample from its gzipped file, on the same two cores:\n\n"
+            + markdown_table(columns, file_rows))
     write_section(PERFORMANCE, "peers", text, "Performance")
     print(text)
     return 0

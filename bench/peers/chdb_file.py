@@ -1,0 +1,46 @@
+"""The file-mode peer: ClickHouse (chDB, in process) counting unique users per minute straight from
+the gzipped sample, as ClickHouse's documentation writes it: the `file` table function with the
+JSONEachRow format reading the top-level uid and ts (other keys skipped, nested ones included),
+`uniqExact(uid)` grouped by `toStartOfMinute`, on `THREADS` threads (2: this machine's cores). Runs in
+its own virtualenv (bench/peers/chdb-requirements.txt). Prints one summary line like consumer.py's
+and writes the minutes as JSON lines to MINUTES_FILE: {"minute": start, "users": n}. INPUT_MB: the
+sample's JSON, for the MB/s figure.
+
+The time is the query's, from its start to its last row (chDB's import left out, as consumer.py's
+figure leaves out its own start-up).
+
+    INPUT=data/stream.jsonl.gz MINUTES_FILE=... INPUT_MB=1909.1 python bench/peers/chdb_file.py
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import chdb
+
+QUERY = """
+SELECT toUnixTimestamp(toStartOfMinute(toDateTime(ts, 'UTC'))) AS minute, uniqExact(uid) AS users, count() AS frames
+FROM file('{path}', 'JSONEachRow', 'uid String, ts Int64')
+GROUP BY minute ORDER BY minute
+SETTINGS max_threads = {threads}"""
+
+
+def main() -> int:
+    path = os.path.abspath(os.environ["INPUT"]).replace("'", "\\'")
+    started = time.monotonic()
+    result = chdb.query(QUERY.format(path=path, threads=int(os.environ.get("THREADS", "2"))), "JSONEachRow")
+    seconds = time.monotonic() - started
+    rows = [json.loads(line) for line in result.bytes().decode().splitlines() if line]
+    with open(os.environ["MINUTES_FILE"], "w") as out:
+        out.writelines(json.dumps({"minute": int(r["minute"]), "users": int(r["users"])}) + "\n" for r in rows)
+    frames = sum(int(r["frames"]) for r in rows)
+    size = float(os.environ.get("INPUT_MB", 0)) * 1e6
+    print(f"chdb: done: {frames:,} frames, {size / 1e6:,.1f} MB in {seconds:.1f} s: {frames / seconds:,.0f} frames/s, "
+          f"{size / 1e6 / seconds:,.1f} MB/s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -18,12 +18,11 @@ Everything a counter holds can be written as bytes (`to_bytes`) and read back: e
 from __future__ import annotations
 
 import math
-from array import array
 from typing import Iterable, Sequence, Union, cast
 
 from datasketches import hll_sketch, hll_union, tgt_hll_type
 
-from uniqcount.core.userset import CompactUsers, hashes_bytes, hashes_from
+from uniqcount.core.userset import CompactUsers, hashes_bytes, hashes_from, sorted_array
 
 DEFAULT_LG_K = 14
 _STDDEVS_95 = 2  # DataSketches bounds at 2 standard deviations: about 95.4% confidence
@@ -179,7 +178,7 @@ def union_counter(counters: Sequence[UserCounter]) -> UserCounter:
     union: set[int] = set()
     for users_of_part in cast("Sequence[ExactCounter | FrozenExactCounter]", counters):
         users_of_part.add_hashes_to(union)
-    return FrozenExactCounter(sorted_hashes=array("Q", sorted(union)))
+    return FrozenExactCounter(sorted_hashes=sorted_array(union))
 
 
 def union_of(counters: Sequence[UserCounter], pending: Iterable[NewUsers] = ()) -> tuple[int, tuple[int, int] | None]:

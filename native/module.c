@@ -9,6 +9,7 @@ static PyMethodDef methods[] = {
     {"scan_batch", scan_batch, METH_VARARGS, "decode_records as columns, each value scanned as scan_frames does."},
     {"scan_frames", scan_frames, METH_O, "The top-level uid hash and ts of each JSON frame, or unsure."},
     {"scan_lines", scan_lines, METH_VARARGS, "The JSON lines of head + block as columns, each scanned as scan_frames does."},
+    {"open_run", open_run, METH_VARARGS, "add_many's bulk: the frames of open minutes added, up to the first that is not."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from itertools import count
 from statistics import median_low
 from typing import Any, NamedTuple, Sequence
 
@@ -54,6 +53,27 @@ class OpenMinute:
 
     def new_users(self, lg_k: int) -> NewUsers:
         return NewUsers(self.users, lg_k)
+
+
+def open_run(users: Sequence[int], times: Sequence[int], index: int, minutes: dict[int, OpenMinute],
+             max_ts: int) -> int:
+    """From `index` on, each frame of an open minute with no new maximum added to it; where the run
+    stops (native/minutes.c is its compiled twin)."""
+    end = min(len(users), len(times))
+    for at in range(index, end):
+        ts = times[at]
+        minute = minutes.get(ts - ts % MINUTE)
+        if minute is None or ts > max_ts:
+            return at
+        minute.users.add(users[at])
+        minute.frames += 1
+    return end
+
+
+try:  # the compiled twin (native/minutes.c, built by pip from requirements.txt)
+    from uniqcount_native import open_run as OPEN_RUN
+except ImportError:
+    OPEN_RUN = open_run
 
 
 class PartitionCounter:
@@ -88,27 +108,24 @@ class PartitionCounter:
     def add_many(self, users: Sequence[int], times: Sequence[int], refs: Sequence[Any]) -> Emitted:
         """Decide every frame (its user: the uid's hash, userset.py; its ts); `refs[i]` names frame i
         in the dead letters. Refs are handed back as given, except for held frames, which keep plain
-        copies (`plain`)."""
+        copies (`plain`). The bulk (frames of open minutes, no new maximum, nothing held) goes by runs
+        (`open_run`); each frame that ends a run is decided here."""
         guard, minutes = self.guard, self.minutes
         self.flushed = False
-        fast = 0
-        for index, user, ts in zip(count(), users, times):  # refs[index] only when needed: refs may be made on demand
-            minute = minutes.get(ts - ts % MINUTE)
-            if minute is not None and not guard.held and ts <= self.max_ts:  # type: ignore[operator]  # an open minute: max_ts is set
-                # the bulk: an open minute, no new maximum, nothing held
-                minute.users.add(user)
-                minute.frames += 1
-                fast += 1
-                continue
-            self.counted_frames += fast
-            guard.accepted += fast
-            fast = 0
+        index, total = 0, len(users)
+        while index < total:
+            if not guard.held and self.max_ts is not None:
+                start, index = index, OPEN_RUN(users, times, index, minutes, self.max_ts)
+                self.counted_frames += index - start
+                guard.accepted += index - start
+                if index == total:
+                    break
+            user, ts = users[index], times[index]
             if guard.suspect(ts, self.max_ts):
                 self._hold(Held(user, ts, plain(refs[index]), guard.accepted))
             else:
                 self._accept(user, ts, refs[index])
-        self.counted_frames += fast
-        guard.accepted += fast
+            index += 1
         self._end_batch()
         return self._emitted()
 

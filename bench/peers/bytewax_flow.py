@@ -19,6 +19,7 @@ from bytewax.connectors.kafka import KafkaSource
 from bytewax.dataflow import Dataflow
 from bytewax.operators.windowing import EventClock, TumblingWindower, fold_window
 from bytewax.testing import run_main
+from peer_output import report
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -49,11 +50,7 @@ def main() -> int:
     started = time.monotonic()
     run_main(flow)
     seconds = time.monotonic() - started
-    with open(os.environ["MINUTES_FILE"], "w") as out:
-        out.writelines(json.dumps({"minute": start, "users": users}) + "\n" for start, users in sorted(minutes))
-    n, size = seen["frames"], seen["bytes"]
-    print(f"bytewax: done: {n:,} frames, {size / 1e6:,.1f} MB in {seconds:.1f} s: {n / seconds:,.0f} frames/s, "
-          f"{size / 1e6 / seconds:,.1f} MB/s", file=sys.stderr)
+    report("bytewax", minutes, seen["frames"], seen["bytes"], seconds)
     return 0
 
 

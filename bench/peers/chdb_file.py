@@ -19,6 +19,7 @@ import sys
 import time
 
 import chdb
+from peer_output import report
 
 QUERY = """
 SELECT toUnixTimestamp(toStartOfMinute(toDateTime(ts, 'UTC'))) AS minute, uniqExact(uid) AS users, count() AS frames
@@ -33,12 +34,8 @@ def main() -> int:
     result = chdb.query(QUERY.format(path=path, threads=int(os.environ.get("THREADS", "2"))), "JSONEachRow")
     seconds = time.monotonic() - started
     rows = [json.loads(line) for line in result.bytes().decode().splitlines() if line]
-    with open(os.environ["MINUTES_FILE"], "w") as out:
-        out.writelines(json.dumps({"minute": int(r["minute"]), "users": int(r["users"])}) + "\n" for r in rows)
-    frames = sum(int(r["frames"]) for r in rows)
-    size = float(os.environ.get("INPUT_MB", 0)) * 1e6
-    print(f"chdb: done: {frames:,} frames, {size / 1e6:,.1f} MB in {seconds:.1f} s: {frames / seconds:,.0f} frames/s, "
-          f"{size / 1e6 / seconds:,.1f} MB/s", file=sys.stderr)
+    report("chdb", [(int(r["minute"]), int(r["users"])) for r in rows], sum(int(r["frames"]) for r in rows),
+           float(os.environ.get("INPUT_MB", 0)) * 1e6, seconds)
     return 0
 
 

@@ -14,12 +14,12 @@ mini-cluster (~2-3 s here), as consumer.py's figure holds its own restore.
 from __future__ import annotations
 
 import calendar
-import json
 import os
 import sys
 import time
 import uuid
 
+from peer_output import report
 from pyflink.table import EnvironmentSettings, TableEnvironment
 
 SOURCE = """
@@ -60,11 +60,7 @@ def main() -> int:
             minutes.append((start, int(row[1])))
             frames += int(row[2])
     seconds = time.monotonic() - started
-    with open(os.environ["MINUTES_FILE"], "w") as out:
-        out.writelines(json.dumps({"minute": start, "users": users}) + "\n" for start, users in sorted(minutes))
-    size = float(os.environ.get("TOPIC_MB", 0)) * 1e6
-    print(f"flink: done: {frames:,} frames, {size / 1e6:,.1f} MB in {seconds:.1f} s: {frames / seconds:,.0f} frames/s, "
-          f"{size / 1e6 / seconds:,.1f} MB/s", file=sys.stderr)
+    report("flink", minutes, frames, float(os.environ.get("TOPIC_MB", 0)) * 1e6, seconds)
     return 0
 
 

@@ -16,7 +16,6 @@ from uniqcount.core.frames import parse_batch, resolved
 from uniqcount.kafka_client import record_batches
 from uniqcount.kafka_client.fetch import _prepared, fast_fetch
 from uniqcount.kafka_client.record_batches import (
-    ColumnRecords,
     Record,
     RecordColumns,
     _decode,
@@ -24,6 +23,7 @@ from uniqcount.kafka_client.record_batches import (
     native_decode_records,
     uniqcount_native,
 )
+from uniqcount.runtime.counting import ColumnRefs
 
 CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 
@@ -270,7 +270,7 @@ def test_columns_give_the_decoders_records_and_the_parsers_verdicts(messages, st
     columns = prepared[start:]
     records = [Record("t", 3, *r) for r in library(built(messages, codec))][start:]
     assert [columns.record(i) for i in range(len(columns))] == records
-    assert list(ColumnRecords(columns)) == records and columns.value_bytes == sum(len(r.value or b"") for r in records)
+    assert list(ColumnRefs(columns)) == records and columns.value_bytes == sum(len(r.value or b"") for r in records)
     expected = parse_batch([r.value or b"" for r in records])
     got = resolved(columns.users, columns.times, columns.unsure, columns.value)
     assert (list(got.users), list(got.times), got.bad) == (list(expected.users), list(expected.times), expected.bad)

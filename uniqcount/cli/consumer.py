@@ -26,7 +26,7 @@ from uniqcount.runtime.outage import BrokerLost
 from uniqcount.runtime.outputs import CountedOnly, DeadLetters, FileDeadLetters, OutputError, Records
 from uniqcount.runtime.progress import error, status
 from uniqcount.runtime.published import rolling_windows
-from uniqcount.runtime.sources import Input, InputError, LineColumns, LineRefs
+from uniqcount.runtime.sources import Input, InputError, LineColumns
 from uniqcount.runtime.state_log import StateMismatch
 
 SETTINGS = [*config.CONNECTION, "TOPIC", "CONSUMER_GROUP", "OUTPUT_TOPIC", "DLQ_TOPIC", "ALLOWED_LATENESS",
@@ -52,7 +52,7 @@ def run_input(args: argparse.Namespace, settings: Settings) -> int:
            f"from the start, and what it wrote before stays written; {frames.SCANNER}")
     for part in source.frames():
         if isinstance(part, LineColumns):
-            counting.process_columns(part, LineRefs(part), 0)
+            counting.process_columns(part, 0)
         else:
             counting.process(part, part)
         if counting.meter.due():

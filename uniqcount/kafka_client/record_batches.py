@@ -217,6 +217,10 @@ class RecordColumns:
         start, length = spans[2 * i], spans[2 * i + 1]
         return None if length < 0 else self.view[start:start + length]
 
+    def ref(self, i: int) -> Record:
+        """What a dead letter or a held frame of record i is made from: the record."""
+        return self.record(i)
+
     def record(self, i: int) -> Record:
         return Record(self.topic, self.partition, self.offsets[i], self._slice(self.keys, i), self._slice(self.values, i))
 
@@ -227,23 +231,6 @@ class RecordColumns:
     def first_at(self, offset: int) -> int:
         """The index of the first record at or after `offset`."""
         return next((i for i, o in enumerate(self.offsets) if o >= offset), len(self))
-
-
-class ColumnRecords(Sequence[Record]):
-    """Record i of a RecordColumns, made when asked for: the refs of its frames (dead letters, held)."""
-
-    __slots__ = ("columns",)
-
-    def __init__(self, columns: RecordColumns):
-        self.columns = columns
-
-    def __len__(self) -> int:
-        return len(self.columns)
-
-    def __getitem__(self, i: int) -> Record:  # type: ignore[override]  # no slices: refs are taken one by one
-        if not 0 <= i < len(self.columns):
-            raise IndexError(i)
-        return self.columns.record(i)
 
 
 def native_decode_records(buf: memoryview, pos: int, count: int, base_offset: int, topic: str, partition: int

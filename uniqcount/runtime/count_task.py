@@ -14,7 +14,7 @@ from uniqcount.core.partials import Mark, mark_record, window_records
 from uniqcount.core.partition import PartitionCounter
 from uniqcount.core.state import Snapshots, restore
 from uniqcount.kafka_client.fetch import BatchAhead
-from uniqcount.kafka_client.record_batches import ColumnRecords, Record
+from uniqcount.kafka_client.record_batches import Record
 from uniqcount.runtime import published as kept
 from uniqcount.runtime.committer import Change
 from uniqcount.runtime.counting import Counting
@@ -72,8 +72,7 @@ class CountTask:
         for kind, run in groupby(records, key=type):
             if kind is BatchAhead:
                 for batch in run:
-                    columns = batch.columns()
-                    self.counting.process_columns(columns, ColumnRecords(columns), self.partition)
+                    self.counting.process_columns(batch.columns(), self.partition)
             else:
                 found: list[Any] = list(run) if kind is Record else [  # kafka-python's own (deserializers): not in the core
                     Record(r.topic, r.partition, r.offset, r.key, r.value) for r in run]

@@ -19,6 +19,23 @@ def by_reason(counts: Counter[str]) -> str:
     return ", ".join(f"{reason} {n:,}" for reason, n in sorted(counts.items()))
 
 
+class ColumnRefs(Sequence[Any]):
+    """columns.ref(i), made when asked for: what a dead letter or a held frame is made of."""
+
+    __slots__ = ("columns",)
+
+    def __init__(self, columns: Any):
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def __getitem__(self, i: int) -> Any:  # type: ignore[override]  # no slices: refs are taken one by one
+        if not 0 <= i < len(self.columns):
+            raise IndexError(i)
+        return self.columns.ref(i)
+
+
 class Counting:
     def __init__(self, settings: Settings, records: Records, dead_letters: DeadLetters, scaled_out: bool = False):
         """`scaled_out`: a topic of several partitions, whose records the merger makes
@@ -44,11 +61,11 @@ class Counting:
         """`refs[i]` is what a dead letter of values[i] is made from (the bytes, or the Kafka record)."""
         self._count(parse_batch(values), refs, sum(map(len, values)), partition)
 
-    def process_columns(self, columns: Any, refs: Sequence[Any], partition: int) -> None:
-        """A Kafka batch as columns (kafka_client/record_batches.py: RecordColumns): its users and
-        times found already, `refs[i]` made only when asked for."""
-        self._count(resolved(columns.users, columns.times, columns.unsure, columns.value), refs, columns.value_bytes,
-                    partition)
+    def process_columns(self, columns: Any, partition: int) -> None:
+        """A batch as columns (RecordColumns of a Kafka batch, LineColumns of a file's block): its
+        users and times found already, the ref of frame i made only when asked for."""
+        self._count(resolved(columns.users, columns.times, columns.unsure, columns.value), ColumnRefs(columns),
+                    columns.value_bytes, partition)
 
     def _count(self, parsed: Parsed, refs: Sequence[Any], nbytes: int, partition: int) -> None:
         users, times, bad = parsed

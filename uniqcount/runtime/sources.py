@@ -47,26 +47,13 @@ class LineColumns:
     def __len__(self) -> int:
         return len(self.users)
 
+    def ref(self, i: int) -> bytes:
+        """What a dead letter or a held frame of line i is made from: the line."""
+        return self.value(i)
+
     def value(self, i: int) -> bytes:
         start, length = self.values[2 * i], self.values[2 * i + 1]
         return bytes(self.block[start:start + length]) if start >= 0 else self.first[:length]
-
-
-class LineRefs(Sequence[bytes]):
-    """Line i of a LineColumns, made when asked for: what a dead letter or a held frame is made of."""
-
-    __slots__ = ("columns",)
-
-    def __init__(self, columns: LineColumns):
-        self.columns = columns
-
-    def __len__(self) -> int:
-        return len(self.columns)
-
-    def __getitem__(self, i: int) -> bytes:  # type: ignore[override]  # no slices: refs are taken one by one
-        if not 0 <= i < len(self.columns):
-            raise IndexError(i)
-        return self.columns.value(i)
 
 
 class InputError(Exception):

@@ -8,10 +8,12 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import CorruptRecordError
 from kafka.record.default_records import DefaultRecordBatch
+from kafka.record.legacy_records import LegacyRecordBatchBuilder
+from kafka.record.memory_records import MemoryRecords
 
 from tests.kafka_client.test_record_batches import built, needs_native
 from uniqcount.kafka_client import fetch
-from uniqcount.kafka_client.fetch import AHEAD, BatchAhead, _Line, fast_fetch
+from uniqcount.kafka_client.fetch import AHEAD, BatchAhead, FastPartitionRecords, _Line, fast_fetch
 from uniqcount.kafka_client.record_batches import Record
 
 FRAMES = [(1, 0, None, b'{"uid":"u%d","ts":%d}' % (i, 60 + i), []) for i in range(6)]
@@ -60,7 +62,7 @@ def test_the_line_prepares_at_most_ahead_batches_beyond_the_one_counted(monkeypa
     batches[0].future.result()
     line.counted()
     assert sum(b.future is not None for b in batches) == AHEAD + 1
-    line.start(AHEAD, through=batches[-1])
+    line.start(through=batches[-1])
     assert all(b.future is not None for b in batches)
 
 
@@ -104,3 +106,16 @@ def test_a_poll_hands_out_batches_before_they_are_prepared_and_has_the_next_fetc
     finally:
         release.set()
         consumer.close()
+
+
+@needs_native
+@pytest.mark.parametrize("columns", [True, False])
+def test_an_old_format_batch_fetched_from_inside_gives_the_records_from_the_fetch_offset_on(columns):
+    """A v1 batch (an old client's) in an input topic, fetched from its middle: the records before
+    the fetch offset are left out on both paths, as the library leaves them out."""
+    builder = LegacyRecordBatchBuilder(magic=1, compression_type=0, batch_size=1 << 20)
+    for offset in range(5):
+        builder.append(offset, timestamp=1_700_000_000_000, key=None, value=FRAMES[offset][3])
+    reader = type("Reader", (FastPartitionRecords,), {"columns_for": frozenset(["t"] if columns else [])})
+    records = reader(3, TopicPartition("t", 0), MemoryRecords(bytes(builder.build())))
+    assert [(r.offset, r.value) for r in records.take(100)] == [(3, FRAMES[3][3]), (4, FRAMES[4][3])]

@@ -66,11 +66,15 @@ def inflate(batch: DefaultRecordBatch) -> None:
     batch._maybe_uncompress()
 
 
+def _check_crc(batch: Any, tp: TopicPartition, check_crcs: bool) -> None:
+    if check_crcs and not batch.validate_crc():
+        raise CorruptRecordError(f"record batch for {tp} at offset {batch.base_offset} failed its CRC check")
+
+
 def _prepared(batch: DefaultRecordBatch, tp: TopicPartition, check_crcs: bool, columns: bool) -> Prepared:
     """A batch checked, inflated and (of a columns topic) scanned: its RecordColumns, the error of a
     batch that does not decode, or None."""
-    if check_crcs and not batch.validate_crc():
-        raise CorruptRecordError(f"record batch for {tp} at offset {batch.base_offset} failed its CRC check")
+    _check_crc(batch, tp, check_crcs)
     if batch.magic != 2 or batch.is_control_batch:
         return None
     inflate(batch)
@@ -107,18 +111,18 @@ class _Line:
 
     def add(self, ahead: BatchAhead) -> BatchAhead:
         self.waiting.append(ahead)
-        self.start(AHEAD)
+        self.start()
         return ahead
 
-    def start(self, most: int, through: BatchAhead | None = None) -> None:
-        """Submits waiting batches while fewer than `most` run (and at least up to `through`)."""
-        while self.waiting and (self.running < most or (through is not None and through.future is None)):
+    def start(self, through: BatchAhead | None = None) -> None:
+        """Submits waiting batches while fewer than AHEAD run (and at least up to `through`)."""
+        while self.waiting and (self.running < AHEAD or (through is not None and through.future is None)):
             self.waiting.popleft().submit()
             self.running += 1
 
     def counted(self) -> None:
         self.running -= 1
-        self.start(AHEAD)
+        self.start()
 
 
 class BatchAhead:
@@ -141,7 +145,7 @@ class BatchAhead:
     def columns(self) -> RecordColumns:
         """Its records at or after the fetch offset; CorruptRecordError for a batch that does not
         decode (the consumer stops before its checkpoint: the restart reads it again)."""
-        self.line.start(AHEAD, through=self)
+        self.line.start(through=self)
         assert self.future is not None
         try:
             prepared = self.future.result()
@@ -188,35 +192,38 @@ class FastPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
                 return True
         return bool(batch.is_control_batch)
 
+    def _from_fetch_offset(self, decoded: list[Record]) -> list[Record]:
+        """A batch's records at or after the fetch offset (a fetch may start inside a batch)."""
+        if decoded and decoded[0].offset < self.fetch_offset:
+            decoded = [r for r in decoded if r.offset >= self.fetch_offset]
+        self.records_read += len(decoded)
+        return decoded
+
     def _old_format(self, batch: Any) -> tuple[list[Record], int]:
         old = [Record(self.topic_partition.topic, self.topic_partition.partition, r.offset, r.key, r.value)
                for r in batch]
-        return old, old[-1].offset + 1 if old else self._pending_end
+        return self._from_fetch_offset(old), old[-1].offset + 1 if old else self._pending_end
 
     def _decoded_batches(self, tp: TopicPartition, records: Any) -> Iterator[tuple[list[Record], int]]:
         """(records at or after the fetch offset, next offset) per batch; skipped batches give none."""
         for batch in _prepared_ahead(records, tp, self.check_crcs):
             if batch.magic != 2:
-                decoded, next_offset = self._old_format(batch)
-            else:
-                decoded = [] if self._skipped(batch) else _decode(batch, tp.topic, tp.partition)
-                next_offset = batch.next_offset  # v2 keeps it even when compaction removed the last record
-            if decoded and decoded[0].offset < self.fetch_offset:
-                decoded = [r for r in decoded if r.offset >= self.fetch_offset]
-            self.records_read += len(decoded)
-            yield decoded, next_offset
+                yield self._old_format(batch)
+            else:  # v2 keeps its next offset even when compaction removed the last record
+                skipped = self._skipped(batch)
+                yield self._from_fetch_offset([] if skipped else _decode(batch, tp.topic, tp.partition)), \
+                    batch.next_offset
 
     def _batches_ahead(self, tp: TopicPartition, records: Any) -> Iterator[tuple[list[Record] | BatchAhead, int]]:
         """(a BatchAhead, or none for a skipped batch, next offset) per batch, without waiting."""
         line = _Line()
         while (batch := records.next_batch()) is not None:
-            if batch.magic != 2:
-                yield self._old_format(batch)
-            elif self._skipped(batch) or not batch.records_count:
-                yield [], batch.next_offset
-            else:
-                self.records_read += batch.records_count
+            if batch.magic == 2 and not self._skipped(batch) and batch.records_count:
+                self.records_read += batch.records_count  # its CRC is checked where it is prepared
                 yield line.add(BatchAhead(batch, tp, self.check_crcs, self.fetch_offset, line)), batch.next_offset
+                continue
+            _check_crc(batch, tp, self.check_crcs)
+            yield self._old_format(batch) if batch.magic != 2 else ([], batch.next_offset)
 
     def take(self, n: int | None = None) -> list[Taken]:
         """Up to `n` records, in whole batches for a BatchAhead (a poll may hand out a batch more)."""

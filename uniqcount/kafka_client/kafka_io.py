@@ -128,7 +128,7 @@ def close_producer(producer: KafkaProducer, timeout: float) -> None:
 
 def consumer(settings: KafkaSettings, frames_topic: str | None = None) -> KafkaConsumer:
     """Records come as record_batches.Record (offset, key, value), decoded a batch at a time; those of
-    `frames_topic` as RecordColumns where native/ is built. Only committed ones (read_committed): the
+    `frames_topic` as fetch.BatchAhead (a batch's columns, prepared ahead) where native/ is built. Only committed ones (read_committed): the
     input may be written by transactional producers, and a committed offset fetched waits for a
     transaction under way to end (KIP-447)."""
     return rejoins_until_joined(fast_fetch(KafkaConsumer(

@@ -100,13 +100,10 @@ class Input:
             yield from self.batches(size)
             return
         ahead: deque[Future[LineColumns]] = deque()
-        try:
-            for head, block in self._whole_lines(size):
-                ahead.append(_SCANNERS.submit(LineColumns, head, block))
-                if len(ahead) > AHEAD:
-                    yield self._counted(ahead.popleft())
-        except (gzip.BadGzipFile, IsalError, EOFError, OSError) as exc:  # type: ignore[misc]
-            raise InputError(f"{self.name}: unreadable input ({exc})") from None
+        for head, data, end in self._blocks(size):
+            ahead.append(_SCANNERS.submit(LineColumns, head, memoryview(data)[:end]))
+            if len(ahead) > AHEAD:
+                yield self._counted(ahead.popleft())
         while ahead:
             yield self._counted(ahead.popleft())
 
@@ -115,20 +112,24 @@ class Input:
         self.blank_lines += columns.blank
         return columns
 
-    def _whole_lines(self, size: int) -> Iterator[tuple[bytes, memoryview | bytes]]:
-        """(the end of the blocks before, cut inside a line; a view of this block to its last newline):
-        the same lines `_lines` cuts, without joining the two (native/lines.c copies the one line
-        they share)."""
+    def _blocks(self, size: int) -> Iterator[tuple[bytes, bytes, int]]:
+        """(the end of the blocks before, cut inside a line; a block; where its last whole line ends)
+        for each block with a newline, then (the rest, b"", 0) for a last line without one. A block
+        is what is there (read1), so a live pipe is not held back until `size` bytes came; the line
+        two blocks share is joined by the reader (`_lines`, or native/lines.c for LineColumns)."""
         rest = b""
-        while data := self.stream.read1(size):
-            end = data.rfind(b"\n") + 1
-            if not end:
-                rest += data
-                continue
-            yield rest, memoryview(data)[:end]
-            rest = data[end:]
+        try:
+            while data := self.stream.read1(size):
+                end = data.rfind(b"\n") + 1
+                if not end:
+                    rest += data
+                    continue
+                yield rest, data, end
+                rest = data[end:]
+        except (gzip.BadGzipFile, IsalError, EOFError, OSError) as exc:  # type: ignore[misc]  # isal raises gzip's own BadGzipFile too
+            raise InputError(f"{self.name}: unreadable input ({exc})") from None
         if rest:
-            yield b"", rest
+            yield rest, b"", 0
 
     def numbered_batches(self, size: int = 1 << 18, limit: int | None = None
                          ) -> Iterator[tuple[Sequence[int], list[bytes]]]:
@@ -136,36 +137,28 @@ class Input:
         free, unless the block had blank lines."""
         remaining = limit
         first = 1
-        try:
-            for lines in self._lines(size):
-                kept = [line for line in lines if line and not line.isspace()]
-                numbers: Sequence[int] = range(first, first + len(lines))
-                if len(kept) < len(lines):
-                    self.blank_lines += len(lines) - len(kept)
-                    numbers = [n for n, line in zip(numbers, lines) if line and not line.isspace()]
-                first += len(lines)
-                if remaining is not None:
-                    kept, numbers = kept[:remaining], numbers[:remaining]
-                    remaining -= len(kept)
-                if kept:
-                    yield numbers, kept
-                if remaining == 0:
-                    return
-        except (gzip.BadGzipFile, IsalError, EOFError, OSError) as exc:  # type: ignore[misc]  # isal raises gzip's own BadGzipFile too
-            raise InputError(f"{self.name}: unreadable input ({exc})") from None
+        for lines in self._lines(size):
+            kept = [line for line in lines if line and not line.isspace()]
+            numbers: Sequence[int] = range(first, first + len(lines))
+            if len(kept) < len(lines):
+                self.blank_lines += len(lines) - len(kept)
+                numbers = [n for n, line in zip(numbers, lines) if line and not line.isspace()]
+            first += len(lines)
+            if remaining is not None:
+                kept, numbers = kept[:remaining], numbers[:remaining]
+                remaining -= len(kept)
+            if kept:
+                yield numbers, kept
+            if remaining == 0:
+                return
 
     def _lines(self, size: int) -> Iterator[list[bytes]]:
-        """The whole lines of each block, a line cut by the block's end joined to its rest. A block
-        is what is there (read1), so a live pipe is not held back until `size` bytes came."""
-        rest = b""
-        while data := self.stream.read1(size):
+        """The whole lines of each block, the line cut by the block before joined whole."""
+        for head, data, _ in self._blocks(size):
             lines = data.split(b"\n")
-            lines[0] = rest + lines[0]
-            crlf = b"\r" in data or rest.endswith(b"\r")
-            rest = lines.pop()
-            yield [line.rstrip(b"\r") for line in lines] if crlf else lines
-        if rest:
-            yield [rest.rstrip(b"\r")]
+            lines.pop()  # what follows the last newline: the next block's head
+            lines = [head + lines[0], *lines[1:]] if lines else [head]
+            yield [line.rstrip(b"\r") for line in lines] if b"\r" in data or head.endswith(b"\r") else lines
 
     def close(self) -> None:
         if self.gzipped:

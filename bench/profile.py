@@ -21,7 +21,7 @@ STAGES = [  # (stage, path fragments of its frames), innermost match wins
     ("Kafka record batches: decoding (consumer) or building (producer)", ("uniqcount/kafka_client/record_batches.py",
                                                                       "uniqcount/kafka_client/fetch.py", "kafka/record/")),
     ("JSON parsing (uid/ts)", ("uniqcount/core/frames.py",)),
-    ("windows and counters", ("uniqcount/core/partition.py", "uniqcount/core/windowset.py", "uniqcount/core/counters.py",
+    ("windows and counters", ("uniqcount/core/partition.py", "uniqcount/core/minutes.py", "uniqcount/core/windowset.py", "uniqcount/core/counters.py",
                               "uniqcount/core/userset.py", "uniqcount/core/outliers.py")),
     ("sending: our outputs and blocks, kafka-python's send path", ("uniqcount/runtime/outputs.py", "uniqcount/core/records.py",
                                                                    "uniqcount/kafka_client/block_producer.py", "kafka/producer/")),

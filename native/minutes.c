@@ -4,7 +4,7 @@
    minute's `users` set, one to its `frames`. The first frame that is not stops the run; Python
    decides it (a new minute, a new maximum, a late or suspect frame) and calls again. users, times:
    buffers of 64-bit ints (the scans' columns) or sequences of ints (a batch with frames parsed in
-   Python). The pure-Python twin is partition.open_run. */
+   Python). The pure-Python twin is core/minutes.py: open_run. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>

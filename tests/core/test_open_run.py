@@ -1,4 +1,4 @@
-"""add_many's bulk in C (native/minutes.c: open_run) does what its Python twin (partition.open_run)
+"""add_many's bulk in C (native/minutes.c: open_run) does what its Python twin (minutes.open_run)
 does, on columns (buffers) and on lists, and a counter fed through either decides every frame alike."""
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from uniqcount.core import partition
-from uniqcount.core.partition import OpenMinute, PartitionCounter, open_run
+from uniqcount.core.minutes import OpenMinute, open_run
+from uniqcount.core.partition import PartitionCounter
 
 native = pytest.importorskip("uniqcount_native", reason="native/ is not built (pip install ./native)")
 if not hasattr(native, "open_run"):

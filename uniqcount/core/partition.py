@@ -26,54 +26,20 @@ was cut into batches (a file and a Kafka topic give the same answers).
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 from statistics import median_low
 from typing import Any, NamedTuple, Sequence
 
 from uniqcount.core.counters import DEFAULT_LG_K, NewUsers
 from uniqcount.core.granularities import GRANULARITIES, Granularity
+from uniqcount.core.minutes import MINUTE, OPEN_RUN, OpenMinute
 from uniqcount.core.outliers import Held, OutlierGuard, plain
 from uniqcount.core.windowset import FAR, Late, Result, WindowSet, provisional
-
-MINUTE = 60
 
 
 class Emitted(NamedTuple):
     """What a call made: records, oldest first, and the (reason, ref) of frames not counted."""
     results: list[Result]
     dead: list[tuple[str, Any]]
-
-
-@dataclass(slots=True)
-class OpenMinute:
-    start: int
-    users: set[int] = field(default_factory=set)  # uid hashes
-    frames: int = 0
-    reported: int = 0  # frames in the last provisional record
-
-    def new_users(self, lg_k: int) -> NewUsers:
-        return NewUsers(self.users, lg_k)
-
-
-def open_run(users: Sequence[int], times: Sequence[int], index: int, minutes: dict[int, OpenMinute],
-             max_ts: int) -> int:
-    """From `index` on, each frame of an open minute with no new maximum added to it; where the run
-    stops (native/minutes.c is its compiled twin)."""
-    end = min(len(users), len(times))
-    for at in range(index, end):
-        ts = times[at]
-        minute = minutes.get(ts - ts % MINUTE)
-        if minute is None or ts > max_ts:
-            return at
-        minute.users.add(users[at])
-        minute.frames += 1
-    return end
-
-
-try:  # the compiled twin (native/minutes.c, built by pip from requirements.txt)
-    from uniqcount_native import open_run as OPEN_RUN
-except ImportError:
-    OPEN_RUN = open_run
 
 
 class PartitionCounter:
@@ -109,7 +75,7 @@ class PartitionCounter:
         """Decide every frame (its user: the uid's hash, userset.py; its ts); `refs[i]` names frame i
         in the dead letters. Refs are handed back as given, except for held frames, which keep plain
         copies (`plain`). The bulk (frames of open minutes, no new maximum, nothing held) goes by runs
-        (`open_run`); each frame that ends a run is decided here."""
+        (minutes.open_run); each frame that ends a run is decided here."""
         guard, minutes = self.guard, self.minutes
         self.flushed = False
         index, total = 0, len(users)

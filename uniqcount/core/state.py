@@ -21,8 +21,9 @@ from typing import Any, Callable, Mapping, NamedTuple
 
 from uniqcount.core.counters import ExactCounter, FrozenExactCounter, HllCounter, UserCounter
 from uniqcount.core.entries import ClockEntry, FormatError, MinuteEntry, UsersPart, WindowEntry, decode, encode
+from uniqcount.core.minutes import OpenMinute
 from uniqcount.core.outliers import Held
-from uniqcount.core.partition import OpenMinute, PartitionCounter
+from uniqcount.core.partition import PartitionCounter
 from uniqcount.core.userset import hashes_bytes, hashes_from, split_hashes, uid_hash
 from uniqcount.core.windowset import Window, WindowSet
 

@@ -1,4 +1,4 @@
-"""The C scan of a batch (native/frames.c, through frames.scan_batch) against the pure-Python path
+"""The C scan of a batch (native/frames.c, through frames.scan_values) against the pure-Python path
 (msgspec, frame by frame, uids hashed by userset.uid_hash): the same users, times and verdicts for
 any bytes. The scan may leave any frame to the Python path (unsure), never give another answer."""
 from __future__ import annotations
@@ -26,7 +26,7 @@ def python_path(values: list[bytes]) -> Parsed:
 
 
 def agree(values: list[bytes]) -> None:
-    scanned = frames.scan_batch(values)
+    scanned = frames.scan_values(values)
     assert (list(scanned.users), list(scanned.times), scanned.bad) == python_path(values)
 
 

@@ -161,14 +161,14 @@ class Parsed(NamedTuple):
 
 def parse_batch(values: Sequence[bytes]) -> Parsed:
     """What parse_frames says of `values`, with each uid as its hash; in one C call where native/ is
-    built (scan_batch)."""
+    built (scan_values)."""
     if scan_frames is not None:
-        return scan_batch(values)
+        return scan_values(values)
     pairs, bad = parse_frames(values)
     return Parsed(list(hashes_of(uid for uid, _ in pairs)), [ts for _, ts in pairs], bad)
 
 
-def scan_batch(values: Sequence[bytes]) -> Parsed:
+def scan_values(values: Sequence[bytes]) -> Parsed:
     """The C scan (native/frames.c), and parse_frame for each frame it was unsure of."""
     hashes, times, unsure = scan_frames(values)
     return resolved(memoryview(hashes).cast("Q"), memoryview(times).cast("q"), unsure, values.__getitem__)

@@ -177,7 +177,7 @@ def decode_records(buf: memoryview, pos: int, count: int, base_offset: int, topi
 
 class RecordColumns:
     """The records of one v2 batch as columns (native/batches.c: scan_batch), each value's user and
-    ts found in the same call (as frames.scan_batch finds them): the consumer makes no Python object
+    ts found in the same call (as frames.scan_values finds them): the consumer makes no Python object
     per frame. A Record is made only for a frame that needs one (a dead letter, a held frame); `value`
     gives the bytes of a frame the scan left to Python (`unsure`)."""
 
